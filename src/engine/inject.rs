@@ -1,0 +1,396 @@
+//! Deciding what a Pod gets, and turning that into a patch we have checked.
+//!
+//! The steps, in order: is the Pod opted out or skipped; which profiles does it ask for; was it
+//! injected already; can every profile be applied without a clash; then [`Plan`] lists the
+//! additions, and `patch` renders them twice, once as JSON Patch operations and once applied
+//! directly, so that the one can be checked against the other before anything is answered.
+
+use serde_json::{Map, Value};
+
+use super::config::{Config, OnError, Profile, combined_digest, keys};
+use super::patch;
+use super::review::ReviewError;
+
+/// What was decided for one review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The Pod gets a patch adding these profiles.
+    Injected { profiles: Vec<String> },
+    /// The Pod is admitted unchanged.
+    Skipped(SkipReason),
+    /// The Pod is refused.
+    Denied { message: String },
+}
+
+impl Decision {
+    /// A short word for logs and metrics: `injected`, `skipped` or `denied`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Decision::Injected { .. } => "injected",
+            Decision::Skipped(_) => "skipped",
+            Decision::Denied { .. } => "denied",
+        }
+    }
+}
+
+/// Why a review was admitted unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    NotAPod,
+    Subresource,
+    NotCreate,
+    OptedOut,
+    Namespace,
+    HostNetwork,
+    NotRequested,
+    AlreadyInjected,
+    /// The Pod carries the status of another configuration or profile set, for instance a Pod
+    /// re-created from a dump taken before the configuration changed. Injecting again would add
+    /// every sidecar twice.
+    InjectedByOtherConfig,
+    /// A profile could not be applied and its `onError` is `allow`.
+    ErrorAllowed,
+}
+
+impl SkipReason {
+    /// A stable name for logs, metrics and audit annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotAPod => "not-a-pod",
+            SkipReason::Subresource => "subresource",
+            SkipReason::NotCreate => "not-create",
+            SkipReason::OptedOut => "opted-out",
+            SkipReason::Namespace => "namespace-skipped",
+            SkipReason::HostNetwork => "host-network",
+            SkipReason::NotRequested => "not-requested",
+            SkipReason::AlreadyInjected => "already-injected",
+            SkipReason::InjectedByOtherConfig => "injected-by-other-config",
+            SkipReason::ErrorAllowed => "error-allowed",
+        }
+    }
+}
+
+/// The decision, the patch that carries it out, and what to tell the user.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub decision: Decision,
+    pub patch: Option<json_patch::Patch>,
+    pub warnings: Vec<String>,
+}
+
+impl Outcome {
+    pub fn skipped(reason: SkipReason) -> Self {
+        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new() }
+    }
+
+    fn skipped_because(reason: SkipReason, why: impl std::fmt::Display) -> Self {
+        Outcome { warnings: vec![format!("sidecar-injector: not injected: {why}")], ..Outcome::skipped(reason) }
+    }
+}
+
+/// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'c> {
+    /// Labels the Pod does not have yet.
+    pub labels: Vec<(&'c str, &'c str)>,
+    /// Annotations the Pod does not have yet, the status annotation last.
+    pub annotations: Vec<(&'c str, String)>,
+    /// Init containers and native sidecars, to run before the Pod's own init containers.
+    pub init_containers: Vec<&'c Value>,
+    pub containers: Vec<&'c Value>,
+    pub volumes: Vec<&'c Value>,
+    /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
+    /// anything to the app containers.
+    pub app_containers: Vec<AppAdditions<'c>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AppAdditions<'c> {
+    pub env: Vec<&'c Value>,
+    pub volume_mounts: Vec<&'c Value>,
+}
+
+/// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
+/// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
+struct Malformed(String);
+
+/// Decide for a Pod CREATE and build the checked patch.
+pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) -> Result<Outcome, ReviewError> {
+    let view = match PodView::read(&pod) {
+        Ok(view) => view,
+        Err(Malformed(what)) => return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")])),
+    };
+
+    if view.annotation(keys::INJECT).or(view.label(keys::INJECT)).is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        return Ok(Outcome::skipped_because(SkipReason::OptedOut, format_args!("the Pod has {}=false", keys::INJECT)));
+    }
+    if config.skip_namespaces.iter().any(|ns| ns == namespace) {
+        return Ok(Outcome::skipped_because(SkipReason::Namespace, format_args!("namespace {namespace} is skipped")));
+    }
+    if config.skip_host_network && view.host_network {
+        return Ok(Outcome::skipped_because(SkipReason::HostNetwork, "the Pod uses hostNetwork"));
+    }
+
+    let requested: Vec<&str> = match view.annotation(keys::INJECT).map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("true") => config.default_profiles.iter().map(String::as_str).collect(),
+        Some(list) if !list.is_empty() => list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+        _ if config.inject_by_default => config.default_profiles.iter().map(String::as_str).collect(),
+        _ => {
+            let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
+            return Ok(Outcome::skipped_because(SkipReason::NotRequested, why));
+        }
+    };
+    let mut profiles: Vec<&Profile> = Vec::with_capacity(requested.len());
+    let mut unknown = Vec::new();
+    for name in requested {
+        match config.profiles.get(name) {
+            Some(profile) if !profiles.iter().any(|p| p.name == name) => profiles.push(profile),
+            Some(_) => {}
+            None => unknown.push(format!("no profile named {name:?}")),
+        }
+    }
+    if !unknown.is_empty() {
+        return Ok(failed(config.on_error, unknown));
+    }
+    if profiles.is_empty() {
+        return Ok(Outcome::skipped_because(SkipReason::NotRequested, "no profiles are selected"));
+    }
+
+    let status = status_annotation(config, &profiles);
+    if let Some(existing) = view.annotation(keys::STATUS) {
+        return Ok(if existing == status {
+            Outcome::skipped(SkipReason::AlreadyInjected)
+        } else {
+            let why = format_args!("the Pod was injected before, with another configuration ({existing}); re-create it from its template to inject the current one");
+            Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
+        });
+    }
+
+    let mut problems = Vec::new();
+    let mut worst = OnError::Allow;
+    let mut plan = Plan::default();
+    let mut warnings = Vec::new();
+    for profile in &profiles {
+        let before = problems.len();
+        add_profile(&mut plan, profile, &view, &mut problems, &mut warnings);
+        if problems.len() > before && profile.on_error == OnError::Deny {
+            worst = OnError::Deny;
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(failed(worst, problems));
+    }
+    add_metadata(&mut plan, &config.labels, &config.annotations, &view, &mut warnings);
+    for profile in &profiles {
+        add_metadata(&mut plan, &profile.labels, &profile.annotations, &view, &mut warnings);
+    }
+    plan.annotations.push((keys::STATUS, status));
+
+    let mut pod = Value::Object(pod);
+    let operations = patch::operations(&plan, &pod);
+    patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
+    Ok(Outcome {
+        decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
+        patch: Some(operations),
+        warnings,
+    })
+}
+
+/// The status annotation's value: which profiles, and a hash of the configuration that injected
+/// them. A Pod that already carries exactly this value is left alone.
+fn status_annotation(config: &Config, profiles: &[&Profile]) -> String {
+    let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+    let status = serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
+    status.to_string()
+}
+
+fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
+    let message = format!("sidecar-injector: cannot inject: {}", problems.join("; "));
+    match on_error {
+        OnError::Deny => Outcome { decision: Decision::Denied { message }, patch: None, warnings: Vec::new() },
+        OnError::Allow => Outcome {
+            decision: Decision::Skipped(SkipReason::ErrorAllowed),
+            patch: None,
+            warnings: vec![format!("{message}; the Pod is admitted unchanged")],
+        },
+    }
+}
+
+fn add_profile<'c>(plan: &mut Plan<'c>, profile: &'c Profile, view: &PodView, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let p = &profile.name;
+    for container in profile.init_containers.iter().chain(&profile.containers) {
+        let name = name_of(container);
+        if view.container_names.iter().any(|n| *n == name) {
+            problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
+        } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
+            problems.push(format!("profile {p:?} adds container {name:?}, which another selected profile adds too"));
+        }
+    }
+    for volume in &profile.volumes {
+        let name = name_of(volume);
+        if view.volume_names.iter().any(|n| *n == name) {
+            problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
+        } else if plan.volumes.iter().any(|v| name_of(v) == name) {
+            problems.push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
+        }
+    }
+    plan.init_containers.extend(&profile.init_containers);
+    plan.containers.extend(&profile.containers);
+    plan.volumes.extend(&profile.volumes);
+
+    if profile.app_env.is_empty() && profile.app_volume_mounts.is_empty() {
+        return;
+    }
+    if plan.app_containers.is_empty() {
+        plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
+    }
+    for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
+        for var in &profile.app_env {
+            let name = name_of(var);
+            if app.env_names.contains(&name) || added.env.iter().any(|v| name_of(v) == name) {
+                warnings.push(format!("sidecar-injector: container {:?} already sets {name}; its own value is kept", app.name));
+            } else {
+                added.env.push(var);
+            }
+        }
+        for mount in &profile.app_volume_mounts {
+            let path = mount_path(mount);
+            if app.mount_paths.contains(&path) || added.volume_mounts.iter().any(|m| mount_path(m) == path) {
+                warnings.push(format!("sidecar-injector: container {:?} already mounts {path}; its own mount is kept", app.name));
+            } else {
+                added.volume_mounts.push(mount);
+            }
+        }
+    }
+}
+
+fn mount_path(mount: &Value) -> &str {
+    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
+/// it differs from ours.
+fn add_metadata<'c>(
+    plan: &mut Plan<'c>,
+    labels: &'c std::collections::BTreeMap<String, String>,
+    annotations: &'c std::collections::BTreeMap<String, String>,
+    view: &PodView,
+    warnings: &mut Vec<String>,
+) {
+    for (key, value) in labels {
+        match view.label(key) {
+            Some(own) if own != value => warnings.push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
+            Some(_) => {}
+            None if plan.labels.iter().any(|(k, _)| k == key) => {}
+            None => plan.labels.push((key, value)),
+        }
+    }
+    for (key, value) in annotations {
+        match view.annotation(key) {
+            Some(own) if own != value => warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it")),
+            Some(_) => {}
+            None if plan.annotations.iter().any(|(k, _)| k == key) => {}
+            None => plan.annotations.push((key, value.clone())),
+        }
+    }
+}
+
+fn name_of(item: &Value) -> &str {
+    item.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The few parts of a Pod the decision reads, checked for shape once.
+struct PodView<'p> {
+    labels: Option<&'p Map<String, Value>>,
+    annotations: Option<&'p Map<String, Value>>,
+    host_network: bool,
+    /// Names of all containers: regular, init and ephemeral, since they share one namespace.
+    container_names: Vec<&'p str>,
+    containers: Vec<AppContainer<'p>>,
+    volume_names: Vec<&'p str>,
+}
+
+struct AppContainer<'p> {
+    name: &'p str,
+    env_names: Vec<&'p str>,
+    mount_paths: Vec<&'p str>,
+}
+
+impl<'p> PodView<'p> {
+    fn read(pod: &'p Map<String, Value>) -> Result<Self, Malformed> {
+        let metadata = optional_object(pod, "metadata", "metadata")?;
+        let string_map = |field: &str| -> Result<Option<&'p Map<String, Value>>, Malformed> {
+            let Some(map) = metadata.map(|m| optional_object(m, field, &format!("metadata.{field}"))).transpose()?.flatten() else {
+                return Ok(None);
+            };
+            match map.iter().find(|(_, v)| !v.is_string()) {
+                Some((key, _)) => Err(Malformed(format!("metadata.{field}.{key} is not a string"))),
+                None => Ok(Some(map)),
+            }
+        };
+        let labels = string_map("labels")?;
+        let annotations = string_map("annotations")?;
+
+        let spec = optional_object(pod, "spec", "spec")?.ok_or_else(|| Malformed("it has no spec".into()))?;
+        let host_network = match spec.get("hostNetwork") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(Malformed("spec.hostNetwork is not a boolean".into())),
+        };
+
+        let mut container_names = Vec::new();
+        let mut containers = Vec::new();
+        for field in ["containers", "initContainers", "ephemeralContainers"] {
+            for (i, container) in optional_array(spec, field, &format!("spec.{field}"))?.iter().enumerate() {
+                let at = format!("spec.{field}[{i}]");
+                let name = named(container, &at)?;
+                container_names.push(name);
+                if let (Some(container), "containers") = (container.as_object(), field) {
+                    let env = optional_array(container, "env", &format!("{at}.env"))?;
+                    let mounts = optional_array(container, "volumeMounts", &format!("{at}.volumeMounts"))?;
+                    containers.push(AppContainer {
+                        name,
+                        env_names: env.iter().enumerate().map(|(j, e)| named(e, &format!("{at}.env[{j}]"))).collect::<Result<_, _>>()?,
+                        mount_paths: mounts.iter().map(mount_path).collect(),
+                    });
+                }
+            }
+        }
+        let volumes = optional_array(spec, "volumes", "spec.volumes")?;
+        let volume_names = volumes.iter().enumerate().map(|(i, v)| named(v, &format!("spec.volumes[{i}]"))).collect::<Result<_, _>>()?;
+        Ok(PodView { labels, annotations, host_network, container_names, containers, volume_names })
+    }
+
+    fn label(&self, key: &str) -> Option<&'p str> {
+        self.labels?.get(key)?.as_str()
+    }
+
+    fn annotation(&self, key: &str) -> Option<&'p str> {
+        self.annotations?.get(key)?.as_str()
+    }
+}
+
+/// `null` and absent mean the same in Kubernetes objects (YAML's `labels:` with nothing after it).
+fn optional_object<'p>(parent: &'p Map<String, Value>, field: &str, path: &str) -> Result<Option<&'p Map<String, Value>>, Malformed> {
+    match parent.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(_) => Err(Malformed(format!("{path} is not an object"))),
+    }
+}
+
+fn optional_array<'p>(parent: &'p Map<String, Value>, field: &str, path: &str) -> Result<&'p [Value], Malformed> {
+    match parent.get(field) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(Malformed(format!("{path} is not a list"))),
+    }
+}
+
+fn named<'p>(item: &'p Value, path: &str) -> Result<&'p str, Malformed> {
+    match item.get("name") {
+        Some(Value::String(name)) => Ok(name),
+        _ if !item.is_object() => Err(Malformed(format!("{path} is not an object"))),
+        _ => Err(Malformed(format!("{path}.name is missing or not a string"))),
+    }
+}

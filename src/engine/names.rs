@@ -1,0 +1,90 @@
+//! Kubernetes name rules, checked when a configuration loads. A key or name the API server would
+//! refuse must be caught here: at request time it would fail every Pod creation in the cluster.
+//!
+//! Each check returns the reason as text that reads after the thing's name: `"container name " + why`.
+
+/// A DNS-1123 label: container, volume, namespace and profile names.
+pub(crate) fn dns_label(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("{name:?} must be 1 to 63 characters long"));
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    if !name.chars().all(ok_char) || name.starts_with('-') || name.ends_with('-') {
+        return Err(format!("{name:?} must be lower-case letters, digits and '-', starting and ending with a letter or digit"));
+    }
+    Ok(())
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of at most 63
+/// characters.
+pub(crate) fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let labels_ok = prefix.split('.').all(|part| dns_label(part).is_ok());
+        if prefix.is_empty() || prefix.len() > 253 || !labels_ok {
+            return Err(format!("{key:?} has a prefix that is not a lower-case DNS subdomain"));
+        }
+    }
+    if name.is_empty() || name.len() > 63 || !is_name_chars(name) {
+        return Err(format!(
+            "{key:?} must end in a name of 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or at most 63 characters of the same alphabet as a key's name.
+pub(crate) fn label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > 63 || !is_name_chars(value) {
+        return Err(format!(
+            "{value:?} must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+fn is_name_chars(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_keys() {
+        for good in ["foo", "app.kubernetes.io/name", "example.com/a_b.c-d", "A1"] {
+            assert_eq!(qualified_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "/foo", "Example.com/foo", "foo/", "-foo", "a/b/c", &"x".repeat(64)] {
+            assert!(qualified_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_values() {
+        for good in ["", "bar", "v1.2_3-x"] {
+            assert_eq!(label_value(good), Ok(()), "{good}");
+        }
+        for bad in ["-bar", "a b", "bar.", &"x".repeat(64)] {
+            assert!(label_value(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert_eq!(dns_label("log-shipper"), Ok(()));
+        for bad in ["", "Log", "a_b", "-a", "a-", &"x".repeat(64)] {
+            assert!(dns_label(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The AdmissionReview in and out: the one function every adapter calls.
+//!
+//! ```
+//! use sidecar_injector::{Config, review};
+//!
+//! let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+//!     "uid":"705ab4f5","kind":{"group":"","version":"v1","kind":"Pod"},
+//!     "resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE",
+//!     "namespace":"shop","object":{"metadata":{"name":"web"},"spec":{"containers":[{"name":"app","image":"nginx"}]}}}}"#;
+//! let reviewed = review(body, &Config::builtin()).unwrap();
+//! let answer: serde_json::Value = serde_json::from_slice(&reviewed.body).unwrap();
+//! assert_eq!(answer["response"]["uid"], "705ab4f5");
+//! assert_eq!(answer["response"]["patchType"], "JSONPatch");
+//! assert_eq!(reviewed.summary.decision.as_str(), "injected");
+//! ```
+//!
+//! # Why not kube-core's `AdmissionReview`
+//!
+//! We use kube-core's [`GroupVersionKind`] and [`GroupVersionResource`], but not its
+//! `AdmissionRequest`/`AdmissionResponse`, for three reasons a user would feel:
+//! - its `Operation` is a closed enum, so a review with an operation it does not know fails to
+//!   parse, where a webhook must answer "allowed" for anything it does not handle;
+//! - it parses `object` into a `DynamicObject` with a typed `ObjectMeta`, which drops metadata
+//!   fields that `k8s-openapi` does not model; we verify our patch against the object exactly as
+//!   the API server sent it;
+//! - it serialises `patch` as a JSON array of numbers, where the API documents a base64 string.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use kube_core::{GroupVersionKind, GroupVersionResource};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::Config;
+use super::inject::{self, Decision, SkipReason};
+
+const V1: &str = "admission.k8s.io/v1";
+const V1BETA1: &str = "admission.k8s.io/v1beta1";
+const KIND: &str = "AdmissionReview";
+
+/// Why a body could not be answered as an AdmissionReview. Adapters answer HTTP 400 with this text;
+/// the CLI exits non-zero with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Not JSON, or JSON of the wrong shape; `path` is where the problem is.
+    #[error("malformed AdmissionReview at {path}: {message}")]
+    Malformed { path: String, message: String },
+    /// Valid JSON, but another kind of object or version.
+    #[error("not an AdmissionReview: expected apiVersion {V1} or {V1BETA1} and kind {KIND}, got apiVersion {api_version:?} and kind {kind:?}")]
+    NotAnAdmissionReview { api_version: String, kind: String },
+    /// An AdmissionReview with no `request` (a response, perhaps).
+    #[error("the AdmissionReview has no request")]
+    MissingRequest,
+    /// The request has no `uid`, so no answer could be matched to it.
+    #[error("the AdmissionReview request has no uid")]
+    MissingUid,
+    /// A CREATE must carry the object being created.
+    #[error("the {operation} request has no object")]
+    MissingObject { operation: String },
+    /// The object to inject into is not a JSON object.
+    #[error("the request's object is not a JSON object")]
+    ObjectNotAnObject,
+    /// The patch we built does not turn the Pod into the one we intended: a bug in this program.
+    /// It is answered as an error so that no wrong patch ever reaches a cluster.
+    #[error("internal error, please report it: {0}")]
+    PatchMismatch(String),
+}
+
+/// The answer to one review, and what the adapters need to log it without reading the body again.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The response AdmissionReview, serialised.
+    pub body: Vec<u8>,
+    /// The patch, decoded, when the Pod is changed.
+    pub patch: Option<json_patch::Patch>,
+    /// The warnings sent back to the user, as in the body.
+    pub warnings: Vec<String>,
+    pub summary: Summary,
+}
+
+/// The fields of a review that may be logged: never the object, which can carry secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub uid: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub operation: String,
+    pub decision: Decision,
+}
+
+/// Answer one AdmissionReview.
+///
+/// Pure: the same body and configuration always give the same bytes. `dryRun` changes nothing,
+/// since answering has no side effects.
+pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
+    let incoming = parse(body)?;
+    if !(incoming.api_version == V1 || incoming.api_version == V1BETA1) || incoming.kind != KIND {
+        return Err(ReviewError::NotAnAdmissionReview { api_version: incoming.api_version, kind: incoming.kind });
+    }
+    let request = incoming.request.ok_or(ReviewError::MissingRequest)?;
+    let uid = request.uid.filter(|uid| !uid.is_empty()).ok_or(ReviewError::MissingUid)?;
+    let is_create = request.operation == "CREATE";
+    if is_create && request.object.is_none() {
+        return Err(ReviewError::MissingObject { operation: request.operation });
+    }
+
+    let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
+    let namespace = request
+        .namespace
+        .filter(|ns| !ns.is_empty())
+        .or_else(|| object_str(&request.object, "namespace"))
+        .unwrap_or_default();
+    let name = Some(request.name)
+        .filter(|name| !name.is_empty())
+        .or_else(|| object_str(&request.object, "name"))
+        .or_else(|| object_str(&request.object, "generateName"))
+        .unwrap_or_default();
+
+    let outcome = match request.object {
+        _ if !is_pod => inject::Outcome::skipped(SkipReason::NotAPod),
+        _ if !request.sub_resource.is_empty() => inject::Outcome::skipped(SkipReason::Subresource),
+        _ if !is_create => inject::Outcome::skipped(SkipReason::NotCreate),
+        Some(Value::Object(pod)) => inject::decide(pod, &namespace, config)?,
+        Some(_) | None => return Err(ReviewError::ObjectNotAnObject),
+    };
+
+    let response = Response::new(&uid, &outcome);
+    let body = serde_json::to_vec(&Outgoing { api_version: &incoming.api_version, kind: KIND, response })
+        .expect("responses always serialize");
+    Ok(Reviewed {
+        body,
+        patch: outcome.patch,
+        warnings: outcome.warnings,
+        summary: Summary {
+            uid,
+            kind: request.kind.kind,
+            namespace,
+            name,
+            operation: request.operation,
+            decision: outcome.decision,
+        },
+    })
+}
+
+fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
+    let value = object.as_ref()?.get("metadata")?.get(field)?.as_str()?;
+    Some(value.to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Parse quickly; only when that fails, parse again to say where.
+fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+    serde_json::from_slice(body).map_err(|first| {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, Incoming>(&mut de) {
+            Err(e) if e.path().to_string() != "." => {
+                ReviewError::Malformed { path: e.path().to_string(), message: e.into_inner().to_string() }
+            }
+            _ => ReviewError::Malformed { path: "(top level)".into(), message: first.to_string() },
+        }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Incoming {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<Request>,
+}
+
+// Only the fields the decision needs; serde still checks that the rest is well-formed JSON.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request {
+    uid: Option<String>,
+    kind: GroupVersionKind,
+    #[allow(dead_code)] // required by the API; parsed so a review without it is refused
+    resource: GroupVersionResource,
+    #[serde(default)]
+    sub_resource: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: String,
+    #[serde(default)]
+    object: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Outgoing<'a> {
+    api_version: &'a str,
+    kind: &'static str,
+    response: Response<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Response<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<Status<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    audit_annotations: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+/// metav1.Status, as much of it as a denial needs.
+#[derive(Serialize)]
+struct Status<'a> {
+    status: &'static str,
+    message: &'a str,
+    reason: &'static str,
+    code: u16,
+}
+
+impl<'a> Response<'a> {
+    fn new(uid: &'a str, outcome: &'a inject::Outcome) -> Self {
+        let patch = outcome.patch.as_ref().map(|patch| {
+            let json = serde_json::to_vec(patch).expect("patches always serialize");
+            base64::engine::general_purpose::STANDARD.encode(json)
+        });
+        let mut audit = BTreeMap::from([("decision", outcome.decision.as_str().to_owned())]);
+        let status = match &outcome.decision {
+            Decision::Injected { profiles } => {
+                audit.insert("profiles", profiles.join(","));
+                None
+            }
+            Decision::Skipped(reason) => {
+                audit.insert("reason", reason.as_str().to_owned());
+                None
+            }
+            Decision::Denied { message } => {
+                Some(Status { status: "Failure", message, reason: "Forbidden", code: 403 })
+            }
+        };
+        Response {
+            uid,
+            allowed: status.is_none(),
+            status,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            audit_annotations: audit,
+            warnings: &outcome.warnings,
+        }
+    }
+}

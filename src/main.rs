@@ -1,0 +1,142 @@
+//! The `sidecar-injector` command: the webhook's code path, run by hand.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
+use sidecar_injector::{Config, Decision, review};
+
+#[derive(Parser)]
+#[command(name = "sidecar-injector", version, about = "A Kubernetes mutating webhook that injects sidecars into Pods")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer one AdmissionReview, as the webhook would, and print the response.
+    ///
+    /// Exits 0 for any review it could answer, allowed or denied; non-zero when the input is not
+    /// an AdmissionReview.
+    Review {
+        /// The injection configuration (YAML or JSON); the built-in one when left out.
+        #[arg(short, long, value_name = "CONFIG")]
+        config: Option<PathBuf>,
+        /// Also print the decision, the warnings and the decoded patch on stderr.
+        #[arg(long)]
+        explain: bool,
+        /// The AdmissionReview to answer; `-` or nothing reads stdin.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Inject into the Pods and pod templates of Kubernetes manifests, offline, through the
+    /// webhook's own code path, and print the manifests.
+    ///
+    /// Understands Pods, PodTemplates, Deployments, StatefulSets, DaemonSets, ReplicaSets,
+    /// ReplicationControllers, Jobs, CronJobs and Lists of them; other documents pass through.
+    /// Comments and key order of the input are not kept.
+    Inject {
+        #[arg(short, long, value_name = "CONFIG")]
+        config: Option<PathBuf>,
+        /// The manifests (multi-document YAML or JSON); `-` reads stdin.
+        #[arg(short, long = "filename", value_name = "FILE")]
+        file: PathBuf,
+        /// The namespace of objects that do not name theirs, for the skip rules.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+    /// Check or print configurations.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; the error names the path of the bad field.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the built-in configuration.
+    Default,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("sidecar-injector: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Review { config, explain, file } => {
+            let config = load_config(config.as_deref())?;
+            let body = read_input(file.as_deref().unwrap_or(Path::new("-")))?;
+            let reviewed = review(&body, &config).map_err(|e| e.to_string())?;
+            if explain {
+                explain_review(&reviewed);
+            }
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&reviewed.body).and_then(|()| stdout.write_all(b"\n")).map_err(|e| format!("writing the response: {e}"))
+        }
+        Command::Inject { config, file, namespace } => {
+            let config = load_config(config.as_deref())?;
+            let input = read_input(&file)?;
+            let text = String::from_utf8(input).map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
+            let injected = manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
+            for note in &injected.notes {
+                eprintln!("{note}");
+            }
+            print!("{}", injected.yaml);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = load_config(Some(&file))?;
+            let names: Vec<&str> = config.profile_names().collect();
+            println!("{}: valid; profiles: {}", file.display(), if names.is_empty() { "none".into() } else { names.join(", ") });
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{BUILTIN_YAML}");
+            Ok(())
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    let Some(path) = path else { return Ok(Config::builtin()) };
+    let bytes = read_input(path)?;
+    Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("reading stdin: {e}"))?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn explain_review(reviewed: &sidecar_injector::Reviewed) {
+    let summary = &reviewed.summary;
+    let detail = match &summary.decision {
+        Decision::Injected { profiles } => format!("injected: {}", profiles.join(", ")),
+        Decision::Skipped(reason) => format!("skipped: {}", reason.as_str()),
+        Decision::Denied { message } => format!("denied: {message}"),
+    };
+    eprintln!("{} {} {}/{}: {detail}", summary.operation, summary.kind, summary.namespace, summary.name);
+    for warning in &reviewed.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some(patch) = &reviewed.patch {
+        eprintln!("patch:\n{}", serde_json::to_string_pretty(patch).expect("patches always serialize"));
+    }
+}
