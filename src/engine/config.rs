@@ -195,9 +195,11 @@ impl Config {
     pub fn from_value(value: Value) -> Result<Config, ConfigError> {
         // An empty file is an empty configuration, which means all defaults.
         let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+        if !value.is_object() {
+            return Err(ConfigError::at("(top level)", "a configuration is a map of fields such as `profiles:`"));
+        }
         let raw: RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
-            let path = e.path().to_string();
-            ConfigError::at(if path == "." { "(top level)".into() } else { path }, e.into_inner().to_string())
+            ConfigError::at(e.path().to_string(), e.into_inner().to_string())
         })?;
         let round_trip = serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         if let Some(path) = first_unknown_field(&value, &round_trip, String::new()) {

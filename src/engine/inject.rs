@@ -152,9 +152,6 @@ pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) 
     if !unknown.is_empty() {
         return Ok(failed(config.on_error, unknown));
     }
-    if profiles.is_empty() {
-        return Ok(Outcome::skipped_because(SkipReason::NotRequested, "no profiles are selected"));
-    }
 
     let status = status_annotation(config, &profiles);
     if let Some(existing) = view.annotation(keys::STATUS) {

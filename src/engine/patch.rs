@@ -183,3 +183,14 @@ fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<V
     }
     slot.as_array_mut().expect("PodView checked this is a list")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_tokens_are_escaped_per_rfc_6901() {
+        let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
+        assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
+    }
+}

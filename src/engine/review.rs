@@ -151,6 +151,10 @@ fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
 
 /// Parse quickly; only when that fails, parse again to say where.
 fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+    // serde would read a top-level list as a struct's fields in order, and complain about them.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ReviewError::Malformed { path: "(top level)".into(), message: "expected a JSON object".into() });
+    }
     serde_json::from_slice(body).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, Incoming>(&mut de) {

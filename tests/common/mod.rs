@@ -1,0 +1,81 @@
+//! Helpers shared by the integration tests. They read answers the way the API server does: from
+//! the response bytes, base64-decoding the patch, never from the library's internal values.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sidecar_injector::{Config, review};
+
+/// An AdmissionReview v1 for a Pod CREATE in `namespace`.
+pub fn pod_review(pod: &Value, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "3b5c1f2e-6a55-4d4f-a1b2-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": pod["metadata"]["name"].as_str().unwrap_or(""),
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": pod,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        }
+    })
+}
+
+/// The response AdmissionReview for `request`, parsed.
+pub fn answer(request: &Value, config: &Config) -> Value {
+    let body = serde_json::to_vec(request).unwrap();
+    let reviewed = review(&body, config).unwrap_or_else(|e| panic!("review failed: {e}"));
+    serde_json::from_slice(&reviewed.body).expect("the response is JSON")
+}
+
+/// The JSON Patch in a response, base64-decoded, if there is one.
+pub fn patch_of(response: &Value) -> Option<json_patch::Patch> {
+    let encoded = response["response"]["patch"].as_str()?;
+    assert_eq!(response["response"]["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("the patch is base64");
+    Some(serde_json::from_slice(&bytes).expect("the patch is a JSON Patch"))
+}
+
+/// Review `pod` and apply the answer's patch, as the API server would. Returns the response and
+/// the resulting Pod (the original when there is no patch).
+pub fn admit(pod: &Value, namespace: &str, config: &Config) -> (Value, Value) {
+    let response = answer(&pod_review(pod, namespace), config);
+    let mut result = pod.clone();
+    if let Some(patch) = patch_of(&response) {
+        json_patch::patch(&mut result, &patch).expect("the patch applies to the Pod it was made for");
+    }
+    (response, result)
+}
+
+/// A small Pod, as the API server sends it after defaulting.
+pub fn small_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {
+            "containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}],
+            "restartPolicy": "Always"
+        }
+    })
+}
+
+/// The built-in example sidecar, read from the configuration file itself rather than from the
+/// program, so that a test compares the program's output with what the user wrote.
+pub fn example_sidecar() -> Value {
+    let text = include_str!("../../src/engine/default-config.yaml");
+    let config: Value = serde_norway::from_str(text).unwrap();
+    config["profiles"]["example"]["containers"][0].clone()
+}
+
+pub fn config(yaml: &str) -> Config {
+    Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test configuration is invalid: {e}"))
+}
