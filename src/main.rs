@@ -8,8 +8,15 @@ use clap::{Parser, Subcommand};
 use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
 use sidecar_injector::{Config, Decision, review};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
-#[command(name = "sidecar-injector", version, about = "A Kubernetes mutating webhook that injects sidecars into Pods")]
+#[command(
+    name = "sidecar-injector",
+    version,
+    about = "A Kubernetes mutating webhook that injects sidecars into Pods"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,7 +44,7 @@ enum Command {
     ///
     /// Understands Pods, PodTemplates, Deployments, StatefulSets, DaemonSets, ReplicaSets,
     /// ReplicationControllers, Jobs, CronJobs and Lists of them; other documents pass through.
-    /// Comments and key order of the input are not kept.
+    /// Comments are not kept, and keys come out in alphabetical order.
     Inject {
         #[arg(short, long, value_name = "CONFIG")]
         config: Option<PathBuf>,
@@ -76,7 +83,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Review { config, explain, file } => {
+        Command::Review {
+            config,
+            explain,
+            file,
+        } => {
             let config = load_config(config.as_deref())?;
             let body = read_input(file.as_deref().unwrap_or(Path::new("-")))?;
             let reviewed = review(&body, &config).map_err(|e| e.to_string())?;
@@ -84,13 +95,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 explain_review(&reviewed);
             }
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&reviewed.body).and_then(|()| stdout.write_all(b"\n")).map_err(|e| format!("writing the response: {e}"))
+            stdout
+                .write_all(&reviewed.body)
+                .and_then(|()| stdout.write_all(b"\n"))
+                .map_err(|e| format!("writing the response: {e}"))
         }
-        Command::Inject { config, file, namespace } => {
+        Command::Inject {
+            config,
+            file,
+            namespace,
+        } => {
             let config = load_config(config.as_deref())?;
             let input = read_input(&file)?;
-            let text = String::from_utf8(input).map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
-            let injected = manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
+            let text = String::from_utf8(input)
+                .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
+            let injected =
+                manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
             for note in &injected.notes {
                 eprintln!("{note}");
             }
@@ -100,7 +120,15 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Config(ConfigCommand::Check { file }) => {
             let config = load_config(Some(&file))?;
             let names: Vec<&str> = config.profile_names().collect();
-            println!("{}: valid; profiles: {}", file.display(), if names.is_empty() { "none".into() } else { names.join(", ") });
+            println!(
+                "{}: valid; profiles: {}",
+                file.display(),
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Default) => {
@@ -111,7 +139,9 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    let Some(path) = path else { return Ok(Config::builtin()) };
+    let Some(path) = path else {
+        return Ok(Config::builtin());
+    };
     let bytes = read_input(path)?;
     Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -119,7 +149,9 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
-        std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("reading stdin: {e}"))?;
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("reading stdin: {e}"))?;
         return Ok(bytes);
     }
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -132,11 +164,17 @@ fn explain_review(reviewed: &sidecar_injector::Reviewed) {
         Decision::Skipped(reason) => format!("skipped: {}", reason.as_str()),
         Decision::Denied { message } => format!("denied: {message}"),
     };
-    eprintln!("{} {} {}/{}: {detail}", summary.operation, summary.kind, summary.namespace, summary.name);
+    eprintln!(
+        "{} {} {}/{}: {detail}",
+        summary.operation, summary.kind, summary.namespace, summary.name
+    );
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");
     }
     if let Some(patch) = &reviewed.patch {
-        eprintln!("patch:\n{}", serde_json::to_string_pretty(patch).expect("patches always serialize"));
+        eprintln!(
+            "patch:\n{}",
+            serde_json::to_string_pretty(patch).expect("patches always serialize")
+        );
     }
 }

@@ -7,14 +7,20 @@ use serde_json::{Value, json};
 use sidecar_injector::{Config, ReviewError, review};
 
 fn status_of(pod: &Value) -> Value {
-    let raw = pod["metadata"]["annotations"]["sidecar-injector.io/status"].as_str().expect("status annotation");
+    let raw = pod["metadata"]["annotations"]["sidecar-injector.io/status"]
+        .as_str()
+        .expect("status annotation");
     serde_json::from_str(raw).expect("the status annotation is JSON")
 }
 
 /// The builtin injection done by hand: what a user expects the webhook to do to `original`.
 fn expected_builtin(original: &Value, patched: &Value) -> Value {
     let mut expected = original.clone();
-    let metadata = expected.as_object_mut().unwrap().entry("metadata").or_insert(json!({}));
+    let metadata = expected
+        .as_object_mut()
+        .unwrap()
+        .entry("metadata")
+        .or_insert(json!({}));
     if metadata.is_null() {
         *metadata = json!({});
     }
@@ -23,10 +29,19 @@ fn expected_builtin(original: &Value, patched: &Value) -> Value {
             metadata[field] = json!({});
         }
     }
-    metadata["labels"].as_object_mut().unwrap().entry("foo").or_insert(json!("bar"));
+    metadata["labels"]
+        .as_object_mut()
+        .unwrap()
+        .entry("foo")
+        .or_insert(json!("bar"));
     // The hash is checked for shape in `status_of`; its value is the program's to choose.
-    metadata["annotations"]["sidecar-injector.io/status"] = patched["metadata"]["annotations"]["sidecar-injector.io/status"].clone();
-    let containers = expected["spec"].as_object_mut().unwrap().entry("containers").or_insert(json!([]));
+    metadata["annotations"]["sidecar-injector.io/status"] =
+        patched["metadata"]["annotations"]["sidecar-injector.io/status"].clone();
+    let containers = expected["spec"]
+        .as_object_mut()
+        .unwrap()
+        .entry("containers")
+        .or_insert(json!([]));
     containers.as_array_mut().unwrap().push(example_sidecar());
     expected
 }
@@ -38,10 +53,22 @@ fn pod_table_builtin_injection() {
     let config = Config::builtin();
     let cases: Vec<(&str, Value)> = vec![
         ("a typical Pod", small_pod()),
-        ("no labels map", json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
-        ("no metadata at all", json!({"spec": {"containers": [{"name": "app", "image": "x"}]}})),
-        ("labels: null, as YAML writes `labels:`", json!({"metadata": {"name": "a", "labels": null, "annotations": null}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
-        ("empty labels and annotations maps", json!({"metadata": {"labels": {}, "annotations": {}}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
+        (
+            "no labels map",
+            json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
+        (
+            "no metadata at all",
+            json!({"spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
+        (
+            "labels: null, as YAML writes `labels:`",
+            json!({"metadata": {"name": "a", "labels": null, "annotations": null}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
+        (
+            "empty labels and annotations maps",
+            json!({"metadata": {"labels": {}, "annotations": {}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
         (
             "label and annotation keys with / and ~",
             json!({"metadata": {
@@ -49,7 +76,10 @@ fn pod_table_builtin_injection() {
                 "annotations": {"example.com/a~b/c": "1", "~": "tilde", "/": "slash"}
             }, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
         ),
-        ("no volumes, no init containers", json!({"metadata": {}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
+        (
+            "no volumes, no init containers",
+            json!({"metadata": {}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
         (
             "existing native sidecars and init containers",
             json!({"metadata": {}, "spec": {
@@ -61,7 +91,10 @@ fn pod_table_builtin_injection() {
                 "volumes": [{"name": "data", "emptyDir": {}}]
             }}),
         ),
-        ("the Pod already has foo=baz: its value is kept", json!({"metadata": {"labels": {"foo": "baz"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
+        (
+            "the Pod already has foo=baz: its value is kept",
+            json!({"metadata": {"labels": {"foo": "baz"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
         (
             "fields k8s-openapi does not model",
             json!({"metadata": {"name": "a", "futureMeta": {"x": [1, 2]}}, "spec": {
@@ -73,15 +106,34 @@ fn pod_table_builtin_injection() {
     for (name, pod) in cases {
         let (response, patched) = admit(&pod, "shop", &config);
         assert_eq!(response["response"]["allowed"], true, "{name}");
-        assert_eq!(response["response"]["uid"], "3b5c1f2e-6a55-4d4f-a1b2-000000000001", "{name}");
-        assert_eq!(patched, expected_builtin(&pod, &patched), "{name}: the Pod must gain exactly the label, status and sidecar");
+        assert_eq!(
+            response["response"]["uid"], "3b5c1f2e-6a55-4d4f-a1b2-000000000001",
+            "{name}"
+        );
+        assert_eq!(
+            patched,
+            expected_builtin(&pod, &patched),
+            "{name}: the Pod must gain exactly the label, status and sidecar"
+        );
         let status = status_of(&patched);
         assert_eq!(status["profiles"], json!(["example"]), "{name}");
-        assert!(status["hash"].as_str().is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())), "{name}");
+        assert!(
+            status["hash"]
+                .as_str()
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{name}"
+        );
 
         let (again, unchanged) = admit(&patched, "shop", &config);
-        assert_eq!(patch_of(&again).map(|p| p.0.len()), None, "{name}: re-review must give no patch");
-        assert_eq!(again["response"]["auditAnnotations"]["reason"], "already-injected", "{name}");
+        assert_eq!(
+            patch_of(&again).map(|p| p.0.len()),
+            None,
+            "{name}: re-review must give no patch"
+        );
+        assert_eq!(
+            again["response"]["auditAnnotations"]["reason"], "already-injected",
+            "{name}"
+        );
         assert_eq!(unchanged, patched, "{name}");
     }
 }
@@ -93,13 +145,22 @@ fn patch_paths_escape_slash_and_tilde() {
     let config = config("labels: {example.com/team: a}\nannotations: {a.io/b: c}\n");
     let pod = json!({"metadata": {"labels": {"app": "x"}, "annotations": {"k": "v"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}});
     let response = answer(&pod_review(&pod, "shop"), &config);
-    let paths: Vec<String> = patch_of(&response).unwrap().0.iter().map(|op| match op {
-        json_patch::PatchOperation::Add(add) => add.path.to_string(),
-        other => panic!("only add operations are expected, got {other:?}"),
-    }).collect();
+    let paths: Vec<String> = patch_of(&response)
+        .unwrap()
+        .0
+        .iter()
+        .map(|op| match op {
+            json_patch::PatchOperation::Add(add) => add.path.to_string(),
+            other => panic!("only add operations are expected, got {other:?}"),
+        })
+        .collect();
     assert_eq!(
         paths,
-        ["/metadata/labels/example.com~1team", "/metadata/annotations/a.io~1b", "/metadata/annotations/sidecar-injector.io~1status"]
+        [
+            "/metadata/labels/example.com~1team",
+            "/metadata/annotations/a.io~1b",
+            "/metadata/annotations/sidecar-injector.io~1status"
+        ]
     );
 }
 
@@ -128,28 +189,67 @@ profiles:
         "volumes": [{"name": "data", "emptyDir": {}}]
     }});
     let (response, patched) = admit(&pod, "shop", &config);
-    let names = |list: &Value| list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let names = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     let spec = &patched["spec"];
-    assert_eq!(names(&spec["initContainers"]), ["mesh-init", "mesh-proxy", "migrate"]);
-    assert_eq!(spec["initContainers"][1]["restartPolicy"], "Always", "a sidecar is a native sidecar");
+    assert_eq!(
+        names(&spec["initContainers"]),
+        ["mesh-init", "mesh-proxy", "migrate"]
+    );
+    assert_eq!(
+        spec["initContainers"][1]["restartPolicy"], "Always",
+        "a sidecar is a native sidecar"
+    );
     assert_eq!(spec["initContainers"][0].get("restartPolicy"), None);
     assert_eq!(names(&spec["containers"]), ["app", "worker", "mesh-agent"]);
     assert_eq!(names(&spec["volumes"]), ["data", "mesh-certs"]);
-    assert_eq!(spec["containers"][0]["env"], json!([{"name": "KEEP", "value": "theirs"}, {"name": "MESH", "value": "on"}]));
-    assert_eq!(spec["containers"][1]["env"], json!([{"name": "MESH", "value": "on"}, {"name": "KEEP", "value": "ours"}]));
-    assert_eq!(spec["containers"][1]["volumeMounts"], json!([{"name": "mesh-certs", "mountPath": "/certs"}]));
-    assert_eq!(spec["containers"][2].get("env"), None, "injected containers do not get app env");
+    assert_eq!(
+        spec["containers"][0]["env"],
+        json!([{"name": "KEEP", "value": "theirs"}, {"name": "MESH", "value": "on"}])
+    );
+    assert_eq!(
+        spec["containers"][1]["env"],
+        json!([{"name": "MESH", "value": "on"}, {"name": "KEEP", "value": "ours"}])
+    );
+    assert_eq!(
+        spec["containers"][1]["volumeMounts"],
+        json!([{"name": "mesh-certs", "mountPath": "/certs"}])
+    );
+    assert_eq!(
+        spec["containers"][2].get("env"),
+        None,
+        "injected containers do not get app env"
+    );
     let warnings = response["response"]["warnings"].as_array().unwrap();
-    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("\"app\" already sets KEEP")), "{warnings:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("\"app\" already sets KEEP")),
+        "{warnings:?}"
+    );
 }
 
 fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {
     let (response, patched) = admit(pod, namespace, config);
     assert_eq!(response["response"]["allowed"], true);
-    assert!(response["response"].get("patch").is_none(), "a skipped Pod gets no patch");
+    assert!(
+        response["response"].get("patch").is_none(),
+        "a skipped Pod gets no patch"
+    );
     assert_eq!(&patched, pod);
-    assert_eq!(response["response"]["auditAnnotations"]["decision"], "skipped");
-    response["response"]["auditAnnotations"]["reason"].as_str().unwrap().to_owned()
+    assert_eq!(
+        response["response"]["auditAnnotations"]["decision"],
+        "skipped"
+    );
+    response["response"]["auditAnnotations"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -158,8 +258,14 @@ fn skip_rules_and_opt_out() {
     let opted_out = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     assert_eq!(skipped_reason(&opted_out, "shop", &config), "opted-out");
     let opted_out_label = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(skipped_reason(&opted_out_label, "shop", &config), "opted-out");
-    assert_eq!(skipped_reason(&small_pod(), "kube-system", &config), "namespace-skipped");
+    assert_eq!(
+        skipped_reason(&opted_out_label, "shop", &config),
+        "opted-out"
+    );
+    assert_eq!(
+        skipped_reason(&small_pod(), "kube-system", &config),
+        "namespace-skipped"
+    );
     let host = json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x"}]}});
     assert_eq!(skipped_reason(&host, "shop", &config), "host-network");
 
@@ -167,7 +273,10 @@ fn skip_rules_and_opt_out() {
     assert_eq!(skipped_reason(&small_pod(), "shop", &off), "not-requested");
     let asked = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, _) = admit(&asked, "shop", &off);
-    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "example");
+    assert_eq!(
+        response["response"]["auditAnnotations"]["profiles"],
+        "example"
+    );
 }
 
 /// The builtin configuration with one top-level line changed.
@@ -175,7 +284,13 @@ fn config_with(line: &str) -> Config {
     let key = line.split(':').next().unwrap();
     let text: String = include_str!("../src/engine/default-config.yaml")
         .lines()
-        .map(|l| if l.starts_with(&format!("{key}:")) { line.to_owned() } else { l.to_owned() })
+        .map(|l| {
+            if l.starts_with(&format!("{key}:")) {
+                line.to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     config(&text)
@@ -193,8 +308,16 @@ profiles:
     );
     let pod = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "metrics, logs"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "metrics,logs");
-    let names: Vec<&str> = patched["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        response["response"]["auditAnnotations"]["profiles"],
+        "metrics,logs"
+    );
+    let names: Vec<&str> = patched["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "metrics-agent", "log-shipper"]);
     assert_eq!(patched["metadata"]["labels"]["logs"], "on");
     assert_eq!(status_of(&patched)["profiles"], json!(["metrics", "logs"]));
@@ -207,7 +330,10 @@ fn on_error_deny_and_allow() {
     assert_eq!(response["response"]["allowed"], false);
     assert_eq!(response["response"]["status"]["code"], 403);
     let message = response["response"]["status"]["message"].as_str().unwrap();
-    assert!(message.contains("container \"example-sidecar\", which the Pod already has"), "{message}");
+    assert!(
+        message.contains("container \"example-sidecar\", which the Pod already has"),
+        "{message}"
+    );
     assert!(response["response"].get("patch").is_none());
 
     let lenient = config(
@@ -216,15 +342,29 @@ fn on_error_deny_and_allow() {
     let (response, patched) = admit(&clash, "shop", &lenient);
     assert_eq!(response["response"]["allowed"], true);
     assert_eq!(patched, clash, "onError: allow admits the Pod unchanged");
-    assert_eq!(response["response"]["auditAnnotations"]["reason"], "error-allowed");
+    assert_eq!(
+        response["response"]["auditAnnotations"]["reason"],
+        "error-allowed"
+    );
     let warning = response["response"]["warnings"][0].as_str().unwrap();
-    assert!(warning.contains("already has") && warning.contains("admitted unchanged"), "{warning}");
+    assert!(
+        warning.contains("already has") && warning.contains("admitted unchanged"),
+        "{warning}"
+    );
 
     let unknown = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "nope"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let response = answer(&pod_review(&unknown, "shop"), &Config::builtin());
     assert_eq!(response["response"]["allowed"], false);
-    assert!(response["response"]["status"]["message"].as_str().unwrap().contains("no profile named \"nope\""));
-    let response = answer(&pod_review(&unknown, "shop"), &config_with("onError: allow"));
+    assert!(
+        response["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no profile named \"nope\"")
+    );
+    let response = answer(
+        &pod_review(&unknown, "shop"),
+        &config_with("onError: allow"),
+    );
     assert_eq!(response["response"]["allowed"], true);
     assert!(response["response"].get("patch").is_none());
 }
@@ -232,23 +372,51 @@ fn on_error_deny_and_allow() {
 #[test]
 fn a_pod_injected_by_another_configuration_is_left_alone() {
     let (_, injected) = admit(&small_pod(), "shop", &Config::builtin());
-    let other = config("labels: {foo: baz}\ndefaultProfiles: [example]\nprofiles: {example: {containers: [{name: example-sidecar, image: busybox:2}]}}\n");
+    let other = config(
+        "labels: {foo: baz}\ndefaultProfiles: [example]\nprofiles: {example: {containers: [{name: example-sidecar, image: busybox:2}]}}\n",
+    );
     let (response, patched) = admit(&injected, "shop", &other);
     assert_eq!(patched, injected);
-    assert_eq!(response["response"]["auditAnnotations"]["reason"], "injected-by-other-config");
-    assert!(response["response"]["warnings"][0].as_str().unwrap().contains("re-create it"));
+    assert_eq!(
+        response["response"]["auditAnnotations"]["reason"],
+        "injected-by-other-config"
+    );
+    assert!(
+        response["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("re-create it")
+    );
 }
 
 #[test]
 fn malformed_pods_are_refused_not_mangled() {
     let cases = [
-        (json!({"metadata": {"labels": "app=web"}, "spec": {"containers": []}}), "metadata.labels is not an object"),
-        (json!({"metadata": {"annotations": {"a": 5}}, "spec": {"containers": []}}), "metadata.annotations.a is not a string"),
+        (
+            json!({"metadata": {"labels": "app=web"}, "spec": {"containers": []}}),
+            "metadata.labels is not an object",
+        ),
+        (
+            json!({"metadata": {"annotations": {"a": 5}}, "spec": {"containers": []}}),
+            "metadata.annotations.a is not a string",
+        ),
         (json!({"metadata": {}}), "it has no spec"),
-        (json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}), "spec.containers is not a list"),
-        (json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}), "spec.containers[0].name is missing"),
-        (json!({"metadata": {}, "spec": {"containers": [{"name": "a", "env": "X=1"}]}}), "spec.containers[0].env is not a list"),
-        (json!({"metadata": {}, "spec": {"containers": [], "hostNetwork": "yes"}}), "spec.hostNetwork is not a boolean"),
+        (
+            json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}),
+            "spec.containers is not a list",
+        ),
+        (
+            json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}),
+            "spec.containers[0].name is missing",
+        ),
+        (
+            json!({"metadata": {}, "spec": {"containers": [{"name": "a", "env": "X=1"}]}}),
+            "spec.containers[0].env is not a list",
+        ),
+        (
+            json!({"metadata": {}, "spec": {"containers": [], "hostNetwork": "yes"}}),
+            "spec.hostNetwork is not a boolean",
+        ),
     ];
     for (pod, what) in cases {
         let response = answer(&pod_review(&pod, "shop"), &Config::builtin());
@@ -272,11 +440,19 @@ fn what_is_not_a_pod_create_is_allowed_untouched() {
     delete["request"]["operation"] = json!("DELETE");
     delete["request"]["object"] = Value::Null;
 
-    for (request, reason) in [(update, "not-create"), (subresource, "subresource"), (deployment, "not-a-pod"), (delete, "not-create")] {
+    for (request, reason) in [
+        (update, "not-create"),
+        (subresource, "subresource"),
+        (deployment, "not-a-pod"),
+        (delete, "not-create"),
+    ] {
         let response = answer(&request, &config);
         assert_eq!(response["response"]["allowed"], true, "{reason}");
         assert!(response["response"].get("patch").is_none(), "{reason}");
-        assert!(response["response"].get("warnings").is_none(), "{reason}: no warning for what is not ours");
+        assert!(
+            response["response"].get("warnings").is_none(),
+            "{reason}: no warning for what is not ours"
+        );
         assert_eq!(response["response"]["auditAnnotations"]["reason"], reason);
     }
 }
@@ -287,8 +463,12 @@ fn dry_run_gets_the_same_answer() {
     let request = pod_review(&small_pod(), "shop");
     let mut dry = request.clone();
     dry["request"]["dryRun"] = json!(true);
-    let plain = review(&serde_json::to_vec(&request).unwrap(), &config).unwrap().body;
-    let dry = review(&serde_json::to_vec(&dry).unwrap(), &config).unwrap().body;
+    let plain = review(&serde_json::to_vec(&request).unwrap(), &config)
+        .unwrap()
+        .body;
+    let dry = review(&serde_json::to_vec(&dry).unwrap(), &config)
+        .unwrap()
+        .body;
     assert_eq!(plain, dry);
 }
 
@@ -319,7 +499,8 @@ fn the_api_round_trip_fixture_is_answered_untouched() {
 /// newer than k8s-openapi: every one of them survives injection.
 #[test]
 fn every_field_of_a_complete_pod_survives() {
-    let deployment: Value = serde_json::from_str(include_str!("fixtures/apps.v1.Deployment.json")).unwrap();
+    let deployment: Value =
+        serde_json::from_str(include_str!("fixtures/apps.v1.Deployment.json")).unwrap();
     let pod = deployment["spec"]["template"].clone();
     let config = config(
         r#"
@@ -335,20 +516,44 @@ profiles:
 "#,
     );
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(response["response"]["auditAnnotations"]["decision"], "injected");
+    assert_eq!(
+        response["response"]["auditAnnotations"]["decision"],
+        "injected"
+    );
 
     // Remove exactly what was injected; what remains must be the original, field for field.
     let mut stripped = patched.clone();
-    stripped["metadata"]["labels"].as_object_mut().unwrap().remove("foo");
-    stripped["metadata"]["annotations"].as_object_mut().unwrap().remove("sidecar-injector.io/status");
+    stripped["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap()
+        .remove("foo");
+    stripped["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sidecar-injector.io/status");
     let spec = stripped["spec"].as_object_mut().unwrap();
-    assert_eq!(spec["containers"].as_array_mut().unwrap().pop().unwrap()["name"], "agent");
-    assert_eq!(spec["initContainers"].as_array_mut().unwrap().remove(0)["name"], "proxy");
-    assert_eq!(spec["volumes"].as_array_mut().unwrap().pop().unwrap()["name"], "certs");
+    assert_eq!(
+        spec["containers"].as_array_mut().unwrap().pop().unwrap()["name"],
+        "agent"
+    );
+    assert_eq!(
+        spec["initContainers"].as_array_mut().unwrap().remove(0)["name"],
+        "proxy"
+    );
+    assert_eq!(
+        spec["volumes"].as_array_mut().unwrap().pop().unwrap()["name"],
+        "certs"
+    );
     let env = spec["containers"][0]["env"].as_array_mut().unwrap();
-    assert_eq!(env.pop().unwrap(), json!({"name": "INJECTED", "value": "1"}));
+    assert_eq!(
+        env.pop().unwrap(),
+        json!({"name": "INJECTED", "value": "1"})
+    );
     assert_eq!(stripped, pod);
-    assert_eq!(patched["spec"]["schedulingGroup"], pod["spec"]["schedulingGroup"], "a field newer than k8s-openapi is kept");
+    assert_eq!(
+        patched["spec"]["schedulingGroup"], pod["spec"]["schedulingGroup"],
+        "a field newer than k8s-openapi is kept"
+    );
 }
 
 #[test]
@@ -367,14 +572,34 @@ fn bodies_that_are_not_reviews_are_errors() {
         (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":"Pod","resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE"}}"#.to_vec(), "at request.kind"),
         (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","uid":"2","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","object":{}}}"#.to_vec(), "duplicate field `uid`"),
         (format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(), "malformed AdmissionReview at (top level)"),
-        (
-            format!(r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"1","object":{}1{}}}}}"#, "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
-            "recursion limit exceeded",
-        ),
+        (deeply_nested_in("labels"), "recursion limit exceeded"),
     ];
     for (body, expected) in cases {
         let err = review(&body, &config).expect_err(expected);
-        assert!(err.to_string().contains(expected), "{err} should contain {expected:?}");
+        assert!(
+            err.to_string().contains(expected),
+            "{err} should contain {expected:?}"
+        );
         assert!(!matches!(err, ReviewError::PatchMismatch(_)));
     }
+}
+
+/// A Pod CREATE whose `metadata.<field>` is a list nested 10,000 deep.
+fn deeply_nested_in(field: &str) -> Vec<u8> {
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let mut review = serde_json::to_string(&pod_review(
+        &json!({"metadata": {field: "DEEP"}, "spec": {"containers": []}}),
+        "shop",
+    ))
+    .unwrap();
+    review = review.replace("\"DEEP\"", &deep);
+    review.into_bytes()
+}
+
+/// Deep nesting in a part of the Pod that injection never reads is skipped without recursion, and
+/// the review is answered.
+#[test]
+fn deep_nesting_where_injection_does_not_read_is_answered() {
+    let reviewed = review(&deeply_nested_in("managedFields"), &Config::builtin()).unwrap();
+    assert_eq!(reviewed.summary.decision.as_str(), "injected");
 }

@@ -94,7 +94,10 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { path: path.into(), message: message.into() }
+        ConfigError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -160,7 +163,10 @@ struct RawSkip {
 
 impl Default for RawSkip {
     fn default() -> Self {
-        RawSkip { namespaces: system_namespaces(), host_network: true }
+        RawSkip {
+            namespaces: system_namespaces(),
+            host_network: true,
+        }
     }
 }
 
@@ -169,7 +175,9 @@ fn yes() -> bool {
 }
 
 fn system_namespaces() -> Vec<String> {
-    ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec()
+    ["kube-system", "kube-public", "kube-node-lease"]
+        .map(String::from)
+        .to_vec()
 }
 
 impl Config {
@@ -180,7 +188,8 @@ impl Config {
 
     /// Load a configuration from YAML or JSON text (JSON is YAML).
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let value: Value = serde_norway::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let value: Value =
+            serde_norway::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         Config::from_value(value)
     }
 
@@ -194,14 +203,21 @@ impl Config {
     /// Load a configuration from an already parsed JSON value.
     pub fn from_value(value: Value) -> Result<Config, ConfigError> {
         // An empty file is an empty configuration, which means all defaults.
-        let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+        let value = if value.is_null() {
+            Value::Object(Default::default())
+        } else {
+            value
+        };
         if !value.is_object() {
-            return Err(ConfigError::at("(top level)", "a configuration is a map of fields such as `profiles:`"));
+            return Err(ConfigError::at(
+                "(top level)",
+                "a configuration is a map of fields such as `profiles:`",
+            ));
         }
-        let raw: RawConfig = serde_path_to_error::deserialize(&value).map_err(|e| {
-            ConfigError::at(e.path().to_string(), e.into_inner().to_string())
-        })?;
-        let round_trip = serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(&value)
+            .map_err(|e| ConfigError::at(e.path().to_string(), e.into_inner().to_string()))?;
+        let round_trip =
+            serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         if let Some(path) = first_unknown_field(&value, &round_trip, String::new()) {
             return Err(ConfigError::at(path, "unknown field"));
         }
@@ -219,7 +235,11 @@ impl Config {
 fn first_unknown_field(input: &Value, round_trip: &Value, path: String) -> Option<String> {
     match (input, round_trip) {
         (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(key, value)| {
-            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
             match b.get(key) {
                 None if value.is_null() => None,
                 None => Some(child),
@@ -249,12 +269,18 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     for (i, name) in raw.default_profiles.iter().enumerate() {
         if !profiles.contains_key(name) {
-            return Err(ConfigError::at(format!("defaultProfiles[{i}]"), format!("no profile named {name:?}")));
+            return Err(ConfigError::at(
+                format!("defaultProfiles[{i}]"),
+                format!("no profile named {name:?}"),
+            ));
         }
     }
     for (i, namespace) in raw.skip.namespaces.iter().enumerate() {
         if let Err(why) = names::dns_label(namespace) {
-            return Err(ConfigError::at(format!("skip.namespaces[{i}]"), format!("namespace name {why}")));
+            return Err(ConfigError::at(
+                format!("skip.namespaces[{i}]"),
+                format!("namespace name {why}"),
+            ));
         }
     }
 
@@ -277,15 +303,25 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     check_string_map(&raw.annotations, &format!("{path}.annotations"), false)?;
 
     let mut container_names: Vec<&str> = Vec::new();
-    let groups = [("containers", &raw.containers), ("initContainers", &raw.init_containers), ("sidecars", &raw.sidecars)];
+    let groups = [
+        ("containers", &raw.containers),
+        ("initContainers", &raw.init_containers),
+        ("sidecars", &raw.sidecars),
+    ];
     for (field, list) in groups {
         for (i, container) in list.iter().enumerate() {
             let at = |f: &str| format!("{path}.{field}[{i}]{f}");
             if let Err(why) = names::dns_label(&container.name) {
-                return Err(ConfigError::at(at(".name"), format!("container name {why}")));
+                return Err(ConfigError::at(
+                    at(".name"),
+                    format!("container name {why}"),
+                ));
             }
             if container_names.contains(&container.name.as_str()) {
-                return Err(ConfigError::at(at(".name"), format!("{:?} is used twice in this profile", container.name)));
+                return Err(ConfigError::at(
+                    at(".name"),
+                    format!("{:?} is used twice in this profile", container.name),
+                ));
             }
             container_names.push(&container.name);
             if container.image.as_deref().unwrap_or("").is_empty() {
@@ -295,10 +331,16 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
             match (field, restart) {
                 (_, None) | ("sidecars", Some("Always")) => {}
                 ("sidecars", Some(other)) => {
-                    return Err(ConfigError::at(at(".restartPolicy"), format!("a sidecar runs with Always, not {other:?}; leave it out")));
+                    return Err(ConfigError::at(
+                        at(".restartPolicy"),
+                        format!("a sidecar runs with Always, not {other:?}; leave it out"),
+                    ));
                 }
                 (_, Some(_)) => {
-                    return Err(ConfigError::at(at(".restartPolicy"), "only sidecars take a restartPolicy (Always); leave it out or move the container to sidecars"));
+                    return Err(ConfigError::at(
+                        at(".restartPolicy"),
+                        "only sidecars take a restartPolicy (Always); leave it out or move the container to sidecars",
+                    ));
                 }
             }
         }
@@ -311,18 +353,27 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
             return Err(ConfigError::at(at, format!("volume name {why}")));
         }
         if volume_names.contains(&volume.name.as_str()) {
-            return Err(ConfigError::at(at, format!("{:?} is used twice in this profile", volume.name)));
+            return Err(ConfigError::at(
+                at,
+                format!("{:?} is used twice in this profile", volume.name),
+            ));
         }
         volume_names.push(&volume.name);
     }
     for (i, env) in raw.app_containers.env.iter().enumerate() {
         if env.name.is_empty() {
-            return Err(ConfigError::at(format!("{path}.appContainers.env[{i}].name"), "must not be empty"));
+            return Err(ConfigError::at(
+                format!("{path}.appContainers.env[{i}].name"),
+                "must not be empty",
+            ));
         }
     }
     for (i, mount) in raw.app_containers.volume_mounts.iter().enumerate() {
         if mount.name.is_empty() || mount.mount_path.is_empty() {
-            return Err(ConfigError::at(format!("{path}.appContainers.volumeMounts[{i}]"), "name and mountPath must not be empty"));
+            return Err(ConfigError::at(
+                format!("{path}.appContainers.volumeMounts[{i}]"),
+                "name and mountPath must not be empty",
+            ));
         }
     }
 
@@ -330,14 +381,24 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     for sidecar in &mut sidecars {
         sidecar.restart_policy = Some("Always".into());
     }
-    let init_containers = raw.init_containers.iter().chain(&sidecars).map(to_json).collect();
+    let init_containers = raw
+        .init_containers
+        .iter()
+        .chain(&sidecars)
+        .map(to_json)
+        .collect();
     let mut profile = Profile {
         name,
         containers: raw.containers.iter().map(to_json).collect(),
         init_containers,
         volumes: raw.volumes.iter().map(to_json).collect(),
         app_env: raw.app_containers.env.iter().map(to_json).collect(),
-        app_volume_mounts: raw.app_containers.volume_mounts.iter().map(to_json).collect(),
+        app_volume_mounts: raw
+            .app_containers
+            .volume_mounts
+            .iter()
+            .map(to_json)
+            .collect(),
         labels: raw.labels,
         annotations: raw.annotations,
         on_error: raw.on_error,
@@ -355,16 +416,29 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     Ok(profile)
 }
 
-fn check_string_map(map: &BTreeMap<String, String>, path: &str, are_labels: bool) -> Result<(), ConfigError> {
+fn check_string_map(
+    map: &BTreeMap<String, String>,
+    path: &str,
+    are_labels: bool,
+) -> Result<(), ConfigError> {
     for (key, value) in map {
         if let Err(why) = names::qualified_name(key) {
-            return Err(ConfigError::at(format!("{path}.{key}"), format!("key {why}")));
+            return Err(ConfigError::at(
+                format!("{path}.{key}"),
+                format!("key {why}"),
+            ));
         }
         if key == keys::STATUS || key == keys::INJECT {
-            return Err(ConfigError::at(format!("{path}.{key}"), "this key belongs to sidecar-injector itself"));
+            return Err(ConfigError::at(
+                format!("{path}.{key}"),
+                "this key belongs to sidecar-injector itself",
+            ));
         }
         if are_labels && let Err(why) = names::label_value(value) {
-            return Err(ConfigError::at(format!("{path}.{key}"), format!("label value {why}")));
+            return Err(ConfigError::at(
+                format!("{path}.{key}"),
+                format!("label value {why}"),
+            ));
         }
     }
     Ok(())
@@ -383,10 +457,13 @@ fn digest_of<T: Serialize>(item: &T) -> String {
 
 pub(crate) fn hex16(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().take(8).fold(String::with_capacity(16), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .take(8)
+        .fold(String::with_capacity(16), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 pub(crate) fn combined_digest(config: &Config, profiles: &[&Profile]) -> String {

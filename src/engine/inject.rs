@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::config::{Config, OnError, Profile, combined_digest, keys};
 use super::patch;
 use super::review::ReviewError;
+use super::skeleton::key_of;
 
 /// What was decided for one review.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +81,18 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub fn skipped(reason: SkipReason) -> Self {
-        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new() }
+        Outcome {
+            decision: Decision::Skipped(reason),
+            patch: None,
+            warnings: Vec::new(),
+        }
     }
 
     fn skipped_because(reason: SkipReason, why: impl std::fmt::Display) -> Self {
-        Outcome { warnings: vec![format!("sidecar-injector: not injected: {why}")], ..Outcome::skipped(reason) }
+        Outcome {
+            warnings: vec![format!("sidecar-injector: not injected: {why}")],
+            ..Outcome::skipped(reason)
+        }
     }
 }
 
@@ -115,28 +123,61 @@ pub(crate) struct AppAdditions<'c> {
 struct Malformed(String);
 
 /// Decide for a Pod CREATE and build the checked patch.
-pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) -> Result<Outcome, ReviewError> {
+pub(crate) fn decide(
+    pod: Map<String, Value>,
+    namespace: &str,
+    config: &Config,
+) -> Result<Outcome, ReviewError> {
     let view = match PodView::read(&pod) {
         Ok(view) => view,
-        Err(Malformed(what)) => return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")])),
+        Err(Malformed(what)) => {
+            return Ok(failed(
+                config.on_error,
+                vec![format!("the Pod cannot be read: {what}")],
+            ));
+        }
     };
 
-    if view.annotation(keys::INJECT).or(view.label(keys::INJECT)).is_some_and(|v| v.eq_ignore_ascii_case("false")) {
-        return Ok(Outcome::skipped_because(SkipReason::OptedOut, format_args!("the Pod has {}=false", keys::INJECT)));
+    if view
+        .annotation(keys::INJECT)
+        .or(view.label(keys::INJECT))
+        .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+    {
+        return Ok(Outcome::skipped_because(
+            SkipReason::OptedOut,
+            format_args!("the Pod has {}=false", keys::INJECT),
+        ));
     }
     if config.skip_namespaces.iter().any(|ns| ns == namespace) {
-        return Ok(Outcome::skipped_because(SkipReason::Namespace, format_args!("namespace {namespace} is skipped")));
+        return Ok(Outcome::skipped_because(
+            SkipReason::Namespace,
+            format_args!("namespace {namespace} is skipped"),
+        ));
     }
     if config.skip_host_network && view.host_network {
-        return Ok(Outcome::skipped_because(SkipReason::HostNetwork, "the Pod uses hostNetwork"));
+        return Ok(Outcome::skipped_because(
+            SkipReason::HostNetwork,
+            "the Pod uses hostNetwork",
+        ));
     }
 
     let requested: Vec<&str> = match view.annotation(keys::INJECT).map(str::trim) {
-        Some(v) if v.eq_ignore_ascii_case("true") => config.default_profiles.iter().map(String::as_str).collect(),
-        Some(list) if !list.is_empty() => list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
-        _ if config.inject_by_default => config.default_profiles.iter().map(String::as_str).collect(),
+        Some(v) if v.eq_ignore_ascii_case("true") => {
+            config.default_profiles.iter().map(String::as_str).collect()
+        }
+        Some(list) if !list.is_empty() => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ if config.inject_by_default => {
+            config.default_profiles.iter().map(String::as_str).collect()
+        }
         _ => {
-            let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
+            let why = format_args!(
+                "injection is off by default; annotate the Pod {}=true",
+                keys::INJECT
+            );
             return Ok(Outcome::skipped_because(SkipReason::NotRequested, why));
         }
     };
@@ -158,7 +199,9 @@ pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) 
         return Ok(if existing == status {
             Outcome::skipped(SkipReason::AlreadyInjected)
         } else {
-            let why = format_args!("the Pod was injected before, with another configuration ({existing}); re-create it from its template to inject the current one");
+            let why = format_args!(
+                "the Pod was injected before, with another configuration ({existing}); re-create it from its template to inject the current one"
+            );
             Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
         });
     }
@@ -177,9 +220,21 @@ pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) 
     if !problems.is_empty() {
         return Ok(failed(worst, problems));
     }
-    add_metadata(&mut plan, &config.labels, &config.annotations, &view, &mut warnings);
+    add_metadata(
+        &mut plan,
+        &config.labels,
+        &config.annotations,
+        &view,
+        &mut warnings,
+    );
     for profile in &profiles {
-        add_metadata(&mut plan, &profile.labels, &profile.annotations, &view, &mut warnings);
+        add_metadata(
+            &mut plan,
+            &profile.labels,
+            &profile.annotations,
+            &view,
+            &mut warnings,
+        );
     }
     plan.annotations.push((keys::STATUS, status));
 
@@ -187,7 +242,9 @@ pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) 
     let operations = patch::operations(&plan, &pod);
     patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
     Ok(Outcome {
-        decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
+        decision: Decision::Injected {
+            profiles: profiles.iter().map(|p| p.name.clone()).collect(),
+        },
         patch: Some(operations),
         warnings,
     })
@@ -197,14 +254,19 @@ pub(crate) fn decide(pod: Map<String, Value>, namespace: &str, config: &Config) 
 /// them. A Pod that already carries exactly this value is left alone.
 fn status_annotation(config: &Config, profiles: &[&Profile]) -> String {
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    let status = serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
+    let status =
+        serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
     status.to_string()
 }
 
 fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
     let message = format!("sidecar-injector: cannot inject: {}", problems.join("; "));
     match on_error {
-        OnError::Deny => Outcome { decision: Decision::Denied { message }, patch: None, warnings: Vec::new() },
+        OnError::Deny => Outcome {
+            decision: Decision::Denied { message },
+            patch: None,
+            warnings: Vec::new(),
+        },
         OnError::Allow => Outcome {
             decision: Decision::Skipped(SkipReason::ErrorAllowed),
             patch: None,
@@ -213,22 +275,41 @@ fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
     }
 }
 
-fn add_profile<'c>(plan: &mut Plan<'c>, profile: &'c Profile, view: &PodView, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+fn add_profile<'c>(
+    plan: &mut Plan<'c>,
+    profile: &'c Profile,
+    view: &PodView,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     let p = &profile.name;
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let name = name_of(container);
-        if view.container_names.iter().any(|n| *n == name) {
-            problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
-        } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
-            problems.push(format!("profile {p:?} adds container {name:?}, which another selected profile adds too"));
+        if view.container_names.contains(&name) {
+            problems.push(format!(
+                "profile {p:?} adds container {name:?}, which the Pod already has"
+            ));
+        } else if plan
+            .init_containers
+            .iter()
+            .chain(&plan.containers)
+            .any(|c| name_of(c) == name)
+        {
+            problems.push(format!(
+                "profile {p:?} adds container {name:?}, which another selected profile adds too"
+            ));
         }
     }
     for volume in &profile.volumes {
         let name = name_of(volume);
-        if view.volume_names.iter().any(|n| *n == name) {
-            problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
+        if view.volume_names.contains(&name) {
+            problems.push(format!(
+                "profile {p:?} adds volume {name:?}, which the Pod already has"
+            ));
         } else if plan.volumes.iter().any(|v| name_of(v) == name) {
-            problems.push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
+            problems.push(format!(
+                "profile {p:?} adds volume {name:?}, which another selected profile adds too"
+            ));
         }
     }
     plan.init_containers.extend(&profile.init_containers);
@@ -239,21 +320,33 @@ fn add_profile<'c>(plan: &mut Plan<'c>, profile: &'c Profile, view: &PodView, pr
         return;
     }
     if plan.app_containers.is_empty() {
-        plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
+        plan.app_containers = view
+            .containers
+            .iter()
+            .map(|_| AppAdditions::default())
+            .collect();
     }
     for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
         for var in &profile.app_env {
             let name = name_of(var);
             if app.env_names.contains(&name) || added.env.iter().any(|v| name_of(v) == name) {
-                warnings.push(format!("sidecar-injector: container {:?} already sets {name}; its own value is kept", app.name));
+                warnings.push(format!(
+                    "sidecar-injector: container {:?} already sets {name}; its own value is kept",
+                    app.name
+                ));
             } else {
                 added.env.push(var);
             }
         }
         for mount in &profile.app_volume_mounts {
             let path = mount_path(mount);
-            if app.mount_paths.contains(&path) || added.volume_mounts.iter().any(|m| mount_path(m) == path) {
-                warnings.push(format!("sidecar-injector: container {:?} already mounts {path}; its own mount is kept", app.name));
+            if app.mount_paths.contains(&path)
+                || added.volume_mounts.iter().any(|m| mount_path(m) == path)
+            {
+                warnings.push(format!(
+                    "sidecar-injector: container {:?} already mounts {path}; its own mount is kept",
+                    app.name
+                ));
             } else {
                 added.volume_mounts.push(mount);
             }
@@ -262,7 +355,10 @@ fn add_profile<'c>(plan: &mut Plan<'c>, profile: &'c Profile, view: &PodView, pr
 }
 
 fn mount_path(mount: &Value) -> &str {
-    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
+    mount
+        .get("mountPath")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 /// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
@@ -276,7 +372,9 @@ fn add_metadata<'c>(
 ) {
     for (key, value) in labels {
         match view.label(key) {
-            Some(own) if own != value => warnings.push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
+            Some(own) if own != value => warnings.push(format!(
+                "sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}"
+            )),
             Some(_) => {}
             None if plan.labels.iter().any(|(k, _)| k == key) => {}
             None => plan.labels.push((key, value)),
@@ -284,7 +382,9 @@ fn add_metadata<'c>(
     }
     for (key, value) in annotations {
         match view.annotation(key) {
-            Some(own) if own != value => warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it")),
+            Some(own) if own != value => warnings.push(format!(
+                "sidecar-injector: annotation {key} is kept as the Pod has it"
+            )),
             Some(_) => {}
             None if plan.annotations.iter().any(|(k, _)| k == key) => {}
             None => plan.annotations.push((key, value.clone())),
@@ -315,9 +415,13 @@ struct AppContainer<'p> {
 
 impl<'p> PodView<'p> {
     fn read(pod: &'p Map<String, Value>) -> Result<Self, Malformed> {
-        let metadata = optional_object(pod, "metadata", "metadata")?;
+        let metadata = optional_object(pod, "metadata", String::new)?;
         let string_map = |field: &str| -> Result<Option<&'p Map<String, Value>>, Malformed> {
-            let Some(map) = metadata.map(|m| optional_object(m, field, &format!("metadata.{field}"))).transpose()?.flatten() else {
+            let Some(map) = metadata
+                .map(|m| optional_object(m, field, || "metadata".into()))
+                .transpose()?
+                .flatten()
+            else {
                 return Ok(None);
             };
             match map.iter().find(|(_, v)| !v.is_string()) {
@@ -328,7 +432,8 @@ impl<'p> PodView<'p> {
         let labels = string_map("labels")?;
         let annotations = string_map("annotations")?;
 
-        let spec = optional_object(pod, "spec", "spec")?.ok_or_else(|| Malformed("it has no spec".into()))?;
+        let spec = optional_object(pod, "spec", String::new)?
+            .ok_or_else(|| Malformed("it has no spec".into()))?;
         let host_network = match spec.get("hostNetwork") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -338,24 +443,44 @@ impl<'p> PodView<'p> {
         let mut container_names = Vec::new();
         let mut containers = Vec::new();
         for field in ["containers", "initContainers", "ephemeralContainers"] {
-            for (i, container) in optional_array(spec, field, &format!("spec.{field}"))?.iter().enumerate() {
-                let at = format!("spec.{field}[{i}]");
-                let name = named(container, &at)?;
-                container_names.push(name);
-                if let (Some(container), "containers") = (container.as_object(), field) {
-                    let env = optional_array(container, "env", &format!("{at}.env"))?;
-                    let mounts = optional_array(container, "volumeMounts", &format!("{at}.volumeMounts"))?;
-                    containers.push(AppContainer {
-                        name,
-                        env_names: env.iter().enumerate().map(|(j, e)| named(e, &format!("{at}.env[{j}]"))).collect::<Result<_, _>>()?,
-                        mount_paths: mounts.iter().map(mount_path).collect(),
-                    });
+            for (i, container) in optional_array(spec, field, || "spec".into())?
+                .iter()
+                .enumerate()
+            {
+                let at = || format!("spec.{field}[{i}]");
+                if field != "containers" {
+                    container_names.push(
+                        key_of(container)
+                            .map_err(|why| Malformed(format!("{}.name {why}", at())))?,
+                    );
+                    continue;
                 }
+                let Some(container) = container.as_object() else {
+                    return Err(Malformed(format!("{} is not an object", at())));
+                };
+                let Some(name) = container.get("name").and_then(Value::as_str) else {
+                    return Err(Malformed(format!(
+                        "{}.name is missing or not a string",
+                        at()
+                    )));
+                };
+                container_names.push(name);
+                containers.push(AppContainer {
+                    name,
+                    env_names: keys_of(container, "env", "name", at)?,
+                    mount_paths: keys_of(container, "volumeMounts", "mountPath", at)?,
+                });
             }
         }
-        let volumes = optional_array(spec, "volumes", "spec.volumes")?;
-        let volume_names = volumes.iter().enumerate().map(|(i, v)| named(v, &format!("spec.volumes[{i}]"))).collect::<Result<_, _>>()?;
-        Ok(PodView { labels, annotations, host_network, container_names, containers, volume_names })
+        let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
+        Ok(PodView {
+            labels,
+            annotations,
+            host_network,
+            container_names,
+            containers,
+            volume_names,
+        })
     }
 
     fn label(&self, key: &str) -> Option<&'p str> {
@@ -368,26 +493,52 @@ impl<'p> PodView<'p> {
 }
 
 /// `null` and absent mean the same in Kubernetes objects (YAML's `labels:` with nothing after it).
-fn optional_object<'p>(parent: &'p Map<String, Value>, field: &str, path: &str) -> Result<Option<&'p Map<String, Value>>, Malformed> {
+/// `at` names the parent, for the error message only.
+fn optional_object<'p>(
+    parent: &'p Map<String, Value>,
+    field: &str,
+    at: impl Fn() -> String,
+) -> Result<Option<&'p Map<String, Value>>, Malformed> {
     match parent.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(Malformed(format!("{path} is not an object"))),
+        Some(_) => Err(Malformed(format!("{} is not an object", path(at(), field)))),
     }
 }
 
-fn optional_array<'p>(parent: &'p Map<String, Value>, field: &str, path: &str) -> Result<&'p [Value], Malformed> {
+fn optional_array<'p>(
+    parent: &'p Map<String, Value>,
+    field: &str,
+    at: impl Fn() -> String,
+) -> Result<&'p [Value], Malformed> {
     match parent.get(field) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(Malformed(format!("{path} is not a list"))),
+        Some(_) => Err(Malformed(format!("{} is not a list", path(at(), field)))),
     }
 }
 
-fn named<'p>(item: &'p Value, path: &str) -> Result<&'p str, Malformed> {
-    match item.get("name") {
-        Some(Value::String(name)) => Ok(name),
-        _ if !item.is_object() => Err(Malformed(format!("{path} is not an object"))),
-        _ => Err(Malformed(format!("{path}.name is missing or not a string"))),
+fn path(parent: String, field: &str) -> String {
+    if parent.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
     }
+}
+
+/// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
+fn keys_of<'p>(
+    parent: &'p Map<String, Value>,
+    field: &str,
+    key: &str,
+    at: impl Fn() -> String,
+) -> Result<Vec<&'p str>, Malformed> {
+    let items = optional_array(parent, field, &at)?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at())))
+        })
+        .collect()
 }

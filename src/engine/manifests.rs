@@ -27,7 +27,11 @@ pub enum ManifestError {
     #[error("document {index}: not valid YAML: {message}")]
     Yaml { index: usize, message: String },
     #[error("document {index} ({what}): {message}")]
-    Document { index: usize, what: String, message: String },
+    Document {
+        index: usize,
+        what: String,
+        message: String,
+    },
 }
 
 /// Where the pod template lives in each workload kind this command understands.
@@ -50,12 +54,18 @@ pub fn inject(yaml: &str, config: &Config, namespace: &str) -> Result<Injected, 
     let mut notes = Vec::new();
     for (i, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
         let index = i + 1;
-        let mut doc = Value::deserialize(document).map_err(|e| ManifestError::Yaml { index, message: e.to_string() })?;
+        let mut doc = Value::deserialize(document).map_err(|e| ManifestError::Yaml {
+            index,
+            message: e.to_string(),
+        })?;
         if doc.is_null() {
             continue; // an empty document, as after a trailing `---`
         }
         inject_object(&mut doc, config, namespace, index, &mut notes)?;
-        let text = serde_norway::to_string(&doc).map_err(|e| ManifestError::Yaml { index, message: e.to_string() })?;
+        let text = serde_norway::to_string(&doc).map_err(|e| ManifestError::Yaml {
+            index,
+            message: e.to_string(),
+        })?;
         if !out.is_empty() {
             out.push_str("---\n");
         }
@@ -64,23 +74,54 @@ pub fn inject(yaml: &str, config: &Config, namespace: &str) -> Result<Injected, 
     Ok(Injected { yaml: out, notes })
 }
 
-fn inject_object(doc: &mut Value, config: &Config, namespace: &str, index: usize, notes: &mut Vec<String>) -> Result<(), ManifestError> {
-    let text = |field: &str| doc.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+fn inject_object(
+    doc: &mut Value,
+    config: &Config,
+    namespace: &str,
+    index: usize,
+    notes: &mut Vec<String>,
+) -> Result<(), ManifestError> {
+    let text = |field: &str| {
+        doc.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     if api_version == "v1" && kind == "List" {
-        for item in doc.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
+        for item in doc
+            .get_mut("items")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             inject_object(item, config, namespace, index, notes)?;
         }
         return Ok(());
     }
-    let Some(path) = template_path(&api_version, &kind) else { return Ok(()) };
+    let Some(path) = template_path(&api_version, &kind) else {
+        return Ok(());
+    };
     let metadata = doc.get("metadata");
-    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("(unnamed)");
+    let name = metadata
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)");
     let what = format!("{kind} {name}");
-    let namespace = metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or(namespace).to_owned();
-    let fail = |message: String| ManifestError::Document { index, what: what.clone(), message };
+    let namespace = metadata
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .unwrap_or(namespace)
+        .to_owned();
+    let fail = |message: String| ManifestError::Document {
+        index,
+        what: what.clone(),
+        message,
+    };
 
-    let template = doc.pointer_mut(path).ok_or_else(|| fail(format!("it has no pod template at {path}")))?;
+    let template = doc
+        .pointer_mut(path)
+        .ok_or_else(|| fail(format!("it has no pod template at {path}")))?;
     let request = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -99,7 +140,8 @@ fn inject_object(doc: &mut Value, config: &Config, namespace: &str, index: usize
     match (&reviewed.summary.decision, reviewed.patch) {
         (Decision::Denied { message }, _) => return Err(fail(message.clone())),
         (Decision::Injected { profiles }, Some(patch)) => {
-            json_patch::patch(template, &patch).map_err(|e| fail(format!("the webhook's patch does not apply: {e}")))?;
+            json_patch::patch(template, &patch)
+                .map_err(|e| fail(format!("the webhook's patch does not apply: {e}")))?;
             notes.push(format!("{what}: injected {}", profiles.join(", ")));
         }
         (decision, _) => notes.push(format!("{what}: {}", describe(decision))),

@@ -4,7 +4,8 @@
 //! and the command line all give the same answer to the same review. The flow:
 //!
 //! ```text
-//! review::review   parse the AdmissionReview, answer what is not a Pod CREATE
+//! review::review   parse the AdmissionReview (the Pod only as far as `skeleton` needs),
+//!                  answer what is not a Pod CREATE
 //!   inject::decide   opted out? skipped? which profiles? already injected? any clash?
 //!     inject::Plan     the additions, and nothing else
 //!     patch            the plan as JSON Patch, checked against the plan applied directly
@@ -17,3 +18,4 @@ pub mod manifests;
 mod names;
 mod patch;
 pub mod review;
+mod skeleton;

@@ -10,7 +10,9 @@ pub(crate) fn dns_label(name: &str) -> Result<(), String> {
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !name.chars().all(ok_char) || name.starts_with('-') || name.ends_with('-') {
-        return Err(format!("{name:?} must be lower-case letters, digits and '-', starting and ending with a letter or digit"));
+        return Err(format!(
+            "{name:?} must be lower-case letters, digits and '-', starting and ending with a letter or digit"
+        ));
     }
     Ok(())
 }
@@ -25,7 +27,9 @@ pub(crate) fn qualified_name(key: &str) -> Result<(), String> {
     if let Some(prefix) = prefix {
         let labels_ok = prefix.split('.').all(|part| dns_label(part).is_ok());
         if prefix.is_empty() || prefix.len() > 253 || !labels_ok {
-            return Err(format!("{key:?} has a prefix that is not a lower-case DNS subdomain"));
+            return Err(format!(
+                "{key:?} has a prefix that is not a lower-case DNS subdomain"
+            ));
         }
     }
     if name.is_empty() || name.len() > 63 || !is_name_chars(name) {
@@ -65,7 +69,15 @@ mod tests {
         for good in ["foo", "app.kubernetes.io/name", "example.com/a_b.c-d", "A1"] {
             assert_eq!(qualified_name(good), Ok(()), "{good}");
         }
-        for bad in ["", "/foo", "Example.com/foo", "foo/", "-foo", "a/b/c", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "/foo",
+            "Example.com/foo",
+            "foo/",
+            "-foo",
+            "a/b/c",
+            &"x".repeat(64),
+        ] {
             assert!(qualified_name(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,248 @@
+//! The command line, run as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn review_answers_the_custom_resource_fixture_untouched() {
+    let out = run(
+        &[
+            "review",
+            "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["response"]["uid"], "uidValue");
+    assert_eq!(response["response"]["allowed"], true);
+    assert!(response["response"].get("patch").is_none());
+}
+
+#[test]
+fn review_reads_stdin_and_explains_on_stderr() {
+    let review = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1",
+        "kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+        "operation":"CREATE","namespace":"shop","object":{"metadata":{"name":"web"},"spec":{"containers":[{"name":"app","image":"nginx"}]}}}}"#;
+    let out = run(&["review", "--explain", "-"], review.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["response"]["uid"], "u1");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("CREATE Pod shop/web: injected: example"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"path\": \"/spec/containers/-\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn review_of_a_denied_pod_exits_zero_and_of_garbage_non_zero() {
+    let clash = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u2",
+        "kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+        "operation":"CREATE","namespace":"shop","object":{"spec":{"containers":[{"name":"example-sidecar","image":"x"}]}}}}"#;
+    let out = run(&["review"], clash.as_bytes());
+    assert!(out.status.success());
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response["response"]["allowed"], false);
+
+    let out = run(&["review"], b"{\"apiVersion\": ");
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).contains("malformed AdmissionReview"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+const WORKLOADS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: app
+          image: nginx:1.27
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+            - name: job
+              image: busybox:1.37
+---
+"#;
+
+#[test]
+fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
+    let out = run(&["inject", "-f", "-"], WORKLOADS.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text(&out.stdout))
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(
+        docs.len(),
+        3,
+        "every document comes out, the empty trailing one excepted"
+    );
+
+    let names = |template: &Value| -> Vec<String> {
+        template["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let deployment = &docs[0]["spec"]["template"];
+    assert_eq!(names(deployment), ["app", "example-sidecar"]);
+    assert_eq!(deployment["metadata"]["labels"]["foo"], "bar");
+    assert_eq!(deployment["metadata"]["labels"]["app"], "web");
+    assert_eq!(docs[1]["kind"], "Service");
+    assert_eq!(docs[1]["spec"]["ports"][0]["port"], 80);
+    let cron = &docs[2]["spec"]["jobTemplate"]["spec"]["template"];
+    assert_eq!(names(cron), ["job", "example-sidecar"]);
+    assert_eq!(
+        cron["metadata"]["labels"]["foo"], "bar",
+        "a template without metadata gains it"
+    );
+    assert!(cron["metadata"]["annotations"]["sidecar-injector.io/status"].is_string());
+
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Deployment web: injected example")
+            && stderr.contains("CronJob nightly: injected example"),
+        "{stderr}"
+    );
+
+    // Injecting the output again changes nothing: the status annotation is recognised.
+    let again = run(&["inject", "-f", "-"], &out.stdout);
+    assert!(again.status.success());
+    assert_eq!(text(&again.stdout), text(&out.stdout));
+    assert!(text(&again.stderr).contains("not injected (already-injected)"));
+}
+
+#[test]
+fn inject_respects_namespace_skips_and_reports_denials() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x}]}\n";
+    let out = run(
+        &["inject", "-f", "-", "--namespace", "kube-system"],
+        pod.as_bytes(),
+    );
+    assert!(out.status.success());
+    assert!(!text(&out.stdout).contains("example-sidecar"));
+    assert!(text(&out.stderr).contains("namespace-skipped"));
+
+    let clash = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: example-sidecar, image: x}]}\n";
+    let out = run(&["inject", "-f", "-"], clash.as_bytes());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("document 1 (Pod p): sidecar-injector: cannot inject"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(&["inject", "-f", "-"], b"kind: [unclosed");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("document 1: not valid YAML"));
+}
+
+#[test]
+fn config_check_and_default() {
+    let out = run(&["config", "default"], b"");
+    assert!(out.status.success());
+    let printed = text(&out.stdout);
+    assert!(printed.contains("foo: bar"));
+
+    let dir = std::env::temp_dir().join(format!("sidecar-injector-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, &printed).unwrap();
+    let out = run(&["config", "check", good.to_str().unwrap()], b"");
+    assert!(
+        out.status.success(),
+        "the printed default passes its own check: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("valid; profiles: example"));
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "profiles:\n  proxy:\n    containers:\n      - {name: envoy, image: envoy, imagePullPolcy: Always}\n").unwrap();
+    let out = run(&["config", "check", bad.to_str().unwrap()], b"");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("profiles.proxy.containers[0].imagePullPolcy: unknown field"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        &[
+            "review",
+            "-c",
+            bad.to_str().unwrap(),
+            "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json",
+        ],
+        b"",
+    );
+    assert!(!out.status.success(), "a bad configuration is never used");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        &["--help"][..],
+        &["review", "--help"],
+        &["inject", "--help"],
+        &["config", "check", "--help"],
+        &["config", "default", "--help"],
+    ] {
+        let out = run(args, b"");
+        assert!(out.status.success(), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+}

@@ -1,0 +1,329 @@
+//! Generated Pods and profiles: the patch always applies, every injected item appears exactly once,
+//! nothing else changes, and a second review gives no patch.
+
+mod common;
+
+use common::*;
+use proptest::collection::{btree_map, vec};
+use proptest::option;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use sidecar_injector::Config;
+
+// Small name pools, so that generated Pods and profiles collide often enough to exercise the
+// "app wins" and onError paths. Keys include `/` to exercise pointer escaping.
+const LABEL_KEYS: &[&str] = &["app", "tier", "example.com/team", "a.b/c", "foo"];
+const ENV_NAMES: &[&str] = &["A", "B", "LOG_LEVEL"];
+const MOUNT_PATHS: &[&str] = &["/data", "/certs", "/var/log"];
+
+fn pick(pool: &'static [&'static str]) -> impl Strategy<Value = String> {
+    proptest::sample::select(pool).prop_map(str::to_owned)
+}
+
+fn string_map() -> impl Strategy<Value = Map<String, Value>> {
+    btree_map(pick(LABEL_KEYS), "[a-z]{1,3}", 0..4)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+}
+
+fn env_list() -> impl Strategy<Value = Vec<Value>> {
+    vec(pick(ENV_NAMES), 0..3).prop_map(|names| {
+        let mut seen = Vec::new();
+        names
+            .into_iter()
+            .filter(|n| {
+                !seen.contains(n) && {
+                    seen.push(n.clone());
+                    true
+                }
+            })
+            .map(|n| json!({"name": n, "value": "v"}))
+            .collect()
+    })
+}
+
+fn mount_list(volume: &'static str) -> impl Strategy<Value = Vec<Value>> {
+    proptest::sample::subsequence(MOUNT_PATHS, 0..3).prop_map(move |paths| {
+        paths
+            .into_iter()
+            .map(|p| json!({"name": volume, "mountPath": p}))
+            .collect()
+    })
+}
+
+fn app_container(index: usize) -> impl Strategy<Value = Value> {
+    (
+        option::of(env_list()),
+        option::of(mount_list("data")),
+        any::<bool>(),
+    )
+        .prop_map(move |(env, mounts, future)| {
+            let mut c = json!({"name": format!("app{index}"), "image": "app:1"});
+            if let Some(env) = env {
+                c["env"] = Value::Array(env);
+            }
+            if let Some(mounts) = mounts {
+                c["volumeMounts"] = Value::Array(mounts);
+            }
+            if future {
+                c["fieldFromTheFuture"] = json!({"kept": true});
+            }
+            c
+        })
+}
+
+fn pod() -> impl Strategy<Value = Value> {
+    let containers = (1..4usize).prop_flat_map(|n| (0..n).map(app_container).collect::<Vec<_>>());
+    let init = option::of(vec(Just(()), 0..3).prop_map(|v| {
+        (0..v.len())
+            .map(|i| json!({"name": format!("init-app{i}"), "image": "i"}))
+            .collect::<Vec<_>>()
+    }));
+    let volumes = option::of(vec(Just(()), 0..3).prop_map(|v| {
+        (0..v.len())
+            .map(|i| json!({"name": format!("vol{i}"), "emptyDir": {}}))
+            .collect::<Vec<_>>()
+    }));
+    (
+        option::of(string_map()),
+        option::of(string_map()),
+        any::<bool>(),
+        containers,
+        init,
+        volumes,
+    )
+        .prop_map(
+            |(labels, annotations, has_metadata, containers, init, volumes)| {
+                let mut metadata = Map::new();
+                if let Some(l) = labels {
+                    metadata.insert("labels".into(), Value::Object(l));
+                }
+                if let Some(a) = annotations {
+                    metadata.insert("annotations".into(), Value::Object(a));
+                }
+                let mut spec = json!({"containers": containers});
+                if let Some(init) = init {
+                    spec["initContainers"] = Value::Array(init);
+                }
+                if let Some(volumes) = volumes {
+                    spec["volumes"] = Value::Array(volumes);
+                }
+                let mut pod = json!({"spec": spec});
+                if has_metadata || !metadata.is_empty() {
+                    pod["metadata"] = Value::Object(metadata);
+                }
+                pod
+            },
+        )
+}
+
+/// A configuration with one profile. Container names are drawn so that they sometimes clash with
+/// the Pod's (`app0`), which must then be refused.
+fn config_value() -> impl Strategy<Value = Value> {
+    let names = |prefix: &'static str| {
+        vec(any::<bool>(), 0..3).prop_map(move |v| {
+            v.iter()
+                .enumerate()
+                .map(|(i, _)| format!("{prefix}{i}"))
+                .collect::<Vec<_>>()
+        })
+    };
+    (
+        string_map(),
+        names("side"),
+        names("sc"),
+        names("pinit"),
+        names("pv"),
+        env_list(),
+        mount_list("pv0"),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(
+            |(labels, containers, sidecars, init, volumes, env, mounts, clash)| {
+                let mut containers: Vec<Value> = containers
+                    .iter()
+                    .map(|n| json!({"name": n, "image": "s"}))
+                    .collect();
+                if clash {
+                    containers.push(json!({"name": "app0", "image": "s"}));
+                }
+                let list = |names: &[String]| {
+                    names
+                        .iter()
+                        .map(|n| json!({"name": n, "image": "s"}))
+                        .collect::<Vec<_>>()
+                };
+                let volumes: Vec<Value> = volumes
+                    .iter()
+                    .map(|n| json!({"name": n, "emptyDir": {}}))
+                    .collect();
+                json!({
+                    "labels": labels,
+                    "defaultProfiles": ["p"],
+                    "profiles": {"p": {
+                        "containers": containers,
+                        "sidecars": list(&sidecars),
+                        "initContainers": list(&init),
+                        "volumes": volumes,
+                        "appContainers": {"env": env, "volumeMounts": mounts}
+                    }}
+                })
+            },
+        )
+}
+
+fn names(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .map(|l| l.iter().map(|c| c["name"].as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+/// Remove from `patched` what the configuration says was added, then drop containers the original
+/// did not have (maps and lists created to hold the additions).
+fn strip(patched: &Value, original: &Value, config: &Value) -> Value {
+    let profile = &config["profiles"]["p"];
+    let mut pod = patched.clone();
+    if let Some(labels) = pod["metadata"]
+        .get_mut("labels")
+        .and_then(Value::as_object_mut)
+    {
+        for key in config["labels"].as_object().unwrap().keys() {
+            if original["metadata"]["labels"].get(key).is_none() {
+                labels.remove(key);
+            }
+        }
+    }
+    pod["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("sidecar-injector.io/status");
+    let injected: Vec<&str> = ["containers", "sidecars", "initContainers"]
+        .iter()
+        .flat_map(|f| names(&profile[f]))
+        .collect();
+    for field in ["containers", "initContainers"] {
+        if let Some(list) = pod["spec"].get_mut(field).and_then(Value::as_array_mut) {
+            list.retain(|c| !injected.contains(&c["name"].as_str().unwrap()));
+        }
+    }
+    let volumes = names(&profile["volumes"]);
+    if let Some(list) = pod["spec"].get_mut("volumes").and_then(Value::as_array_mut) {
+        list.retain(|v| !volumes.contains(&v["name"].as_str().unwrap()));
+    }
+    for (i, container) in pod["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let before = &original["spec"]["containers"][i];
+        if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+            env.retain(|e| names(&before["env"]).contains(&e["name"].as_str().unwrap()));
+        }
+        if let Some(mounts) = container
+            .get_mut("volumeMounts")
+            .and_then(Value::as_array_mut)
+        {
+            let own: Vec<&Value> = before["volumeMounts"]
+                .as_array()
+                .map(|m| m.iter().map(|m| &m["mountPath"]).collect())
+                .unwrap_or_default();
+            mounts.retain(|m| own.contains(&&m["mountPath"]));
+        }
+        for field in ["env", "volumeMounts"] {
+            drop_if_new_and_empty(container, before, field);
+        }
+    }
+    for field in ["initContainers", "volumes"] {
+        let spec_before = original["spec"].clone();
+        drop_if_new_and_empty(&mut pod["spec"], &spec_before, field);
+    }
+    let meta_before = original.get("metadata").cloned().unwrap_or(Value::Null);
+    for field in ["labels", "annotations"] {
+        drop_if_new_and_empty(&mut pod["metadata"], &meta_before, field);
+    }
+    drop_if_new_and_empty(&mut pod, original, "metadata");
+    pod
+}
+
+fn drop_if_new_and_empty(parent: &mut Value, before: &Value, field: &str) {
+    let empty = match parent.get(field) {
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        _ => false,
+    };
+    if empty && before.get(field).is_none() {
+        parent.as_object_mut().unwrap().remove(field);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn injection_adds_exactly_the_profile(pod in pod(), config_json in config_value()) {
+        let config = Config::from_value(config_json.clone()).expect("generated configurations are valid");
+        let (response, patched) = admit(&pod, "shop", &config);
+        let profile = &config_json["profiles"]["p"];
+        let clash = names(&profile["containers"]).contains(&"app0");
+
+        if clash {
+            prop_assert_eq!(&response["response"]["allowed"], false);
+            prop_assert_eq!(&patched, &pod);
+            return Ok(());
+        }
+        prop_assert_eq!(&response["response"]["allowed"], true);
+
+        // Every injected container and volume appears exactly once.
+        let spec = &patched["spec"];
+        let all: Vec<&str> = names(&spec["containers"]).into_iter().chain(names(&spec["initContainers"])).collect();
+        for field in ["containers", "sidecars", "initContainers"] {
+            for name in names(&profile[field]) {
+                prop_assert_eq!(all.iter().filter(|n| **n == name).count(), 1, "{} {}", field, name);
+            }
+        }
+        for name in names(&profile["volumes"]) {
+            prop_assert_eq!(names(&spec["volumes"]).iter().filter(|n| **n == name).count(), 1);
+        }
+        // Sidecars are native sidecars, ahead of the Pod's own init containers.
+        for name in names(&profile["sidecars"]) {
+            let sidecar = spec["initContainers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+            prop_assert_eq!(&sidecar["restartPolicy"], "Always");
+        }
+        let own_init = names(&pod["spec"]["initContainers"]);
+        let init_after = names(&spec["initContainers"]);
+        prop_assert_eq!(&init_after[init_after.len() - own_init.len()..], &own_init[..]);
+
+        // Each app container has each env name and mount path once; the Pod's own values won.
+        for (i, container) in spec["containers"].as_array().unwrap().iter().enumerate().take(pod["spec"]["containers"].as_array().unwrap().len()) {
+            for var in profile["appContainers"]["env"].as_array().unwrap() {
+                let same: Vec<&Value> = container["env"].as_array().unwrap().iter().filter(|e| e["name"] == var["name"]).collect();
+                prop_assert_eq!(same.len(), 1);
+                let own = pod["spec"]["containers"][i]["env"].as_array().and_then(|env| env.iter().find(|e| e["name"] == var["name"]));
+                prop_assert_eq!(same[0], own.unwrap_or(var));
+            }
+            for mount in profile["appContainers"]["volumeMounts"].as_array().unwrap() {
+                let count = container["volumeMounts"].as_array().unwrap().iter().filter(|m| m["mountPath"] == mount["mountPath"]).count();
+                prop_assert_eq!(count, 1);
+            }
+        }
+        // Labels: ours where the Pod had none, the Pod's own otherwise.
+        for (key, value) in config_json["labels"].as_object().unwrap() {
+            let expected = pod["metadata"]["labels"].get(key).unwrap_or(value);
+            prop_assert_eq!(&patched["metadata"]["labels"][key], expected);
+        }
+
+        // Nothing else changed.
+        prop_assert_eq!(strip(&patched, &pod, &config_json), pod);
+
+        // And a second review leaves it alone.
+        let (again, twice) = admit(&patched, "shop", &config);
+        prop_assert!(patch_of(&again).is_none());
+        prop_assert_eq!(twice, patched);
+    }
+
+    /// Arbitrary bytes never panic: they are answered or refused with an error.
+    #[test]
+    fn arbitrary_bodies_never_panic(body in vec(any::<u8>(), 0..512)) {
+        let _ = sidecar_injector::review(&body, &Config::builtin());
+    }
+}
