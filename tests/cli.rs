@@ -120,9 +120,7 @@ spec:
 fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
     let out = run(&["inject", "-f", "-"], WORKLOADS.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let docs: Vec<Value> = serde_norway::Deserializer::from_str(&text(&out.stdout))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
     assert_eq!(
         docs.len(),
         3,
@@ -187,7 +185,11 @@ fn inject_respects_namespace_skips_and_reports_denials() {
 
     let out = run(&["inject", "-f", "-"], b"kind: [unclosed");
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("document 1: not valid YAML"));
+    assert!(
+        text(&out.stderr).contains("not valid YAML"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -244,5 +246,135 @@ fn every_command_has_help() {
         let out = run(args, b"");
         assert!(out.status.success(), "{args:?}");
         assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+}
+
+/// The README's first command: the article's test Pod gains `foo=bar` and the example sidecar.
+#[test]
+fn the_readme_quick_start_review() {
+    let out = run(
+        &[
+            "review",
+            "--explain",
+            "tests/fixtures/pod-create-review.json",
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        response["response"]["uid"],
+        "d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d"
+    );
+    assert_eq!(response["response"]["allowed"], true);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\"path\": \"/metadata/labels/foo\"")
+            && stderr.contains("\"name\": \"example-sidecar\""),
+        "{stderr}"
+    );
+}
+
+/// The complete workloads from the Kubernetes round-trip data (JSON is YAML): every field of
+/// their pod templates survives offline injection.
+#[test]
+fn inject_keeps_every_field_of_complete_workloads() {
+    let dir =
+        std::env::temp_dir().join(format!("sidecar-injector-workloads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // The fixtures use hostNetwork: true, which the built-in configuration skips.
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, "labels: {foo: bar}\ndefaultProfiles: [p]\nprofiles: {p: {containers: [{name: agent, image: agent}]}}\nskip: {hostNetwork: false}\n").unwrap();
+    for fixture in [
+        "tests/fixtures/apps.v1.Deployment.json",
+        "tests/fixtures/apps.v1.StatefulSet.json",
+    ] {
+        let original: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        let out = run(
+            &["inject", "-c", config.to_str().unwrap(), "-f", fixture],
+            b"",
+        );
+        assert!(out.status.success(), "{fixture}: {}", text(&out.stderr));
+        let mut injected: Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
+
+        let template = &mut injected["spec"]["template"];
+        assert_eq!(template["metadata"]["labels"]["foo"], "bar", "{fixture}");
+        template["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("foo");
+        template["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("sidecar-injector.io/status");
+        let added = template["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(
+            added,
+            serde_json::json!({"name": "agent", "image": "agent"}),
+            "{fixture}"
+        );
+        assert_eq!(
+            injected, original,
+            "{fixture}: everything else is as it was"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// kubectl reads YAML 1.1, where a bare `yes`, `on` or `1_000` is not a string: such strings must
+/// come out quoted, or `kubectl apply` of the output would fail or change them.
+#[test]
+fn inject_output_keeps_yaml_1_1_lookalikes_strings() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations: {a: \"yes\", b: \"on\", c: \"n\", d: \"1_000\", e: \"1:20\", f: \"012\"}\nspec: {containers: [{name: a, image: x}]}\n";
+    let out = run(&["inject", "-f", "-"], pod.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    for (key, value) in [
+        ("a", "yes"),
+        ("b", "on"),
+        ("c", "n"),
+        ("d", "1_000"),
+        ("e", "1:20"),
+        ("f", "012"),
+    ] {
+        let quoted = [format!("{key}: \"{value}\""), format!("{key}: '{value}'")];
+        assert!(
+            quoted.iter().any(|q| yaml.contains(q.as_str())),
+            "{key}: {value} must be quoted in:\n{yaml}"
+        );
+    }
+}
+
+/// YAML nested 10,000 deep, and an alias bomb that would expand to 10^9 nodes, are refused with a
+/// message rather than exhausting the stack or the memory.
+#[test]
+fn hostile_yaml_is_refused() {
+    let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{previous}"); 10].join(", ")
+        ));
+    }
+    for (what, yaml, expected) in [
+        ("deep", deep, "recursion limit"),
+        ("alias bomb", bomb, "budget breached"),
+    ] {
+        let out = run(&["inject", "-f", "-"], yaml.as_bytes());
+        assert!(!out.status.success(), "{what}");
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{what}: {}",
+            text(&out.stderr)
+        );
     }
 }

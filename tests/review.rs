@@ -58,6 +58,10 @@ fn pod_table_builtin_injection() {
             json!({"metadata": {"name": "a"}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
         ),
         (
+            "no labels map, an annotation key with /",
+            json!({"metadata": {"name": "a", "annotations": {"example.com/owner": "team-a"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
+        ),
+        (
             "no metadata at all",
             json!({"spec": {"containers": [{"name": "app", "image": "x"}]}}),
         ),

@@ -189,7 +189,7 @@ impl Config {
     /// Load a configuration from YAML or JSON text (JSON is YAML).
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         let value: Value =
-            serde_norway::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         Config::from_value(value)
     }
 

@@ -5,7 +5,6 @@
 //! does), then the answer's patch is applied to the template. What a manifest shows here is what the
 //! cluster would do.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::config::Config;
@@ -24,8 +23,8 @@ pub struct Injected {
 /// Why the manifests could not be injected.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("document {index}: not valid YAML: {message}")]
-    Yaml { index: usize, message: String },
+    #[error("not valid YAML: {0}")]
+    Yaml(String),
     #[error("document {index} ({what}): {message}")]
     Document {
         index: usize,
@@ -50,22 +49,16 @@ fn template_path(api_version: &str, kind: &str) -> Option<&'static str> {
 /// Inject into every Pod and pod template in `yaml` (one or more documents). Other documents pass
 /// through unchanged. `namespace` is used for objects that do not name theirs.
 pub fn inject(yaml: &str, config: &Config, namespace: &str) -> Result<Injected, ManifestError> {
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|e| ManifestError::Yaml(e.to_string()))?;
     let mut out = String::new();
     let mut notes = Vec::new();
-    for (i, document) in serde_norway::Deserializer::from_str(yaml).enumerate() {
-        let index = i + 1;
-        let mut doc = Value::deserialize(document).map_err(|e| ManifestError::Yaml {
-            index,
-            message: e.to_string(),
-        })?;
-        if doc.is_null() {
-            continue; // an empty document, as after a trailing `---`
-        }
-        inject_object(&mut doc, config, namespace, index, &mut notes)?;
-        let text = serde_norway::to_string(&doc).map_err(|e| ManifestError::Yaml {
-            index,
-            message: e.to_string(),
-        })?;
+    // Empty documents (as after a trailing `---`) are dropped.
+    for (i, mut doc) in documents.into_iter().filter(|d| !d.is_null()).enumerate() {
+        inject_object(&mut doc, config, namespace, i + 1, &mut notes)?;
+        // serde-saphyr quotes strings that a YAML 1.1 reader, such as kubectl's, would take for
+        // something else (`"yes"`, `"on"`, `"1_000"`), so the output means what the input meant.
+        let text = serde_saphyr::to_string(&doc).map_err(|e| ManifestError::Yaml(e.to_string()))?;
         if !out.is_empty() {
             out.push_str("---\n");
         }

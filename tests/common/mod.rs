@@ -75,7 +75,7 @@ pub fn small_pod() -> Value {
 /// program, so that a test compares the program's output with what the user wrote.
 pub fn example_sidecar() -> Value {
     let text = include_str!("../../src/engine/default-config.yaml");
-    let config: Value = serde_norway::from_str(text).unwrap();
+    let config: Value = serde_saphyr::from_str(text).unwrap();
     config["profiles"]["example"]["containers"][0].clone()
 }
 
