@@ -9,6 +9,10 @@ use serde_json::{Value, json};
 use sidecar_injector::{Config, review};
 use std::hint::black_box;
 
+// The same AdmissionReview envelope as the tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 // Measured with the allocator the binaries ship with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -67,25 +71,7 @@ fn pod_review(containers: Vec<Value>) -> Vec<u8> {
             "preemptionPolicy": "PreemptLowerThanOrEqual"
         }
     });
-    let review = json!({
-        "kind": "AdmissionReview",
-        "apiVersion": "admission.k8s.io/v1",
-        "request": {
-            "uid": "0c9a8d74-9cb7-44dd-b98e-09fd62def2f4",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "shop",
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "uid": "2b4c6d8e-0000-4000-8000-000000000001", "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]},
-            "object": pod,
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
-        }
-    });
-    serde_json::to_vec(&review).unwrap()
+    serde_json::to_vec(&common::pod_review(&pod, "shop")).unwrap()
 }
 
 fn typical() -> Vec<u8> {

@@ -266,6 +266,12 @@ fn skip_rules_and_opt_out() {
         skipped_reason(&opted_out_label, "shop", &config),
         "opted-out"
     );
+    let both = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}, "annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
+    assert_eq!(
+        skipped_reason(&both, "shop", &config),
+        "opted-out",
+        "a label opt-out wins over an annotation asking"
+    );
     assert_eq!(
         skipped_reason(&small_pod(), "kube-system", &config),
         "namespace-skipped"

@@ -138,11 +138,10 @@ pub(crate) fn decide(
         }
     };
 
-    if view
-        .annotation(keys::INJECT)
-        .or(view.label(keys::INJECT))
-        .is_some_and(|v| v.eq_ignore_ascii_case("false"))
-    {
+    // Either opts out: the label is what a webhook objectSelector can see, the annotation is what
+    // users write; a Pod that says "false" in one place is never injected.
+    let says_false = |v: Option<&str>| v.is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    if says_false(view.annotation(keys::INJECT)) || says_false(view.label(keys::INJECT)) {
         return Ok(Outcome::skipped_because(
             SkipReason::OptedOut,
             format_args!("the Pod has {}=false", keys::INJECT),
