@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
 use sidecar_injector::{Config, Decision, review};
 
+#[cfg(feature = "server")]
+mod serve;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -58,6 +61,17 @@ enum Command {
     /// Check or print configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve the webhook over HTTPS (POST /mutate, GET /healthz, GET /readyz), with Prometheus
+    /// metrics on a separate plain-HTTP port (GET /metrics).
+    ///
+    /// With no flags it listens on 127.0.0.1:8443 with the built-in configuration and a
+    /// certificate for localhost made at start, and prints a curl command to try it.
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
+    /// Write a CA, a serving certificate for a Service, a TLS Secret manifest and the matching
+    /// caBundle, for clusters where nothing should be patched at run time.
+    #[cfg(feature = "server")]
+    Certs(serve::CertsArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,6 +149,10 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{BUILTIN_YAML}");
             Ok(())
         }
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve::serve(args),
+        #[cfg(feature = "server")]
+        Command::Certs(args) => serve::certs(args),
     }
 }
 

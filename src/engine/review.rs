@@ -175,10 +175,13 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
     serde_json::from_slice(body).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, Incoming>(&mut de) {
-            Err(e) if e.path().to_string() != "." => ReviewError::Malformed {
-                path: e.path().to_string(),
-                message: e.into_inner().to_string(),
-            },
+            // serde_path_to_error says "." at the top, and "?" where it lost track.
+            Err(e) if !matches!(e.path().to_string().as_str(), "." | "?") => {
+                ReviewError::Malformed {
+                    path: e.path().to_string(),
+                    message: e.into_inner().to_string(),
+                }
+            }
             _ => ReviewError::Malformed {
                 path: "(top level)".into(),
                 message: first.to_string(),

@@ -1,0 +1,196 @@
+//! The `serve` and `certs` commands: flags in, [`sidecar_injector::server`] and
+//! [`sidecar_injector::certs`] called.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use sidecar_injector::certs::{self, Ca};
+use sidecar_injector::server::{Limits, Options, Server, TlsSource};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The HTTPS address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The plain-HTTP address of /metrics.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    metrics_listen: SocketAddr,
+    /// The injection configuration, reloaded when it changes; the built-in one when left out.
+    #[arg(short, long, value_name = "CONFIG")]
+    config: Option<PathBuf>,
+    /// The serving certificate (PEM), reloaded when it changes. Without it, a CA and a certificate
+    /// for localhost are made at start.
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Where to write the CA of a made certificate, for clients to trust.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
+    ca_out: Option<PathBuf>,
+    /// Seconds between checks of the configuration and certificate files for changes.
+    #[arg(long, default_value_t = 2.0)]
+    reload_interval: f64,
+    /// Reviews answered at once; more are refused at once with 503.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// Seconds a request may take, body included.
+    #[arg(long, default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Seconds a client has to send its request headers.
+    #[arg(long, default_value_t = 5.0)]
+    header_read_timeout: f64,
+    /// Seconds readiness fails before the listener closes, after SIGTERM.
+    #[arg(long, default_value_t = 0.0)]
+    drain_delay: f64,
+    /// Seconds in-flight requests get to finish after that.
+    #[arg(long, default_value_t = 20.0)]
+    shutdown_timeout: f64,
+}
+
+pub fn serve(args: ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| format!("{s}: {e}"));
+    let defaults = Options::local();
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+        _ => match (defaults.tls, args.ca_out) {
+            (TlsSource::Generated { names, .. }, Some(ca_out)) => {
+                TlsSource::Generated { names, ca_out }
+            }
+            (generated, _) => generated,
+        },
+    };
+    let options = Options {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        tls,
+        config: args.config,
+        reload_interval: seconds(args.reload_interval)?,
+        limits: Limits {
+            max_in_flight: args.max_in_flight.max(1),
+            request_timeout: seconds(args.request_timeout)?,
+        },
+        header_read_timeout: seconds(args.header_read_timeout)?,
+        drain_delay: seconds(args.drain_delay)?,
+        shutdown_timeout: seconds(args.shutdown_timeout)?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let server = Server::bind(options.clone()).await.map_err(|e| e.to_string())?;
+        if let TlsSource::Generated { ca_out, .. } = &options.tls {
+            let port = server.local_addr().port();
+            eprintln!("sidecar-injector: serving https://localhost:{port}/mutate with a certificate signed by {}", ca_out.display());
+            eprintln!("try it:");
+            eprintln!(
+                "  curl --cacert {} -H 'Content-Type: application/json' --data-binary @tests/fixtures/pod-create-review.json https://localhost:{port}/mutate",
+                ca_out.display()
+            );
+        }
+        server.run(shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+/// SIGTERM (from the kubelet) or Ctrl-C.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[derive(Args)]
+pub struct CertsArgs {
+    /// The webhook's Service.
+    #[arg(long)]
+    service: String,
+    /// The Service's namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The folder to write into; created when missing.
+    #[arg(long)]
+    out: PathBuf,
+    /// The name of the TLS Secret; the Service's name when left out.
+    #[arg(long)]
+    secret_name: Option<String>,
+    /// Days the serving certificate is valid (the CA: ten times that).
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+}
+
+/// Writes `ca.crt`, `tls.crt`, `tls.key`, `secret.yaml` and `ca-bundle.txt`.
+pub fn certs(args: CertsArgs) -> Result<(), String> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let now = time::OffsetDateTime::now_utc();
+    let ca = Ca::generate(
+        &format!("{} webhook CA", args.service),
+        now,
+        time::Duration::days(args.days * 10),
+    )
+    .map_err(|e| e.to_string())?;
+    let names = certs::service_names(&args.service, &args.namespace);
+    let serving = ca
+        .issue(&names, now, time::Duration::days(args.days))
+        .map_err(|e| e.to_string())?;
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": args.secret_name.as_deref().unwrap_or(&args.service), "namespace": args.namespace},
+        "type": "kubernetes.io/tls",
+        "data": {
+            "tls.crt": b64(&serving.cert_pem),
+            "tls.key": b64(&serving.key_pem),
+            "ca.crt": b64(&ca.pem().cert_pem),
+        }
+    });
+    let secret = serde_saphyr::to_string(&secret).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let files = [
+        ("ca.crt", ca.pem().cert_pem.clone()),
+        ("tls.crt", serving.cert_pem),
+        ("tls.key", serving.key_pem),
+        ("secret.yaml", secret),
+        ("ca-bundle.txt", format!("{}\n", b64(&ca.pem().cert_pem))),
+    ];
+    for (name, content) in files {
+        let path = args.out.join(name);
+        write_private(&path, content.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    println!(
+        "wrote {}: ca.crt, tls.crt, tls.key, secret.yaml, ca-bundle.txt",
+        args.out.display()
+    );
+    println!("the certificate is for {}", names.join(", "));
+    println!("apply secret.yaml, and put the content of ca-bundle.txt in the webhook's caBundle");
+    Ok(())
+}
+
+/// Key material is readable by its owner only.
+fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(content)
+}

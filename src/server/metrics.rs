@@ -1,0 +1,144 @@
+//! Prometheus metrics, served as text on the plain-HTTP metrics port.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::Decision;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReviewLabels {
+    /// `injected`, `skipped`, `denied`, or `error` for a body that was not a review.
+    decision: &'static str,
+    /// Why it was skipped; empty otherwise.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `success` or `failure`.
+    result: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    reviews: Family<ReviewLabels, Counter>,
+    latency: Histogram,
+    shed: Counter,
+    config_reloads: Family<ReloadLabels, Counter>,
+    cert_reloads: Family<ReloadLabels, Counter>,
+    cert_expiry: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("sidecar_injector");
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        registry.register(
+            "reviews",
+            "AdmissionReviews answered, by decision and skip reason",
+            reviews.clone(),
+        );
+        // A review takes tens of microseconds: the buckets start well below a millisecond.
+        let latency = Histogram::new([
+            0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
+            1.0,
+        ]);
+        registry.register(
+            "review_duration_seconds",
+            "Time to answer one AdmissionReview, body read excluded",
+            latency.clone(),
+        );
+        let shed = Counter::default();
+        registry.register(
+            "shed_requests",
+            "Requests answered 503 because too many were in flight",
+            shed.clone(),
+        );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads; a failed one keeps the previous configuration",
+            config_reloads.clone(),
+        );
+        let cert_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate reloads; a failed one keeps the previous certificate",
+            cert_reloads.clone(),
+        );
+        let cert_expiry = Gauge::default();
+        registry.register(
+            "serving_certificate_expiry_timestamp_seconds",
+            "notAfter of the certificate being served",
+            cert_expiry.clone(),
+        );
+        Metrics {
+            registry,
+            reviews,
+            latency,
+            shed,
+            config_reloads,
+            cert_reloads,
+            cert_expiry,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn review(&self, decision: &Decision, seconds: f64) {
+        let (decision, reason) = match decision {
+            Decision::Skipped(reason) => ("skipped", reason.as_str()),
+            other => (other.as_str(), ""),
+        };
+        self.reviews
+            .get_or_create(&ReviewLabels { decision, reason })
+            .inc();
+        self.latency.observe(seconds);
+    }
+
+    pub fn review_error(&self) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                decision: "error",
+                reason: "",
+            })
+            .inc();
+    }
+
+    pub fn shed(&self) {
+        self.shed.inc();
+    }
+
+    pub fn config_reload(&self, ok: bool) {
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result: result(ok) })
+            .inc();
+    }
+
+    pub fn cert_reload(&self, ok: bool) {
+        self.cert_reloads
+            .get_or_create(&ReloadLabels { result: result(ok) })
+            .inc();
+    }
+
+    pub fn cert_expiry(&self, not_after: i64) {
+        self.cert_expiry.set(not_after);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+fn result(ok: bool) -> &'static str {
+    if ok { "success" } else { "failure" }
+}
