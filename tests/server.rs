@@ -1,0 +1,604 @@
+//! The HTTPS server, in process on ephemeral ports, driven by a real rustls client that trusts only
+//! the CA the test made.
+#![cfg(feature = "server")]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use sidecar_injector::certs::{self, Ca, PemPair};
+use sidecar_injector::server::{Limits, MAX_BODY, Options, Server, TlsSource};
+use sidecar_injector::{Config, review};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+const SERVICE: &str = "sidecar-injector";
+const NAMESPACE: &str = "sidecar-injector";
+const REVIEW: &[u8] = include_bytes!("fixtures/pod-create-review.json");
+
+/// A folder removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("sidecar-injector-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn new_ca() -> Ca {
+    Ca::generate(
+        "test CA",
+        time::OffsetDateTime::now_utc(),
+        time::Duration::days(1),
+    )
+    .unwrap()
+}
+
+fn serving(ca: &Ca) -> PemPair {
+    ca.issue(
+        &certs::service_names(SERVICE, NAMESPACE),
+        time::OffsetDateTime::now_utc(),
+        time::Duration::days(1),
+    )
+    .unwrap()
+}
+
+/// Writes the pair the way the kubelet mounts a Secret: `tls.crt` and `tls.key` are links into
+/// `..data`, itself a link to a folder; an update makes a new folder and swaps `..data` at once.
+fn mount_secret(dir: &Path, pair: &PemPair, generation: u32) {
+    let data = dir.join(format!("..{generation}"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("tls.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(data.join("tls.key"), &pair.key_pem).unwrap();
+    let link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    std::fs::rename(&link, dir.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        if std::fs::symlink_metadata(dir.join(file)).is_err() {
+            std::os::unix::fs::symlink(dir.join("..data").join(file), dir.join(file)).unwrap();
+        }
+    }
+}
+
+fn options(dir: &Path, config: Option<PathBuf>, limits: Limits) -> Options {
+    Options {
+        listen: ([127, 0, 0, 1], 0).into(),
+        metrics_listen: ([127, 0, 0, 1], 0).into(),
+        tls: TlsSource::Files {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        },
+        config,
+        reload_interval: Duration::from_millis(50),
+        limits,
+        header_read_timeout: Duration::from_secs(2),
+        drain_delay: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(10),
+    }
+}
+
+const LIMITS: Limits = Limits {
+    max_in_flight: 64,
+    request_timeout: Duration::from_secs(10),
+};
+
+/// A running server and the means to stop it.
+struct Running {
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn start(options: Options) -> Running {
+        let server = Server::bind(options).await.expect("the server starts");
+        let (addr, metrics) = (server.local_addr(), server.metrics_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            server
+                .run(async { stopped.await.unwrap_or(()) })
+                .await
+                .unwrap();
+        });
+        Running {
+            addr,
+            metrics,
+            stop: Some(stop),
+            done,
+        }
+    }
+
+    async fn shutdown(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(15), self.done)
+            .await
+            .expect("the server stops")
+            .unwrap();
+    }
+}
+
+fn connector(ca_pem: &str, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn connect(addr: SocketAddr, ca_pem: &str) -> std::io::Result<TlsStream<TcpStream>> {
+    let tls = connector(ca_pem, &[&rustls::version::TLS13, &rustls::version::TLS12]);
+    let tcp = TcpStream::connect(addr).await?;
+    // The name the API server uses for a Service reference.
+    let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+    tls.connect(name, tcp).await
+}
+
+fn serial_of(stream: &TlsStream<TcpStream>) -> String {
+    let der: &CertificateDer = &stream.get_ref().1.peer_certificates().unwrap()[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.raw_serial_as_string().replace(':', "")
+}
+
+fn serial_of_pem(pem: &str) -> String {
+    let der: CertificateDer =
+        rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.raw_serial_as_string().replace(':', "")
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// One HTTP/1.1 request on a fresh TLS connection.
+async fn request(
+    addr: SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<(Reply, String)> {
+    let mut stream = connect(addr, ca_pem).await?;
+    let serial = serial_of(&stream);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {SERVICE}.{NAMESPACE}.svc\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    Ok((read_reply(&mut stream).await?, serial))
+}
+
+async fn read_reply(stream: &mut TlsStream<TcpStream>) -> std::io::Result<Reply> {
+    let mut raw = Vec::new();
+    // The server closes a `Connection: close` exchange; a TLS close_notify may be missing.
+    let _ = stream.read_to_end(&mut raw).await;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Ok(Reply {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+async fn post_review(running: &Running, ca_pem: &str, body: &[u8]) -> Reply {
+    request(
+        running.addr,
+        ca_pem,
+        "POST",
+        "/mutate",
+        "application/json",
+        body,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn answers_with_exactly_the_pure_functions_bytes_over_tls() {
+    runtime().block_on(async {
+        let dir = TempDir::new("bytes");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let ca_pem = &ca.pem().cert_pem;
+
+        let reply = post_review(&running, ca_pem, REVIEW).await;
+        assert_eq!(reply.status, 200);
+        let expected = review(REVIEW, &Config::builtin()).unwrap().body;
+        assert_eq!(
+            reply.body, expected,
+            "the server adds nothing and changes nothing"
+        );
+
+        // The same over TLS 1.2 only.
+        let tls12 = connector(ca_pem, &[&rustls::version::TLS12]);
+        let tcp = TcpStream::connect(running.addr).await.unwrap();
+        let mut stream = tls12
+            .connect(
+                ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            stream.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_2)
+        );
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_reply(&mut stream).await.unwrap().status, 200);
+
+        // A client that trusts another CA refuses the server.
+        let stranger = new_ca();
+        assert!(
+            connect(running.addr, &stranger.pem().cert_pem)
+                .await
+                .is_err()
+        );
+        // And the certificate is not valid for another name.
+        let tcp = TcpStream::connect(running.addr).await.unwrap();
+        let wrong = connector(ca_pem, &[&rustls::version::TLS13])
+            .connect(ServerName::try_from("evil.example.com").unwrap(), tcp)
+            .await;
+        assert!(wrong.is_err());
+
+        running.shutdown().await;
+    });
+}
+
+/// A ClientHello written out by hand, since no current client library will send TLS 1.1.
+fn client_hello(version: [u8; 2]) -> Vec<u8> {
+    let mut hello = version.to_vec();
+    hello.extend([0x11; 32]); // random
+    hello.push(0); // no session id
+    hello.extend([0x00, 0x02, 0xc0, 0x2b]); // ECDHE-ECDSA-AES128-GCM-SHA256, which this server has
+    hello.extend([0x01, 0x00]); // null compression
+    let extensions: &[u8] = &[
+        0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17, // groups: x25519, P-256
+        0x00, 0x0b, 0x00, 0x02, 0x01, 0x00, // point formats: uncompressed
+        0x00, 0x0d, 0x00, 0x04, 0x00, 0x02, 0x04, 0x03, // signatures: ECDSA P-256 SHA-256
+    ];
+    hello.extend((extensions.len() as u16).to_be_bytes());
+    hello.extend(extensions);
+    let mut handshake = vec![0x01, 0x00];
+    handshake.extend((hello.len() as u16).to_be_bytes());
+    handshake.extend(hello);
+    let mut record = vec![0x16, version[0], version[1]];
+    record.extend((handshake.len() as u16).to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+async fn first_record(addr: SocketAddr, hello: &[u8]) -> Vec<u8> {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(hello).await.unwrap();
+    let mut answer = vec![0; 7];
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    answer
+}
+
+/// The same hello is answered with a ServerHello as TLS 1.2, and refused as TLS 1.1.
+#[test]
+fn tls_1_1_is_refused() {
+    runtime().block_on(async {
+        let dir = TempDir::new("tls11");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+
+        let tls12 = first_record(running.addr, &client_hello([0x03, 0x03])).await;
+        assert_eq!(
+            (tls12[0], tls12[5]),
+            (0x16, 0x02),
+            "a handshake record with a ServerHello: {tls12:?}"
+        );
+        let tls11 = first_record(running.addr, &client_hello([0x03, 0x02])).await;
+        assert_eq!(
+            tls11[0], 0x15,
+            "an alert record, not a ServerHello: {tls11:?}"
+        );
+        assert_eq!(tls11[5], 2, "a fatal alert: {tls11:?}");
+
+        running.shutdown().await;
+    });
+}
+
+#[test]
+fn limits_answer_413_415_405_and_503() {
+    runtime().block_on(async {
+        let dir = TempDir::new("limits");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let one_at_a_time = Limits { max_in_flight: 1, request_timeout: Duration::from_secs(10) };
+        let running = Running::start(options(&dir.0, None, one_at_a_time)).await;
+        let ca_pem = &ca.pem().cert_pem;
+
+        let big = vec![b' '; MAX_BODY + 1];
+        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "application/json", &big).await.unwrap().0.status, 413);
+        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "text/plain", REVIEW).await.unwrap().0.status, 415);
+        assert_eq!(request(running.addr, ca_pem, "GET", "/mutate", "application/json", b"").await.unwrap().0.status, 405);
+        assert_eq!(request(running.addr, ca_pem, "PUT", "/mutate", "application/json", REVIEW).await.unwrap().0.status, 405);
+        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "application/json", b"{").await.unwrap().0.status, 400);
+
+        // Hold the one slot: headers sent, body not finished.
+        let mut held = connect(running.addr, ca_pem).await.unwrap();
+        let head = format!("POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", REVIEW.len());
+        held.write_all(head.as_bytes()).await.unwrap();
+        held.write_all(&REVIEW[..10]).await.unwrap();
+        held.flush().await.unwrap();
+        // Until the server has taken it, a second review may still get the slot: retry briefly.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let shed = loop {
+            let started = Instant::now();
+            let reply = post_review(&running, ca_pem, REVIEW).await;
+            if reply.status == 503 {
+                break started.elapsed();
+            }
+            assert_eq!(reply.status, 200);
+            assert!(Instant::now() < deadline, "the second review was never shed");
+        };
+        assert!(shed < Duration::from_secs(1), "shedding is immediate, not a queue: {shed:?}");
+        // Health is answered while reviews are shed.
+        assert_eq!(request(running.addr, ca_pem, "GET", "/healthz", "text/plain", b"").await.unwrap().0.status, 200);
+
+        held.write_all(&REVIEW[10..]).await.unwrap();
+        assert_eq!(read_reply(&mut held).await.unwrap().status, 200, "the held review completes");
+
+        let metrics = metrics_text(running.metrics).await;
+        assert!(metrics.contains("sidecar_injector_shed_requests_total"), "{metrics}");
+        running.shutdown().await;
+    });
+}
+
+async fn metrics_text(addr: SocketAddr) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    raw
+}
+
+/// The certificate files are replaced the way the kubelet updates a Secret, while requests keep
+/// coming: none fails, and new connections get the new certificate without a restart.
+#[test]
+fn a_rotated_certificate_is_served_without_a_restart_or_a_failed_request() {
+    runtime().block_on(async {
+        let dir = TempDir::new("rotate");
+        let ca = new_ca();
+        let (first, second) = (serving(&ca), serving(&ca));
+        mount_secret(&dir.0, &first, 1);
+        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let ca_pem = ca.pem().cert_pem.clone();
+        let first_serial = serial_of_pem(&first.cert_pem);
+        let second_serial = serial_of_pem(&second.cert_pem);
+        assert_ne!(first_serial, second_serial);
+
+        let (addr, pem) = (running.addr, ca_pem.clone());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let traffic = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let (mut ok, mut failed) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    match request(addr, &pem, "POST", "/mutate", "application/json", REVIEW).await {
+                        Ok((reply, _)) if reply.status == 200 => ok += 1,
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed)
+            }
+        });
+
+        let (_, serial) = request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"")
+            .await
+            .unwrap();
+        assert_eq!(serial, first_serial);
+        mount_secret(&dir.0, &second, 2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, serial) = request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"")
+                .await
+                .unwrap();
+            if serial == second_serial {
+                break;
+            }
+            assert_eq!(serial, first_serial);
+            assert!(
+                Instant::now() < deadline,
+                "the new certificate was never served"
+            );
+        }
+
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (ok, failed) = traffic.await.unwrap();
+        assert_eq!(
+            failed, 0,
+            "{failed} requests failed during the rotation ({ok} succeeded)"
+        );
+        assert!(ok > 0);
+        let metrics = metrics_text(running.metrics).await;
+        assert!(
+            metrics.contains("sidecar_injector_certificate_reloads_total{result=\"success\"} 1"),
+            "{metrics}"
+        );
+
+        // A broken pair (the key of another certificate) is refused; the second one stays.
+        let third = serving(&ca);
+        mount_secret(
+            &dir.0,
+            &PemPair {
+                cert_pem: third.cert_pem,
+                key_pem: first.key_pem,
+            },
+            3,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !metrics_text(running.metrics)
+            .await
+            .contains("certificate_reloads_total{result=\"failure\"} 1")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the broken pair was never looked at"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (reply, serial) = request(
+            running.addr,
+            &ca_pem,
+            "POST",
+            "/mutate",
+            "application/json",
+            REVIEW,
+        )
+        .await
+        .unwrap();
+        assert_eq!((reply.status, serial), (200, second_serial));
+        running.shutdown().await;
+    });
+}
+
+/// A shutdown while a review is half sent: the review still gets its answer, and the server stops.
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    runtime().block_on(async {
+        let dir = TempDir::new("shutdown");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let ca_pem = &ca.pem().cert_pem;
+
+        let mut in_flight = connect(running.addr, ca_pem).await.unwrap();
+        let head = format!("POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", REVIEW.len());
+        in_flight.write_all(head.as_bytes()).await.unwrap();
+        in_flight.write_all(&REVIEW[..100]).await.unwrap();
+        in_flight.flush().await.unwrap();
+        // Make sure the server has the request before it is told to stop.
+        assert_eq!(post_review(&running, ca_pem, REVIEW).await.status, 200);
+
+        let Running { stop, done, addr, .. } = running;
+        stop.unwrap().send(()).unwrap();
+        in_flight.write_all(&REVIEW[100..]).await.unwrap();
+        in_flight.flush().await.unwrap();
+        let mut raw = vec![0; 64 * 1024];
+        let n = in_flight.read(&mut raw).await.unwrap();
+        let reply = String::from_utf8_lossy(&raw[..n]);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("\"uid\":\"d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d\""), "{reply}");
+        drop(in_flight);
+        tokio::time::timeout(Duration::from_secs(15), done).await.expect("the server stops once the request is answered").unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    });
+}
+
+/// The configuration file is replaced: the new one serves; an invalid one is refused, counted,
+/// and the last good one keeps serving.
+#[test]
+fn configuration_reloads_and_a_bad_one_is_refused() {
+    runtime().block_on(async {
+        let dir = TempDir::new("config");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let config = dir.0.join("config.yaml");
+        std::fs::write(&config, "labels: {generation: one}\n").unwrap();
+        let running = Running::start(options(&dir.0, Some(config.clone()), LIMITS)).await;
+        let ca_pem = &ca.pem().cert_pem;
+        let label = |reply: &Reply| -> String {
+            let response: Value = serde_json::from_slice(&reply.body).unwrap();
+            let patch = response["response"]["patch"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            String::from_utf8(base64_decode(&patch)).unwrap()
+        };
+        assert!(label(&post_review(&running, ca_pem, REVIEW).await).contains("\"value\":\"one\""));
+
+        std::fs::write(dir.0.join("config.new"), "labels: {generation: two}\n").unwrap();
+        std::fs::rename(dir.0.join("config.new"), &config).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !label(&post_review(&running, ca_pem, REVIEW).await).contains("\"value\":\"two\"") {
+            assert!(
+                Instant::now() < deadline,
+                "the new configuration was never used"
+            );
+        }
+
+        std::fs::write(
+            dir.0.join("config.new"),
+            "labels: {generation: [not, a, string]}\n",
+        )
+        .unwrap();
+        std::fs::rename(dir.0.join("config.new"), &config).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !metrics_text(running.metrics)
+            .await
+            .contains("config_reloads_total{result=\"failure\"} 1")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the bad configuration was never looked at"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let reply = post_review(&running, ca_pem, REVIEW).await;
+        assert_eq!(reply.status, 200);
+        assert!(
+            label(&reply).contains("\"value\":\"two\""),
+            "the last good configuration serves"
+        );
+        running.shutdown().await;
+    });
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
