@@ -602,3 +602,144 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
+}
+
+/// `sidecar-injector certs` output, applied as the user would (the Secret's keys mounted as files,
+/// the caBundle trusted by the client), verifies a TLS connection for the Service's name.
+#[test]
+fn certs_output_serves_the_service_name() {
+    let dir = TempDir::new("certs-command");
+    let out = dir.0.join("out");
+    let status = binary()
+        .args([
+            "certs",
+            "--service",
+            SERVICE,
+            "--namespace",
+            NAMESPACE,
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let secret: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(out.join("secret.yaml")).unwrap()).unwrap();
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["namespace"], NAMESPACE);
+    let field = |name: &str| {
+        String::from_utf8(base64_decode(secret["data"][name].as_str().unwrap())).unwrap()
+    };
+    let mounted = dir.0.join("mounted");
+    std::fs::create_dir_all(&mounted).unwrap();
+    mount_secret(
+        &mounted,
+        &PemPair {
+            cert_pem: field("tls.crt"),
+            key_pem: field("tls.key"),
+        },
+        1,
+    );
+    let ca_bundle = String::from_utf8(base64_decode(
+        std::fs::read_to_string(out.join("ca-bundle.txt"))
+            .unwrap()
+            .trim(),
+    ))
+    .unwrap();
+    assert_eq!(
+        ca_bundle,
+        std::fs::read_to_string(out.join("ca.crt")).unwrap()
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(out.join("tls.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the private key is readable by its owner only"
+    );
+
+    runtime().block_on(async {
+        let running = Running::start(options(&mounted, None, LIMITS)).await;
+        let reply = post_review(&running, &ca_bundle, REVIEW).await;
+        assert_eq!(reply.status, 200);
+        running.shutdown().await;
+    });
+}
+
+/// The real binary, stopped with SIGTERM while a review is half sent: the review is answered,
+/// and the process exits cleanly.
+#[test]
+fn sigterm_lets_the_binary_finish_in_flight_reviews() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("sigterm");
+    let ca_out = dir.0.join("ca.pem");
+    let mut child = binary()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--ca-out",
+        ])
+        .arg(&ca_out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line on stderr names the port, once the sockets are bound.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let port: u16 = line
+        .split("https://localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let ca_pem = std::fs::read_to_string(&ca_out).unwrap();
+
+    runtime().block_on(async {
+        // Generated certificates are for localhost; connect by that name.
+        let tls = connector(&ca_pem, &[&rustls::version::TLS13]);
+        let mut in_flight = tls.connect(ServerName::try_from("localhost").unwrap(), TcpStream::connect(addr).await.unwrap()).await.unwrap();
+        let head = format!("POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", REVIEW.len());
+        in_flight.write_all(head.as_bytes()).await.unwrap();
+        in_flight.write_all(&REVIEW[..100]).await.unwrap();
+        in_flight.flush().await.unwrap();
+
+        let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        // The server logs that it is shutting down before it stops accepting.
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = stdout.lines();
+        loop {
+            let line = lines.next().expect("the server logs its shutdown").unwrap();
+            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("log lines are JSON ({e}): {line}"));
+            if event["message"] == "shutting down: not ready" {
+                break;
+            }
+        }
+        in_flight.write_all(&REVIEW[100..]).await.unwrap();
+        in_flight.flush().await.unwrap();
+        let mut raw = vec![0; 64 * 1024];
+        let n = in_flight.read(&mut raw).await.unwrap();
+        assert!(String::from_utf8_lossy(&raw[..n]).starts_with("HTTP/1.1 200"));
+        drop(in_flight);
+        // Every log line is JSON, and none carries the Pod.
+        for line in lines {
+            let line = line.unwrap();
+            assert!(!line.contains("busybox"), "a log line carries the Pod: {line}");
+        }
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
