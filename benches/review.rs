@@ -18,7 +18,9 @@ mod common;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn container(name: &str, env_vars: usize) -> Value {
-    let env: Vec<Value> = (0..env_vars).map(|i| json!({"name": format!("{}_VAR_{i}", name.to_uppercase()), "value": format!("value-{i}")})).collect();
+    let env: Vec<Value> = (0..env_vars)
+        .map(|i| json!({"name": format!("{}_VAR_{i}", name.to_uppercase()), "value": format!("value-{i}")}))
+        .collect();
     json!({
         "name": name,
         "image": format!("registry.example.com/shop/{name}:2.14.1"),
@@ -79,23 +81,14 @@ fn typical() -> Vec<u8> {
 }
 
 fn huge(env_per_container: usize) -> Vec<u8> {
-    pod_review(
-        ["checkout", "worker", "cache"]
-            .iter()
-            .map(|n| container(n, env_per_container))
-            .collect(),
-    )
+    pod_review(["checkout", "worker", "cache"].iter().map(|n| container(n, env_per_container)).collect())
 }
 
 fn benches(c: &mut Criterion) {
     let config = Config::builtin();
     for (name, body) in [("typical", typical()), ("huge_3x1500_env", huge(1500))] {
         let reviewed = review(&body, &config).expect("the bench review is valid");
-        assert_eq!(
-            reviewed.summary.decision.as_str(),
-            "injected",
-            "the bench must measure a real injection"
-        );
+        assert_eq!(reviewed.summary.decision.as_str(), "injected", "the bench must measure a real injection");
         eprintln!("{name}: review body {} bytes", body.len());
         let mut group = c.benchmark_group("review");
         group.throughput(Throughput::Bytes(body.len() as u64));

@@ -23,10 +23,7 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("no certificate in the PEM data")]
     NoCertificate,
     #[error("no private key in the PEM data")]
@@ -49,9 +46,7 @@ pub struct PemPair {
 impl fmt::Debug for PemPair {
     // Never print a private key.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PemPair")
-            .field("cert_pem", &self.cert_pem)
-            .finish_non_exhaustive()
+        f.debug_struct("PemPair").field("cert_pem", &self.cert_pem).finish_non_exhaustive()
     }
 }
 
@@ -59,44 +54,36 @@ impl fmt::Debug for PemPair {
 pub struct Ca {
     pem: PemPair,
     issuer: Issuer<'static, KeyPair>,
+    not_after: OffsetDateTime,
 }
 
 impl Ca {
     /// A new self-signed CA, valid from an hour before `now` (clock skew) for `valid_for`.
-    pub fn generate(
-        common_name: &str,
-        now: OffsetDateTime,
-        valid_for: Duration,
-    ) -> Result<Ca, CertError> {
+    pub fn generate(common_name: &str, now: OffsetDateTime, valid_for: Duration) -> Result<Ca, CertError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_before = now - Duration::hours(1);
         params.not_after = now + valid_for;
         let cert = params.self_signed(&key)?;
-        let pem = PemPair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        };
-        Ok(Ca {
-            pem,
-            issuer: Issuer::new(params, key),
-        })
+        let pem = PemPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() };
+        let not_after = params.not_after;
+        Ok(Ca { pem, issuer: Issuer::new(params, key), not_after })
     }
 
     /// A CA stored earlier, for example in a Secret.
     pub fn from_pem(pair: PemPair) -> Result<Ca, CertError> {
         let key = KeyPair::from_pem(&pair.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&pair.cert_pem, key)?;
-        Ok(Ca { pem: pair, issuer })
+        let (_, not_after) = validity(&pair.cert_pem).ok_or(CertError::NoCertificate)?;
+        Ok(Ca { pem: pair, issuer, not_after })
+    }
+
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
     }
 
     /// The CA's certificate and key, PEM-encoded.
@@ -114,25 +101,30 @@ impl Ca {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.to_vec())?;
         if let Some(first) = names.first() {
-            params
-                .distinguished_name
-                .push(DnType::CommonName, first.as_str());
+            params.distinguished_name.push(DnType::CommonName, first.as_str());
         }
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         params.not_before = now - Duration::hours(1);
         params.not_after = now + valid_for;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(PemPair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(PemPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
+}
+
+/// `notBefore` and `notAfter` of the first certificate in `pem`.
+fn validity(pem: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let at = |t: x509_parser::time::ASN1Time| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok();
+    Some((at(cert.validity().not_before)?, at(cert.validity().not_after)?))
+}
+
+/// `notAfter` of the first certificate in `pem`, as Unix seconds.
+pub fn not_after_of(pem: &str) -> Option<i64> {
+    validity(pem).map(|(_, end)| end.unix_timestamp())
 }
 
 /// The DNS names the API server may use for a Service: it calls `<service>.<namespace>.svc`.
@@ -176,8 +168,7 @@ pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, CertError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::Pem(e.to_string()))?;
     let leaf = chain.first().ok_or(CertError::NoCertificate)?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(leaf).map_err(|e| CertError::Pem(e.to_string()))?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| CertError::Pem(e.to_string()))?;
     let not_after = parsed.validity().not_after.timestamp();
     let serial = parsed.raw_serial_as_string().replace(':', "");
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
@@ -185,11 +176,7 @@ pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, CertError> {
         other => CertError::Pem(other.to_string()),
     })?;
     let key = CertifiedKey::from_der(chain, key, &provider()).map_err(CertError::Mismatch)?;
-    Ok(Loaded {
-        key: Arc::new(key),
-        not_after,
-        serial,
-    })
+    Ok(Loaded { key: Arc::new(key), not_after, serial })
 }
 
 /// The certificate being served. rustls asks it at every handshake; swapping it is atomic, so
@@ -230,28 +217,17 @@ pub struct CertFiles {
 
 impl CertFiles {
     pub fn new(cert: &Path, key: &Path) -> Self {
-        CertFiles {
-            cert: cert.to_owned(),
-            key: key.to_owned(),
-            seen: None,
-        }
+        CertFiles { cert: cert.to_owned(), key: key.to_owned(), seen: None }
     }
 
     /// The certificate, if the files changed since the last call (always on the first call).
     /// A pair that does not load (half-written, mismatched) is an error.
     pub fn load_if_changed(&mut self) -> Result<Option<Loaded>, CertError> {
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| CertError::Read {
-                path: path.to_owned(),
-                source,
-            })
+            std::fs::read(path).map_err(|source| CertError::Read { path: path.to_owned(), source })
         };
         let (cert, key) = (read(&self.cert)?, read(&self.key)?);
-        let digest: [u8; 32] = Sha256::new()
-            .chain_update(&cert)
-            .chain_update(&key)
-            .finalize()
-            .into();
+        let digest: [u8; 32] = Sha256::new().chain_update(&cert).chain_update(&key).finalize().into();
         if self.seen == Some(digest) {
             return Ok(None);
         }
@@ -278,40 +254,25 @@ mod tests {
     fn issued_certificates_load_and_carry_the_service_names() {
         let now = OffsetDateTime::now_utc();
         let ca = Ca::generate("test CA", now, Duration::days(30)).unwrap();
-        let pair = ca
-            .issue(&service_names("injector", "tools"), now, Duration::days(7))
-            .unwrap();
+        let pair = ca.issue(&service_names("injector", "tools"), now, Duration::days(7)).unwrap();
         let loaded = load(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes()).unwrap();
         assert!((loaded.not_after - (now + Duration::days(7)).unix_timestamp()).abs() <= 1);
 
         let other = ca.issue(&["other".into()], now, Duration::days(7)).unwrap();
-        let err = load(pair.cert_pem.as_bytes(), other.key_pem.as_bytes())
-            .err()
-            .unwrap();
+        let err = load(pair.cert_pem.as_bytes(), other.key_pem.as_bytes()).err().unwrap();
         assert!(matches!(err, CertError::Mismatch(_)), "{err}");
-        assert!(matches!(
-            load(b"", pair.key_pem.as_bytes()),
-            Err(CertError::NoCertificate)
-        ));
-        assert!(matches!(
-            load(pair.cert_pem.as_bytes(), b""),
-            Err(CertError::NoKey)
-        ));
+        assert!(matches!(load(b"", pair.key_pem.as_bytes()), Err(CertError::NoCertificate)));
+        assert!(matches!(load(pair.cert_pem.as_bytes(), b""), Err(CertError::NoKey)));
 
         // A CA read back from its PEM issues certificates as the original did.
         let again = Ca::from_pem(ca.pem().clone()).unwrap();
-        let pair = again
-            .issue(&["x.y.svc".into()], now, Duration::days(1))
-            .unwrap();
+        let pair = again.issue(&["x.y.svc".into()], now, Duration::days(1)).unwrap();
         assert!(load(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes()).is_ok());
     }
 
     #[test]
     fn debug_output_never_shows_a_key() {
-        let pair = PemPair {
-            cert_pem: "CERT".into(),
-            key_pem: "SECRET KEY".into(),
-        };
+        let pair = PemPair { cert_pem: "CERT".into(), key_pem: "SECRET KEY".into() };
         assert!(!format!("{pair:?}").contains("SECRET"));
     }
 }

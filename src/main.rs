@@ -97,11 +97,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Review {
-            config,
-            explain,
-            file,
-        } => {
+        Command::Review { config, explain, file } => {
             let config = load_config(config.as_deref())?;
             let body = read_input(file.as_deref().unwrap_or(Path::new("-")))?;
             let reviewed = review(&body, &config).map_err(|e| e.to_string())?;
@@ -114,17 +110,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 .and_then(|()| stdout.write_all(b"\n"))
                 .map_err(|e| format!("writing the response: {e}"))
         }
-        Command::Inject {
-            config,
-            file,
-            namespace,
-        } => {
+        Command::Inject { config, file, namespace } => {
             let config = load_config(config.as_deref())?;
             let input = read_input(&file)?;
-            let text = String::from_utf8(input)
-                .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
-            let injected =
-                manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
+            let text = String::from_utf8(input).map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
+            let injected = manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
             for note in &injected.notes {
                 eprintln!("{note}");
             }
@@ -137,11 +127,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!(
                 "{}: valid; profiles: {}",
                 file.display(),
-                if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                }
+                if names.is_empty() { "none".into() } else { names.join(", ") }
             );
             Ok(())
         }
@@ -167,9 +153,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, String> {
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| format!("reading stdin: {e}"))?;
+        std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("reading stdin: {e}"))?;
         return Ok(bytes);
     }
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
@@ -182,17 +166,11 @@ fn explain_review(reviewed: &sidecar_injector::Reviewed) {
         Decision::Skipped(reason) => format!("skipped: {}", reason.as_str()),
         Decision::Denied { message } => format!("denied: {message}"),
     };
-    eprintln!(
-        "{} {} {}/{}: {detail}",
-        summary.operation, summary.kind, summary.namespace, summary.name
-    );
+    eprintln!("{} {} {}/{}: {detail}", summary.operation, summary.kind, summary.namespace, summary.name);
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");
     }
     if let Some(patch) = &reviewed.patch {
-        eprintln!(
-            "patch:\n{}",
-            serde_json::to_string_pretty(patch).expect("patches always serialize")
-        );
+        eprintln!("patch:\n{}", serde_json::to_string_pretty(patch).expect("patches always serialize"));
     }
 }

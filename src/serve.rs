@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 use sidecar_injector::certs::{self, Ca};
-use sidecar_injector::server::{Limits, Options, Server, TlsSource};
+use sidecar_injector::server::{Limits, Options, SelfManaged, Server, TlsSource};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -49,6 +49,38 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after that.
     #[arg(long, default_value_t = 20.0)]
     shutdown_timeout: f64,
+    #[command(flatten)]
+    managed: ManagedArgs,
+}
+
+/// Self-managed certificates: the CA in a Secret, the caBundle written into the webhook
+/// configuration. Talks to the API server with the in-cluster configuration (or the kubeconfig).
+#[derive(Args)]
+struct ManagedArgs {
+    /// Manage the certificates in the cluster.
+    #[arg(long, conflicts_with_all = ["tls_cert", "ca_out"], requires_all = ["namespace", "service"])]
+    self_managed: bool,
+    /// The namespace of the Service and the CA Secret (the Pod's own, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// The Service in front of the webhook.
+    #[arg(long)]
+    service: Option<String>,
+    /// The Secret that holds the CA.
+    #[arg(long, default_value = "sidecar-injector-ca")]
+    ca_secret: String,
+    /// The MutatingWebhookConfiguration to write the caBundle into.
+    #[arg(long, default_value = "sidecar-injector")]
+    webhook_configuration: String,
+    /// The webhooks in it (repeat for several).
+    #[arg(long = "webhook", default_value = "inject.sidecar-injector.io")]
+    webhooks: Vec<String>,
+    /// Days a serving certificate is valid; renewed when a third is left.
+    #[arg(long, default_value_t = 30)]
+    serving_validity_days: u64,
+    /// Days the CA is valid; rotated when a third is left.
+    #[arg(long, default_value_t = 3650)]
+    ca_validity_days: u64,
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
@@ -64,11 +96,10 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| format!("{s}: {e}"));
     let defaults = Options::local();
     let tls = match (args.tls_cert, args.tls_key) {
+        _ if args.managed.self_managed => TlsSource::SelfManaged(self_managed(args.managed)?),
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => match (defaults.tls, args.ca_out) {
-            (TlsSource::Generated { names, .. }, Some(ca_out)) => {
-                TlsSource::Generated { names, ca_out }
-            }
+            (TlsSource::Generated { names, .. }, Some(ca_out)) => TlsSource::Generated { names, ca_out },
             (generated, _) => generated,
         },
     };
@@ -86,10 +117,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         drain_delay: seconds(args.drain_delay)?,
         shutdown_timeout: seconds(args.shutdown_timeout)?,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let server = Server::bind(options.clone()).await.map_err(|e| e.to_string())?;
         if let TlsSource::Generated { ca_out, .. } = &options.tls {
@@ -102,6 +131,25 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             );
         }
         server.run(shutdown_signal()).await.map_err(|e| e.to_string())
+    })
+}
+
+fn self_managed(args: ManagedArgs) -> Result<SelfManaged, String> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let kube =
+        runtime.block_on(kube::Config::infer()).map_err(|e| format!("no Kubernetes API to talk to: {e}"))?;
+    let day = Duration::from_secs(24 * 3600);
+    Ok(SelfManaged {
+        kube,
+        namespace: args.namespace.expect("clap requires --namespace"),
+        service: args.service.expect("clap requires --service"),
+        ca_secret: args.ca_secret,
+        webhook_configuration: args.webhook_configuration,
+        webhooks: args.webhooks,
+        serving_validity: day * args.serving_validity_days.max(1) as u32,
+        ca_validity: day * args.ca_validity_days.max(1) as u32,
+        resync: Duration::from_secs(300),
     })
 }
 
@@ -139,16 +187,10 @@ pub fn certs(args: CertsArgs) -> Result<(), String> {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let now = time::OffsetDateTime::now_utc();
-    let ca = Ca::generate(
-        &format!("{} webhook CA", args.service),
-        now,
-        time::Duration::days(args.days * 10),
-    )
-    .map_err(|e| e.to_string())?;
-    let names = certs::service_names(&args.service, &args.namespace);
-    let serving = ca
-        .issue(&names, now, time::Duration::days(args.days))
+    let ca = Ca::generate(&format!("{} webhook CA", args.service), now, time::Duration::days(args.days * 10))
         .map_err(|e| e.to_string())?;
+    let names = certs::service_names(&args.service, &args.namespace);
+    let serving = ca.issue(&names, now, time::Duration::days(args.days)).map_err(|e| e.to_string())?;
     let secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -173,10 +215,7 @@ pub fn certs(args: CertsArgs) -> Result<(), String> {
         let path = args.out.join(name);
         write_private(&path, content.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    println!(
-        "wrote {}: ca.crt, tls.crt, tls.key, secret.yaml, ca-bundle.txt",
-        args.out.display()
-    );
+    println!("wrote {}: ca.crt, tls.crt, tls.key, secret.yaml, ca-bundle.txt", args.out.display());
     println!("the certificate is for {}", names.join(", "));
     println!("apply secret.yaml, and put the content of ca-bundle.txt in the webhook's caBundle");
     Ok(())
@@ -186,11 +225,7 @@ pub fn certs(args: CertsArgs) -> Result<(), String> {
 fn write_private(path: &std::path::Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(content)
 }

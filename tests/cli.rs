@@ -23,13 +23,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn review_answers_the_custom_resource_fixture_untouched() {
-    let out = run(
-        &[
-            "review",
-            "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json",
-        ],
-        b"",
-    );
+    let out = run(&["review", "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let response: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(response["response"]["uid"], "uidValue");
@@ -47,14 +41,8 @@ fn review_reads_stdin_and_explains_on_stderr() {
     let response: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(response["response"]["uid"], "u1");
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("CREATE Pod shop/web: injected: example"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("\"path\": \"/spec/containers/-\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("CREATE Pod shop/web: injected: example"), "{stderr}");
+    assert!(stderr.contains("\"path\": \"/spec/containers/-\""), "{stderr}");
 }
 
 #[test]
@@ -70,11 +58,7 @@ fn review_of_a_denied_pod_exits_zero_and_of_garbage_non_zero() {
     let out = run(&["review"], b"{\"apiVersion\": ");
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
-    assert!(
-        text(&out.stderr).contains("malformed AdmissionReview"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("malformed AdmissionReview"), "{}", text(&out.stderr));
 }
 
 const WORKLOADS: &str = r#"
@@ -121,11 +105,7 @@ fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
     let out = run(&["inject", "-f", "-"], WORKLOADS.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
-    assert_eq!(
-        docs.len(),
-        3,
-        "every document comes out, the empty trailing one excepted"
-    );
+    assert_eq!(docs.len(), 3, "every document comes out, the empty trailing one excepted");
 
     let names = |template: &Value| -> Vec<String> {
         template["spec"]["containers"]
@@ -143,10 +123,7 @@ fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
     assert_eq!(docs[1]["spec"]["ports"][0]["port"], 80);
     let cron = &docs[2]["spec"]["jobTemplate"]["spec"]["template"];
     assert_eq!(names(cron), ["job", "example-sidecar"]);
-    assert_eq!(
-        cron["metadata"]["labels"]["foo"], "bar",
-        "a template without metadata gains it"
-    );
+    assert_eq!(cron["metadata"]["labels"]["foo"], "bar", "a template without metadata gains it");
     assert!(cron["metadata"]["annotations"]["sidecar-injector.io/status"].is_string());
 
     let stderr = text(&out.stderr);
@@ -166,10 +143,7 @@ fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
 #[test]
 fn inject_respects_namespace_skips_and_reports_denials() {
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x}]}\n";
-    let out = run(
-        &["inject", "-f", "-", "--namespace", "kube-system"],
-        pod.as_bytes(),
-    );
+    let out = run(&["inject", "-f", "-", "--namespace", "kube-system"], pod.as_bytes());
     assert!(out.status.success());
     assert!(!text(&out.stdout).contains("example-sidecar"));
     assert!(text(&out.stderr).contains("namespace-skipped"));
@@ -185,11 +159,7 @@ fn inject_respects_namespace_skips_and_reports_denials() {
 
     let out = run(&["inject", "-f", "-"], b"kind: [unclosed");
     assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("not valid YAML"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("not valid YAML"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -204,15 +174,15 @@ fn config_check_and_default() {
     let good = dir.join("good.yaml");
     std::fs::write(&good, &printed).unwrap();
     let out = run(&["config", "check", good.to_str().unwrap()], b"");
-    assert!(
-        out.status.success(),
-        "the printed default passes its own check: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "the printed default passes its own check: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("valid; profiles: example"));
 
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "profiles:\n  proxy:\n    containers:\n      - {name: envoy, image: envoy, imagePullPolcy: Always}\n").unwrap();
+    std::fs::write(
+        &bad,
+        "profiles:\n  proxy:\n    containers:\n      - {name: envoy, image: envoy, imagePullPolcy: Always}\n",
+    )
+    .unwrap();
     let out = run(&["config", "check", bad.to_str().unwrap()], b"");
     assert!(!out.status.success());
     assert!(
@@ -222,12 +192,7 @@ fn config_check_and_default() {
     );
 
     let out = run(
-        &[
-            "review",
-            "-c",
-            bad.to_str().unwrap(),
-            "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json",
-        ],
+        &["review", "-c", bad.to_str().unwrap(), "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json"],
         b"",
     );
     assert!(!out.status.success(), "a bad configuration is never used");
@@ -252,20 +217,10 @@ fn every_command_has_help() {
 /// The README's first command: the article's test Pod gains `foo=bar` and the example sidecar.
 #[test]
 fn the_readme_quick_start_review() {
-    let out = run(
-        &[
-            "review",
-            "--explain",
-            "tests/fixtures/pod-create-review.json",
-        ],
-        b"",
-    );
+    let out = run(&["review", "--explain", "tests/fixtures/pod-create-review.json"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let response: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        response["response"]["uid"],
-        "d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d"
-    );
+    assert_eq!(response["response"]["uid"], "d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d");
     assert_eq!(response["response"]["allowed"], true);
     let stderr = text(&out.stderr);
     assert!(
@@ -279,49 +234,24 @@ fn the_readme_quick_start_review() {
 /// their pod templates survives offline injection.
 #[test]
 fn inject_keeps_every_field_of_complete_workloads() {
-    let dir =
-        std::env::temp_dir().join(format!("sidecar-injector-workloads-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sidecar-injector-workloads-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // The fixtures use hostNetwork: true, which the built-in configuration skips.
     let config = dir.join("config.yaml");
     std::fs::write(&config, "labels: {foo: bar}\ndefaultProfiles: [p]\nprofiles: {p: {containers: [{name: agent, image: agent}]}}\nskip: {hostNetwork: false}\n").unwrap();
-    for fixture in [
-        "tests/fixtures/apps.v1.Deployment.json",
-        "tests/fixtures/apps.v1.StatefulSet.json",
-    ] {
-        let original: Value =
-            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
-        let out = run(
-            &["inject", "-c", config.to_str().unwrap(), "-f", fixture],
-            b"",
-        );
+    for fixture in ["tests/fixtures/apps.v1.Deployment.json", "tests/fixtures/apps.v1.StatefulSet.json"] {
+        let original: Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        let out = run(&["inject", "-c", config.to_str().unwrap(), "-f", fixture], b"");
         assert!(out.status.success(), "{fixture}: {}", text(&out.stderr));
         let mut injected: Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
 
         let template = &mut injected["spec"]["template"];
         assert_eq!(template["metadata"]["labels"]["foo"], "bar", "{fixture}");
-        template["metadata"]["labels"]
-            .as_object_mut()
-            .unwrap()
-            .remove("foo");
-        template["metadata"]["annotations"]
-            .as_object_mut()
-            .unwrap()
-            .remove("sidecar-injector.io/status");
-        let added = template["spec"]["containers"]
-            .as_array_mut()
-            .unwrap()
-            .pop()
-            .unwrap();
-        assert_eq!(
-            added,
-            serde_json::json!({"name": "agent", "image": "agent"}),
-            "{fixture}"
-        );
-        assert_eq!(
-            injected, original,
-            "{fixture}: everything else is as it was"
-        );
+        template["metadata"]["labels"].as_object_mut().unwrap().remove("foo");
+        template["metadata"]["annotations"].as_object_mut().unwrap().remove("sidecar-injector.io/status");
+        let added = template["spec"]["containers"].as_array_mut().unwrap().pop().unwrap();
+        assert_eq!(added, serde_json::json!({"name": "agent", "image": "agent"}), "{fixture}");
+        assert_eq!(injected, original, "{fixture}: everything else is as it was");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -334,14 +264,7 @@ fn inject_output_keeps_yaml_1_1_lookalikes_strings() {
     let out = run(&["inject", "-f", "-"], pod.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
     let yaml = text(&out.stdout);
-    for (key, value) in [
-        ("a", "yes"),
-        ("b", "on"),
-        ("c", "n"),
-        ("d", "1_000"),
-        ("e", "1:20"),
-        ("f", "012"),
-    ] {
+    for (key, value) in [("a", "yes"), ("b", "on"), ("c", "n"), ("d", "1_000"), ("e", "1:20"), ("f", "012")] {
         let quoted = [format!("{key}: \"{value}\""), format!("{key}: '{value}'")];
         assert!(
             quoted.iter().any(|q| yaml.contains(q.as_str())),
@@ -356,25 +279,15 @@ fn inject_output_keeps_yaml_1_1_lookalikes_strings() {
 fn hostile_yaml_is_refused() {
     let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
-        .iter()
-        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    for (name, previous) in
+        ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
     {
-        bomb.push_str(&format!(
-            "{name}: &{name} [{}]\n",
-            vec![format!("*{previous}"); 10].join(", ")
-        ));
+        bomb.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{previous}"); 10].join(", ")));
     }
-    for (what, yaml, expected) in [
-        ("deep", deep, "recursion limit"),
-        ("alias bomb", bomb, "budget breached"),
-    ] {
+    for (what, yaml, expected) in [("deep", deep, "recursion limit"), ("alias bomb", bomb, "budget breached")]
+    {
         let out = run(&["inject", "-f", "-"], yaml.as_bytes());
         assert!(!out.status.success(), "{what}");
-        assert!(
-            text(&out.stderr).contains(expected),
-            "{what}: {}",
-            text(&out.stderr)
-        );
+        assert!(text(&out.stderr).contains(expected), "{what}: {}", text(&out.stderr));
     }
 }

@@ -42,21 +42,13 @@ fn env_list() -> impl Strategy<Value = Vec<Value>> {
 }
 
 fn mount_list(volume: &'static str) -> impl Strategy<Value = Vec<Value>> {
-    proptest::sample::subsequence(MOUNT_PATHS, 0..3).prop_map(move |paths| {
-        paths
-            .into_iter()
-            .map(|p| json!({"name": volume, "mountPath": p}))
-            .collect()
-    })
+    proptest::sample::subsequence(MOUNT_PATHS, 0..3)
+        .prop_map(move |paths| paths.into_iter().map(|p| json!({"name": volume, "mountPath": p})).collect())
 }
 
 fn app_container(index: usize) -> impl Strategy<Value = Value> {
-    (
-        option::of(env_list()),
-        option::of(mount_list("data")),
-        any::<bool>(),
-    )
-        .prop_map(move |(env, mounts, future)| {
+    (option::of(env_list()), option::of(mount_list("data")), any::<bool>()).prop_map(
+        move |(env, mounts, future)| {
             let mut c = json!({"name": format!("app{index}"), "image": "app:1"});
             if let Some(env) = env {
                 c["env"] = Value::Array(env);
@@ -68,64 +60,49 @@ fn app_container(index: usize) -> impl Strategy<Value = Value> {
                 c["fieldFromTheFuture"] = json!({"kept": true});
             }
             c
-        })
+        },
+    )
 }
 
 fn pod() -> impl Strategy<Value = Value> {
     let containers = (1..4usize).prop_flat_map(|n| (0..n).map(app_container).collect::<Vec<_>>());
     let init = option::of(vec(Just(()), 0..3).prop_map(|v| {
-        (0..v.len())
-            .map(|i| json!({"name": format!("init-app{i}"), "image": "i"}))
-            .collect::<Vec<_>>()
+        (0..v.len()).map(|i| json!({"name": format!("init-app{i}"), "image": "i"})).collect::<Vec<_>>()
     }));
     let volumes = option::of(vec(Just(()), 0..3).prop_map(|v| {
-        (0..v.len())
-            .map(|i| json!({"name": format!("vol{i}"), "emptyDir": {}}))
-            .collect::<Vec<_>>()
+        (0..v.len()).map(|i| json!({"name": format!("vol{i}"), "emptyDir": {}})).collect::<Vec<_>>()
     }));
-    (
-        option::of(string_map()),
-        option::of(string_map()),
-        any::<bool>(),
-        containers,
-        init,
-        volumes,
+    (option::of(string_map()), option::of(string_map()), any::<bool>(), containers, init, volumes).prop_map(
+        |(labels, annotations, has_metadata, containers, init, volumes)| {
+            let mut metadata = Map::new();
+            if let Some(l) = labels {
+                metadata.insert("labels".into(), Value::Object(l));
+            }
+            if let Some(a) = annotations {
+                metadata.insert("annotations".into(), Value::Object(a));
+            }
+            let mut spec = json!({"containers": containers});
+            if let Some(init) = init {
+                spec["initContainers"] = Value::Array(init);
+            }
+            if let Some(volumes) = volumes {
+                spec["volumes"] = Value::Array(volumes);
+            }
+            let mut pod = json!({"spec": spec});
+            if has_metadata || !metadata.is_empty() {
+                pod["metadata"] = Value::Object(metadata);
+            }
+            pod
+        },
     )
-        .prop_map(
-            |(labels, annotations, has_metadata, containers, init, volumes)| {
-                let mut metadata = Map::new();
-                if let Some(l) = labels {
-                    metadata.insert("labels".into(), Value::Object(l));
-                }
-                if let Some(a) = annotations {
-                    metadata.insert("annotations".into(), Value::Object(a));
-                }
-                let mut spec = json!({"containers": containers});
-                if let Some(init) = init {
-                    spec["initContainers"] = Value::Array(init);
-                }
-                if let Some(volumes) = volumes {
-                    spec["volumes"] = Value::Array(volumes);
-                }
-                let mut pod = json!({"spec": spec});
-                if has_metadata || !metadata.is_empty() {
-                    pod["metadata"] = Value::Object(metadata);
-                }
-                pod
-            },
-        )
 }
 
 /// A configuration with one profile. Container names are drawn so that they sometimes clash with
 /// the Pod's (`app0`), which must then be refused.
 fn config_value() -> impl Strategy<Value = Value> {
     let names = |prefix: &'static str| {
-        vec(any::<bool>(), 0..3).prop_map(move |v| {
-            v.iter()
-                .enumerate()
-                .map(|(i, _)| format!("{prefix}{i}"))
-                .collect::<Vec<_>>()
-        })
+        vec(any::<bool>(), 0..3)
+            .prop_map(move |v| v.iter().enumerate().map(|(i, _)| format!("{prefix}{i}")).collect::<Vec<_>>())
     };
     (
         string_map(),
@@ -137,44 +114,31 @@ fn config_value() -> impl Strategy<Value = Value> {
         mount_list("pv0"),
         prop::bool::weighted(0.1),
     )
-        .prop_map(
-            |(labels, containers, sidecars, init, volumes, env, mounts, clash)| {
-                let mut containers: Vec<Value> = containers
-                    .iter()
-                    .map(|n| json!({"name": n, "image": "s"}))
-                    .collect();
-                if clash {
-                    containers.push(json!({"name": "app0", "image": "s"}));
-                }
-                let list = |names: &[String]| {
-                    names
-                        .iter()
-                        .map(|n| json!({"name": n, "image": "s"}))
-                        .collect::<Vec<_>>()
-                };
-                let volumes: Vec<Value> = volumes
-                    .iter()
-                    .map(|n| json!({"name": n, "emptyDir": {}}))
-                    .collect();
-                json!({
-                    "labels": labels,
-                    "defaultProfiles": ["p"],
-                    "profiles": {"p": {
-                        "containers": containers,
-                        "sidecars": list(&sidecars),
-                        "initContainers": list(&init),
-                        "volumes": volumes,
-                        "appContainers": {"env": env, "volumeMounts": mounts}
-                    }}
-                })
-            },
-        )
+        .prop_map(|(labels, containers, sidecars, init, volumes, env, mounts, clash)| {
+            let mut containers: Vec<Value> =
+                containers.iter().map(|n| json!({"name": n, "image": "s"})).collect();
+            if clash {
+                containers.push(json!({"name": "app0", "image": "s"}));
+            }
+            let list =
+                |names: &[String]| names.iter().map(|n| json!({"name": n, "image": "s"})).collect::<Vec<_>>();
+            let volumes: Vec<Value> = volumes.iter().map(|n| json!({"name": n, "emptyDir": {}})).collect();
+            json!({
+                "labels": labels,
+                "defaultProfiles": ["p"],
+                "profiles": {"p": {
+                    "containers": containers,
+                    "sidecars": list(&sidecars),
+                    "initContainers": list(&init),
+                    "volumes": volumes,
+                    "appContainers": {"env": env, "volumeMounts": mounts}
+                }}
+            })
+        })
 }
 
 fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .map(|l| l.iter().map(|c| c["name"].as_str().unwrap()).collect())
-        .unwrap_or_default()
+    list.as_array().map(|l| l.iter().map(|c| c["name"].as_str().unwrap()).collect()).unwrap_or_default()
 }
 
 /// Remove from `patched` what the configuration says was added, then drop containers the original
@@ -182,24 +146,16 @@ fn names(list: &Value) -> Vec<&str> {
 fn strip(patched: &Value, original: &Value, config: &Value) -> Value {
     let profile = &config["profiles"]["p"];
     let mut pod = patched.clone();
-    if let Some(labels) = pod["metadata"]
-        .get_mut("labels")
-        .and_then(Value::as_object_mut)
-    {
+    if let Some(labels) = pod["metadata"].get_mut("labels").and_then(Value::as_object_mut) {
         for key in config["labels"].as_object().unwrap().keys() {
             if original["metadata"]["labels"].get(key).is_none() {
                 labels.remove(key);
             }
         }
     }
-    pod["metadata"]["annotations"]
-        .as_object_mut()
-        .unwrap()
-        .remove("sidecar-injector.io/status");
-    let injected: Vec<&str> = ["containers", "sidecars", "initContainers"]
-        .iter()
-        .flat_map(|f| names(&profile[f]))
-        .collect();
+    pod["metadata"]["annotations"].as_object_mut().unwrap().remove("sidecar-injector.io/status");
+    let injected: Vec<&str> =
+        ["containers", "sidecars", "initContainers"].iter().flat_map(|f| names(&profile[f])).collect();
     for field in ["containers", "initContainers"] {
         if let Some(list) = pod["spec"].get_mut(field).and_then(Value::as_array_mut) {
             list.retain(|c| !injected.contains(&c["name"].as_str().unwrap()));
@@ -209,20 +165,12 @@ fn strip(patched: &Value, original: &Value, config: &Value) -> Value {
     if let Some(list) = pod["spec"].get_mut("volumes").and_then(Value::as_array_mut) {
         list.retain(|v| !volumes.contains(&v["name"].as_str().unwrap()));
     }
-    for (i, container) in pod["spec"]["containers"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .enumerate()
-    {
+    for (i, container) in pod["spec"]["containers"].as_array_mut().unwrap().iter_mut().enumerate() {
         let before = &original["spec"]["containers"][i];
         if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
             env.retain(|e| names(&before["env"]).contains(&e["name"].as_str().unwrap()));
         }
-        if let Some(mounts) = container
-            .get_mut("volumeMounts")
-            .and_then(Value::as_array_mut)
-        {
+        if let Some(mounts) = container.get_mut("volumeMounts").and_then(Value::as_array_mut) {
             let own: Vec<&Value> = before["volumeMounts"]
                 .as_array()
                 .map(|m| m.iter().map(|m| &m["mountPath"]).collect())

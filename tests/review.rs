@@ -7,20 +7,15 @@ use serde_json::{Value, json};
 use sidecar_injector::{Config, ReviewError, review};
 
 fn status_of(pod: &Value) -> Value {
-    let raw = pod["metadata"]["annotations"]["sidecar-injector.io/status"]
-        .as_str()
-        .expect("status annotation");
+    let raw =
+        pod["metadata"]["annotations"]["sidecar-injector.io/status"].as_str().expect("status annotation");
     serde_json::from_str(raw).expect("the status annotation is JSON")
 }
 
 /// The builtin injection done by hand: what a user expects the webhook to do to `original`.
 fn expected_builtin(original: &Value, patched: &Value) -> Value {
     let mut expected = original.clone();
-    let metadata = expected
-        .as_object_mut()
-        .unwrap()
-        .entry("metadata")
-        .or_insert(json!({}));
+    let metadata = expected.as_object_mut().unwrap().entry("metadata").or_insert(json!({}));
     if metadata.is_null() {
         *metadata = json!({});
     }
@@ -29,19 +24,11 @@ fn expected_builtin(original: &Value, patched: &Value) -> Value {
             metadata[field] = json!({});
         }
     }
-    metadata["labels"]
-        .as_object_mut()
-        .unwrap()
-        .entry("foo")
-        .or_insert(json!("bar"));
+    metadata["labels"].as_object_mut().unwrap().entry("foo").or_insert(json!("bar"));
     // The hash is checked for shape in `status_of`; its value is the program's to choose.
     metadata["annotations"]["sidecar-injector.io/status"] =
         patched["metadata"]["annotations"]["sidecar-injector.io/status"].clone();
-    let containers = expected["spec"]
-        .as_object_mut()
-        .unwrap()
-        .entry("containers")
-        .or_insert(json!([]));
+    let containers = expected["spec"].as_object_mut().unwrap().entry("containers").or_insert(json!([]));
     containers.as_array_mut().unwrap().push(example_sidecar());
     expected
 }
@@ -61,10 +48,7 @@ fn pod_table_builtin_injection() {
             "no labels map, an annotation key with /",
             json!({"metadata": {"name": "a", "annotations": {"example.com/owner": "team-a"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
         ),
-        (
-            "no metadata at all",
-            json!({"spec": {"containers": [{"name": "app", "image": "x"}]}}),
-        ),
+        ("no metadata at all", json!({"spec": {"containers": [{"name": "app", "image": "x"}]}})),
         (
             "labels: null, as YAML writes `labels:`",
             json!({"metadata": {"name": "a", "labels": null, "annotations": null}, "spec": {"containers": [{"name": "app", "image": "x"}]}}),
@@ -110,10 +94,7 @@ fn pod_table_builtin_injection() {
     for (name, pod) in cases {
         let (response, patched) = admit(&pod, "shop", &config);
         assert_eq!(response["response"]["allowed"], true, "{name}");
-        assert_eq!(
-            response["response"]["uid"], "3b5c1f2e-6a55-4d4f-a1b2-000000000001",
-            "{name}"
-        );
+        assert_eq!(response["response"]["uid"], "3b5c1f2e-6a55-4d4f-a1b2-000000000001", "{name}");
         assert_eq!(
             patched,
             expected_builtin(&pod, &patched),
@@ -129,15 +110,8 @@ fn pod_table_builtin_injection() {
         );
 
         let (again, unchanged) = admit(&patched, "shop", &config);
-        assert_eq!(
-            patch_of(&again).map(|p| p.0.len()),
-            None,
-            "{name}: re-review must give no patch"
-        );
-        assert_eq!(
-            again["response"]["auditAnnotations"]["reason"], "already-injected",
-            "{name}"
-        );
+        assert_eq!(patch_of(&again).map(|p| p.0.len()), None, "{name}: re-review must give no patch");
+        assert_eq!(again["response"]["auditAnnotations"]["reason"], "already-injected", "{name}");
         assert_eq!(unchanged, patched, "{name}");
     }
 }
@@ -194,21 +168,11 @@ profiles:
     }});
     let (response, patched) = admit(&pod, "shop", &config);
     let names = |list: &Value| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
+        list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
     };
     let spec = &patched["spec"];
-    assert_eq!(
-        names(&spec["initContainers"]),
-        ["mesh-init", "mesh-proxy", "migrate"]
-    );
-    assert_eq!(
-        spec["initContainers"][1]["restartPolicy"], "Always",
-        "a sidecar is a native sidecar"
-    );
+    assert_eq!(names(&spec["initContainers"]), ["mesh-init", "mesh-proxy", "migrate"]);
+    assert_eq!(spec["initContainers"][1]["restartPolicy"], "Always", "a sidecar is a native sidecar");
     assert_eq!(spec["initContainers"][0].get("restartPolicy"), None);
     assert_eq!(names(&spec["containers"]), ["app", "worker", "mesh-agent"]);
     assert_eq!(names(&spec["volumes"]), ["data", "mesh-certs"]);
@@ -220,20 +184,11 @@ profiles:
         spec["containers"][1]["env"],
         json!([{"name": "MESH", "value": "on"}, {"name": "KEEP", "value": "ours"}])
     );
-    assert_eq!(
-        spec["containers"][1]["volumeMounts"],
-        json!([{"name": "mesh-certs", "mountPath": "/certs"}])
-    );
-    assert_eq!(
-        spec["containers"][2].get("env"),
-        None,
-        "injected containers do not get app env"
-    );
+    assert_eq!(spec["containers"][1]["volumeMounts"], json!([{"name": "mesh-certs", "mountPath": "/certs"}]));
+    assert_eq!(spec["containers"][2].get("env"), None, "injected containers do not get app env");
     let warnings = response["response"]["warnings"].as_array().unwrap();
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("\"app\" already sets KEEP")),
+        warnings.iter().any(|w| w.as_str().unwrap().contains("\"app\" already sets KEEP")),
         "{warnings:?}"
     );
 }
@@ -241,19 +196,10 @@ profiles:
 fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {
     let (response, patched) = admit(pod, namespace, config);
     assert_eq!(response["response"]["allowed"], true);
-    assert!(
-        response["response"].get("patch").is_none(),
-        "a skipped Pod gets no patch"
-    );
+    assert!(response["response"].get("patch").is_none(), "a skipped Pod gets no patch");
     assert_eq!(&patched, pod);
-    assert_eq!(
-        response["response"]["auditAnnotations"]["decision"],
-        "skipped"
-    );
-    response["response"]["auditAnnotations"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    assert_eq!(response["response"]["auditAnnotations"]["decision"], "skipped");
+    response["response"]["auditAnnotations"]["reason"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -262,31 +208,23 @@ fn skip_rules_and_opt_out() {
     let opted_out = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     assert_eq!(skipped_reason(&opted_out, "shop", &config), "opted-out");
     let opted_out_label = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(
-        skipped_reason(&opted_out_label, "shop", &config),
-        "opted-out"
-    );
+    assert_eq!(skipped_reason(&opted_out_label, "shop", &config), "opted-out");
     let both = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}, "annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     assert_eq!(
         skipped_reason(&both, "shop", &config),
         "opted-out",
         "a label opt-out wins over an annotation asking"
     );
-    assert_eq!(
-        skipped_reason(&small_pod(), "kube-system", &config),
-        "namespace-skipped"
-    );
-    let host = json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x"}]}});
+    assert_eq!(skipped_reason(&small_pod(), "kube-system", &config), "namespace-skipped");
+    let host =
+        json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x"}]}});
     assert_eq!(skipped_reason(&host, "shop", &config), "host-network");
 
     let off = config_with("injectByDefault: false");
     assert_eq!(skipped_reason(&small_pod(), "shop", &off), "not-requested");
     let asked = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, _) = admit(&asked, "shop", &off);
-    assert_eq!(
-        response["response"]["auditAnnotations"]["profiles"],
-        "example"
-    );
+    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "example");
 }
 
 /// The builtin configuration with one top-level line changed.
@@ -294,13 +232,7 @@ fn config_with(line: &str) -> Config {
     let key = line.split(':').next().unwrap();
     let text: String = include_str!("../src/engine/default-config.yaml")
         .lines()
-        .map(|l| {
-            if l.starts_with(&format!("{key}:")) {
-                line.to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
+        .map(|l| if l.starts_with(&format!("{key}:")) { line.to_owned() } else { l.to_owned() })
         .collect::<Vec<_>>()
         .join("\n");
     config(&text)
@@ -318,10 +250,7 @@ profiles:
     );
     let pod = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "metrics, logs"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(
-        response["response"]["auditAnnotations"]["profiles"],
-        "metrics,logs"
-    );
+    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "metrics,logs");
     let names: Vec<&str> = patched["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -335,15 +264,13 @@ profiles:
 
 #[test]
 fn on_error_deny_and_allow() {
-    let clash = json!({"metadata": {}, "spec": {"containers": [{"name": "example-sidecar", "image": "mine"}]}});
+    let clash =
+        json!({"metadata": {}, "spec": {"containers": [{"name": "example-sidecar", "image": "mine"}]}});
     let response = answer(&pod_review(&clash, "shop"), &Config::builtin());
     assert_eq!(response["response"]["allowed"], false);
     assert_eq!(response["response"]["status"]["code"], 403);
     let message = response["response"]["status"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("container \"example-sidecar\", which the Pod already has"),
-        "{message}"
-    );
+    assert!(message.contains("container \"example-sidecar\", which the Pod already has"), "{message}");
     assert!(response["response"].get("patch").is_none());
 
     let lenient = config(
@@ -352,29 +279,17 @@ fn on_error_deny_and_allow() {
     let (response, patched) = admit(&clash, "shop", &lenient);
     assert_eq!(response["response"]["allowed"], true);
     assert_eq!(patched, clash, "onError: allow admits the Pod unchanged");
-    assert_eq!(
-        response["response"]["auditAnnotations"]["reason"],
-        "error-allowed"
-    );
+    assert_eq!(response["response"]["auditAnnotations"]["reason"], "error-allowed");
     let warning = response["response"]["warnings"][0].as_str().unwrap();
-    assert!(
-        warning.contains("already has") && warning.contains("admitted unchanged"),
-        "{warning}"
-    );
+    assert!(warning.contains("already has") && warning.contains("admitted unchanged"), "{warning}");
 
     let unknown = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "nope"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let response = answer(&pod_review(&unknown, "shop"), &Config::builtin());
     assert_eq!(response["response"]["allowed"], false);
     assert!(
-        response["response"]["status"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no profile named \"nope\"")
+        response["response"]["status"]["message"].as_str().unwrap().contains("no profile named \"nope\"")
     );
-    let response = answer(
-        &pod_review(&unknown, "shop"),
-        &config_with("onError: allow"),
-    );
+    let response = answer(&pod_review(&unknown, "shop"), &config_with("onError: allow"));
     assert_eq!(response["response"]["allowed"], true);
     assert!(response["response"].get("patch").is_none());
 }
@@ -387,16 +302,8 @@ fn a_pod_injected_by_another_configuration_is_left_alone() {
     );
     let (response, patched) = admit(&injected, "shop", &other);
     assert_eq!(patched, injected);
-    assert_eq!(
-        response["response"]["auditAnnotations"]["reason"],
-        "injected-by-other-config"
-    );
-    assert!(
-        response["response"]["warnings"][0]
-            .as_str()
-            .unwrap()
-            .contains("re-create it")
-    );
+    assert_eq!(response["response"]["auditAnnotations"]["reason"], "injected-by-other-config");
+    assert!(response["response"]["warnings"][0].as_str().unwrap().contains("re-create it"));
 }
 
 #[test]
@@ -411,10 +318,7 @@ fn malformed_pods_are_refused_not_mangled() {
             "metadata.annotations.a is not a string",
         ),
         (json!({"metadata": {}}), "it has no spec"),
-        (
-            json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}),
-            "spec.containers is not a list",
-        ),
+        (json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}), "spec.containers is not a list"),
         (
             json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}),
             "spec.containers[0].name is missing",
@@ -459,10 +363,7 @@ fn what_is_not_a_pod_create_is_allowed_untouched() {
         let response = answer(&request, &config);
         assert_eq!(response["response"]["allowed"], true, "{reason}");
         assert!(response["response"].get("patch").is_none(), "{reason}");
-        assert!(
-            response["response"].get("warnings").is_none(),
-            "{reason}: no warning for what is not ours"
-        );
+        assert!(response["response"].get("warnings").is_none(), "{reason}: no warning for what is not ours");
         assert_eq!(response["response"]["auditAnnotations"]["reason"], reason);
     }
 }
@@ -473,12 +374,8 @@ fn dry_run_gets_the_same_answer() {
     let request = pod_review(&small_pod(), "shop");
     let mut dry = request.clone();
     dry["request"]["dryRun"] = json!(true);
-    let plain = review(&serde_json::to_vec(&request).unwrap(), &config)
-        .unwrap()
-        .body;
-    let dry = review(&serde_json::to_vec(&dry).unwrap(), &config)
-        .unwrap()
-        .body;
+    let plain = review(&serde_json::to_vec(&request).unwrap(), &config).unwrap().body;
+    let dry = review(&serde_json::to_vec(&dry).unwrap(), &config).unwrap().body;
     assert_eq!(plain, dry);
 }
 
@@ -509,8 +406,7 @@ fn the_api_round_trip_fixture_is_answered_untouched() {
 /// newer than k8s-openapi: every one of them survives injection.
 #[test]
 fn every_field_of_a_complete_pod_survives() {
-    let deployment: Value =
-        serde_json::from_str(include_str!("fixtures/apps.v1.Deployment.json")).unwrap();
+    let deployment: Value = serde_json::from_str(include_str!("fixtures/apps.v1.Deployment.json")).unwrap();
     let pod = deployment["spec"]["template"].clone();
     let config = config(
         r#"
@@ -526,39 +422,18 @@ profiles:
 "#,
     );
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(
-        response["response"]["auditAnnotations"]["decision"],
-        "injected"
-    );
+    assert_eq!(response["response"]["auditAnnotations"]["decision"], "injected");
 
     // Remove exactly what was injected; what remains must be the original, field for field.
     let mut stripped = patched.clone();
-    stripped["metadata"]["labels"]
-        .as_object_mut()
-        .unwrap()
-        .remove("foo");
-    stripped["metadata"]["annotations"]
-        .as_object_mut()
-        .unwrap()
-        .remove("sidecar-injector.io/status");
+    stripped["metadata"]["labels"].as_object_mut().unwrap().remove("foo");
+    stripped["metadata"]["annotations"].as_object_mut().unwrap().remove("sidecar-injector.io/status");
     let spec = stripped["spec"].as_object_mut().unwrap();
-    assert_eq!(
-        spec["containers"].as_array_mut().unwrap().pop().unwrap()["name"],
-        "agent"
-    );
-    assert_eq!(
-        spec["initContainers"].as_array_mut().unwrap().remove(0)["name"],
-        "proxy"
-    );
-    assert_eq!(
-        spec["volumes"].as_array_mut().unwrap().pop().unwrap()["name"],
-        "certs"
-    );
+    assert_eq!(spec["containers"].as_array_mut().unwrap().pop().unwrap()["name"], "agent");
+    assert_eq!(spec["initContainers"].as_array_mut().unwrap().remove(0)["name"], "proxy");
+    assert_eq!(spec["volumes"].as_array_mut().unwrap().pop().unwrap()["name"], "certs");
     let env = spec["containers"][0]["env"].as_array_mut().unwrap();
-    assert_eq!(
-        env.pop().unwrap(),
-        json!({"name": "INJECTED", "value": "1"})
-    );
+    assert_eq!(env.pop().unwrap(), json!({"name": "INJECTED", "value": "1"}));
     assert_eq!(stripped, pod);
     assert_eq!(
         patched["spec"]["schedulingGroup"], pod["spec"]["schedulingGroup"],
@@ -586,10 +461,7 @@ fn bodies_that_are_not_reviews_are_errors() {
     ];
     for (body, expected) in cases {
         let err = review(&body, &config).expect_err(expected);
-        assert!(
-            err.to_string().contains(expected),
-            "{err} should contain {expected:?}"
-        );
+        assert!(err.to_string().contains(expected), "{err} should contain {expected:?}");
         assert!(!matches!(err, ReviewError::PatchMismatch(_)));
     }
 }

@@ -26,8 +26,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("sidecar-injector-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sidecar-injector-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -41,12 +40,7 @@ impl Drop for TempDir {
 }
 
 fn new_ca() -> Ca {
-    Ca::generate(
-        "test CA",
-        time::OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap()
+    Ca::generate("test CA", time::OffsetDateTime::now_utc(), time::Duration::days(1)).unwrap()
 }
 
 fn serving(ca: &Ca) -> PemPair {
@@ -80,10 +74,7 @@ fn options(dir: &Path, config: Option<PathBuf>, limits: Limits) -> Options {
     Options {
         listen: ([127, 0, 0, 1], 0).into(),
         metrics_listen: ([127, 0, 0, 1], 0).into(),
-        tls: TlsSource::Files {
-            cert: dir.join("tls.crt"),
-            key: dir.join("tls.key"),
-        },
+        tls: TlsSource::Files { cert: dir.join("tls.crt"), key: dir.join("tls.key") },
         config,
         reload_interval: Duration::from_millis(50),
         limits,
@@ -93,10 +84,7 @@ fn options(dir: &Path, config: Option<PathBuf>, limits: Limits) -> Options {
     }
 }
 
-const LIMITS: Limits = Limits {
-    max_in_flight: 64,
-    request_timeout: Duration::from_secs(10),
-};
+const LIMITS: Limits = Limits { max_in_flight: 64, request_timeout: Duration::from_secs(10) };
 
 /// A running server and the means to stop it.
 struct Running {
@@ -112,25 +100,14 @@ impl Running {
         let (addr, metrics) = (server.local_addr(), server.metrics_addr());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(async move {
-            server
-                .run(async { stopped.await.unwrap_or(()) })
-                .await
-                .unwrap();
+            server.run(async { stopped.await.unwrap_or(()) }).await.unwrap();
         });
-        Running {
-            addr,
-            metrics,
-            stop: Some(stop),
-            done,
-        }
+        Running { addr, metrics, stop: Some(stop), done }
     }
 
     async fn shutdown(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(15), self.done)
-            .await
-            .expect("the server stops")
-            .unwrap();
+        tokio::time::timeout(Duration::from_secs(15), self.done).await.expect("the server stops").unwrap();
     }
 }
 
@@ -163,8 +140,7 @@ fn serial_of(stream: &TlsStream<TcpStream>) -> String {
 }
 
 fn serial_of_pem(pem: &str) -> String {
-    let der: CertificateDer =
-        rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
+    let der: CertificateDer = rustls::pki_types::pem::PemObject::from_pem_slice(pem.as_bytes()).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
     cert.raw_serial_as_string().replace(':', "")
 }
@@ -198,38 +174,18 @@ async fn read_reply(stream: &mut TlsStream<TcpStream>) -> std::io::Result<Reply>
     let mut raw = Vec::new();
     // The server closes a `Connection: close` exchange; a TLS close_notify may be missing.
     let _ = stream.read_to_end(&mut raw).await;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete HTTP response");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete HTTP response");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Ok(Reply {
-        status,
-        body: raw[split + 4..].to_vec(),
-    })
+    Ok(Reply { status, body: raw[split + 4..].to_vec() })
 }
 
 async fn post_review(running: &Running, ca_pem: &str, body: &[u8]) -> Reply {
-    request(
-        running.addr,
-        ca_pem,
-        "POST",
-        "/mutate",
-        "application/json",
-        body,
-    )
-    .await
-    .unwrap()
-    .0
+    request(running.addr, ca_pem, "POST", "/mutate", "application/json", body).await.unwrap().0
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 #[test]
@@ -244,38 +200,22 @@ fn answers_with_exactly_the_pure_functions_bytes_over_tls() {
         let reply = post_review(&running, ca_pem, REVIEW).await;
         assert_eq!(reply.status, 200);
         let expected = review(REVIEW, &Config::builtin()).unwrap().body;
-        assert_eq!(
-            reply.body, expected,
-            "the server adds nothing and changes nothing"
-        );
+        assert_eq!(reply.body, expected, "the server adds nothing and changes nothing");
 
         // The same over TLS 1.2 only.
         let tls12 = connector(ca_pem, &[&rustls::version::TLS12]);
         let tcp = TcpStream::connect(running.addr).await.unwrap();
         let mut stream = tls12
-            .connect(
-                ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap(),
-                tcp,
-            )
+            .connect(ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap(), tcp)
             .await
             .unwrap();
-        assert_eq!(
-            stream.get_ref().1.protocol_version(),
-            Some(rustls::ProtocolVersion::TLSv1_2)
-        );
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
+        assert_eq!(stream.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         assert_eq!(read_reply(&mut stream).await.unwrap().status, 200);
 
         // A client that trusts another CA refuses the server.
         let stranger = new_ca();
-        assert!(
-            connect(running.addr, &stranger.pem().cert_pem)
-                .await
-                .is_err()
-        );
+        assert!(connect(running.addr, &stranger.pem().cert_pem).await.is_err());
         // And the certificate is not valid for another name.
         let tcp = TcpStream::connect(running.addr).await.unwrap();
         let wrong = connector(ca_pem, &[&rustls::version::TLS13])
@@ -314,10 +254,7 @@ async fn first_record(addr: SocketAddr, hello: &[u8]) -> Vec<u8> {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(hello).await.unwrap();
     let mut answer = vec![0; 7];
-    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut answer)).await.unwrap().unwrap();
     answer
 }
 
@@ -331,16 +268,9 @@ fn tls_1_1_is_refused() {
         let running = Running::start(options(&dir.0, None, LIMITS)).await;
 
         let tls12 = first_record(running.addr, &client_hello([0x03, 0x03])).await;
-        assert_eq!(
-            (tls12[0], tls12[5]),
-            (0x16, 0x02),
-            "a handshake record with a ServerHello: {tls12:?}"
-        );
+        assert_eq!((tls12[0], tls12[5]), (0x16, 0x02), "a handshake record with a ServerHello: {tls12:?}");
         let tls11 = first_record(running.addr, &client_hello([0x03, 0x02])).await;
-        assert_eq!(
-            tls11[0], 0x15,
-            "an alert record, not a ServerHello: {tls11:?}"
-        );
+        assert_eq!(tls11[0], 0x15, "an alert record, not a ServerHello: {tls11:?}");
         assert_eq!(tls11[5], 2, "a fatal alert: {tls11:?}");
 
         running.shutdown().await;
@@ -396,9 +326,7 @@ fn limits_answer_413_415_405_and_503() {
 
 async fn metrics_text(addr: SocketAddr) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut raw = String::new();
     tcp.read_to_string(&mut raw).await.unwrap();
     raw
@@ -435,32 +363,23 @@ fn a_rotated_certificate_is_served_without_a_restart_or_a_failed_request() {
             }
         });
 
-        let (_, serial) = request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"")
-            .await
-            .unwrap();
+        let (_, serial) = request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"").await.unwrap();
         assert_eq!(serial, first_serial);
         mount_secret(&dir.0, &second, 2);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (_, serial) = request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"")
-                .await
-                .unwrap();
+            let (_, serial) =
+                request(running.addr, &ca_pem, "GET", "/healthz", "text/plain", b"").await.unwrap();
             if serial == second_serial {
                 break;
             }
             assert_eq!(serial, first_serial);
-            assert!(
-                Instant::now() < deadline,
-                "the new certificate was never served"
-            );
+            assert!(Instant::now() < deadline, "the new certificate was never served");
         }
 
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let (ok, failed) = traffic.await.unwrap();
-        assert_eq!(
-            failed, 0,
-            "{failed} requests failed during the rotation ({ok} succeeded)"
-        );
+        assert_eq!(failed, 0, "{failed} requests failed during the rotation ({ok} succeeded)");
         assert!(ok > 0);
         let metrics = metrics_text(running.metrics).await;
         assert!(
@@ -470,35 +389,15 @@ fn a_rotated_certificate_is_served_without_a_restart_or_a_failed_request() {
 
         // A broken pair (the key of another certificate) is refused; the second one stays.
         let third = serving(&ca);
-        mount_secret(
-            &dir.0,
-            &PemPair {
-                cert_pem: third.cert_pem,
-                key_pem: first.key_pem,
-            },
-            3,
-        );
+        mount_secret(&dir.0, &PemPair { cert_pem: third.cert_pem, key_pem: first.key_pem }, 3);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !metrics_text(running.metrics)
-            .await
-            .contains("certificate_reloads_total{result=\"failure\"} 1")
+        while !metrics_text(running.metrics).await.contains("certificate_reloads_total{result=\"failure\"} 1")
         {
-            assert!(
-                Instant::now() < deadline,
-                "the broken pair was never looked at"
-            );
+            assert!(Instant::now() < deadline, "the broken pair was never looked at");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (reply, serial) = request(
-            running.addr,
-            &ca_pem,
-            "POST",
-            "/mutate",
-            "application/json",
-            REVIEW,
-        )
-        .await
-        .unwrap();
+        let (reply, serial) =
+            request(running.addr, &ca_pem, "POST", "/mutate", "application/json", REVIEW).await.unwrap();
         assert_eq!((reply.status, serial), (200, second_serial));
         running.shutdown().await;
     });
@@ -551,10 +450,7 @@ fn configuration_reloads_and_a_bad_one_is_refused() {
         let ca_pem = &ca.pem().cert_pem;
         let label = |reply: &Reply| -> String {
             let response: Value = serde_json::from_slice(&reply.body).unwrap();
-            let patch = response["response"]["patch"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
+            let patch = response["response"]["patch"].as_str().unwrap_or_default().to_owned();
             String::from_utf8(base64_decode(&patch)).unwrap()
         };
         assert!(label(&post_review(&running, ca_pem, REVIEW).await).contains("\"value\":\"one\""));
@@ -563,44 +459,26 @@ fn configuration_reloads_and_a_bad_one_is_refused() {
         std::fs::rename(dir.0.join("config.new"), &config).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !label(&post_review(&running, ca_pem, REVIEW).await).contains("\"value\":\"two\"") {
-            assert!(
-                Instant::now() < deadline,
-                "the new configuration was never used"
-            );
+            assert!(Instant::now() < deadline, "the new configuration was never used");
         }
 
-        std::fs::write(
-            dir.0.join("config.new"),
-            "labels: {generation: [not, a, string]}\n",
-        )
-        .unwrap();
+        std::fs::write(dir.0.join("config.new"), "labels: {generation: [not, a, string]}\n").unwrap();
         std::fs::rename(dir.0.join("config.new"), &config).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !metrics_text(running.metrics)
-            .await
-            .contains("config_reloads_total{result=\"failure\"} 1")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the bad configuration was never looked at"
-            );
+        while !metrics_text(running.metrics).await.contains("config_reloads_total{result=\"failure\"} 1") {
+            assert!(Instant::now() < deadline, "the bad configuration was never looked at");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let reply = post_review(&running, ca_pem, REVIEW).await;
         assert_eq!(reply.status, 200);
-        assert!(
-            label(&reply).contains("\"value\":\"two\""),
-            "the last good configuration serves"
-        );
+        assert!(label(&reply).contains("\"value\":\"two\""), "the last good configuration serves");
         running.shutdown().await;
     });
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
 
 fn binary() -> std::process::Command {
@@ -614,14 +492,7 @@ fn certs_output_serves_the_service_name() {
     let dir = TempDir::new("certs-command");
     let out = dir.0.join("out");
     let status = binary()
-        .args([
-            "certs",
-            "--service",
-            SERVICE,
-            "--namespace",
-            NAMESPACE,
-            "--out",
-        ])
+        .args(["certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
         .arg(&out)
         .status()
         .unwrap();
@@ -631,39 +502,19 @@ fn certs_output_serves_the_service_name() {
         serde_saphyr::from_str(&std::fs::read_to_string(out.join("secret.yaml")).unwrap()).unwrap();
     assert_eq!(secret["type"], "kubernetes.io/tls");
     assert_eq!(secret["metadata"]["namespace"], NAMESPACE);
-    let field = |name: &str| {
-        String::from_utf8(base64_decode(secret["data"][name].as_str().unwrap())).unwrap()
-    };
+    let field =
+        |name: &str| String::from_utf8(base64_decode(secret["data"][name].as_str().unwrap())).unwrap();
     let mounted = dir.0.join("mounted");
     std::fs::create_dir_all(&mounted).unwrap();
-    mount_secret(
-        &mounted,
-        &PemPair {
-            cert_pem: field("tls.crt"),
-            key_pem: field("tls.key"),
-        },
-        1,
-    );
-    let ca_bundle = String::from_utf8(base64_decode(
-        std::fs::read_to_string(out.join("ca-bundle.txt"))
-            .unwrap()
-            .trim(),
-    ))
-    .unwrap();
-    assert_eq!(
-        ca_bundle,
-        std::fs::read_to_string(out.join("ca.crt")).unwrap()
-    );
+    mount_secret(&mounted, &PemPair { cert_pem: field("tls.crt"), key_pem: field("tls.key") }, 1);
+    let ca_bundle =
+        String::from_utf8(base64_decode(std::fs::read_to_string(out.join("ca-bundle.txt")).unwrap().trim()))
+            .unwrap();
+    assert_eq!(ca_bundle, std::fs::read_to_string(out.join("ca.crt")).unwrap());
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(out.join("tls.key"))
-            .unwrap()
-            .permissions(),
+        &std::fs::metadata(out.join("tls.key")).unwrap().permissions(),
     );
-    assert_eq!(
-        mode & 0o077,
-        0,
-        "the private key is readable by its owner only"
-    );
+    assert_eq!(mode & 0o077, 0, "the private key is readable by its owner only");
 
     runtime().block_on(async {
         let running = Running::start(options(&mounted, None, LIMITS)).await;
@@ -681,14 +532,7 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
     let dir = TempDir::new("sigterm");
     let ca_out = dir.0.join("ca.pem");
     let mut child = binary()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--ca-out",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ca-out"])
         .arg(&ca_out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

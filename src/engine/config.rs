@@ -94,10 +94,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError::Invalid { path: path.into(), message: message.into() }
     }
 }
 
@@ -163,10 +160,7 @@ struct RawSkip {
 
 impl Default for RawSkip {
     fn default() -> Self {
-        RawSkip {
-            namespaces: system_namespaces(),
-            host_network: true,
-        }
+        RawSkip { namespaces: system_namespaces(), host_network: true }
     }
 }
 
@@ -175,9 +169,7 @@ fn yes() -> bool {
 }
 
 fn system_namespaces() -> Vec<String> {
-    ["kube-system", "kube-public", "kube-node-lease"]
-        .map(String::from)
-        .to_vec()
+    ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec()
 }
 
 impl Config {
@@ -188,26 +180,21 @@ impl Config {
 
     /// Load a configuration from YAML or JSON text (JSON is YAML).
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
-        let value: Value =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let value: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         Config::from_value(value)
     }
 
     /// Load a configuration from bytes, which must be UTF-8 YAML or JSON.
     pub fn from_slice(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| ConfigError::Syntax(format!("not UTF-8 text: {e}")))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| ConfigError::Syntax(format!("not UTF-8 text: {e}")))?;
         Config::from_yaml(text)
     }
 
     /// Load a configuration from an already parsed JSON value.
     pub fn from_value(value: Value) -> Result<Config, ConfigError> {
         // An empty file is an empty configuration, which means all defaults.
-        let value = if value.is_null() {
-            Value::Object(Default::default())
-        } else {
-            value
-        };
+        let value = if value.is_null() { Value::Object(Default::default()) } else { value };
         if !value.is_object() {
             return Err(ConfigError::at(
                 "(top level)",
@@ -216,8 +203,7 @@ impl Config {
         }
         let raw: RawConfig = serde_path_to_error::deserialize(&value)
             .map_err(|e| ConfigError::at(e.path().to_string(), e.into_inner().to_string()))?;
-        let round_trip =
-            serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let round_trip = serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         if let Some(path) = first_unknown_field(&value, &round_trip, String::new()) {
             return Err(ConfigError::at(path, "unknown field"));
         }
@@ -235,11 +221,7 @@ impl Config {
 fn first_unknown_field(input: &Value, round_trip: &Value, path: String) -> Option<String> {
     match (input, round_trip) {
         (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(key, value)| {
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
+            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
             match b.get(key) {
                 None if value.is_null() => None,
                 None => Some(child),
@@ -277,10 +259,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     for (i, namespace) in raw.skip.namespaces.iter().enumerate() {
         if let Err(why) = names::dns_label(namespace) {
-            return Err(ConfigError::at(
-                format!("skip.namespaces[{i}]"),
-                format!("namespace name {why}"),
-            ));
+            return Err(ConfigError::at(format!("skip.namespaces[{i}]"), format!("namespace name {why}")));
         }
     }
 
@@ -312,10 +291,7 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
         for (i, container) in list.iter().enumerate() {
             let at = |f: &str| format!("{path}.{field}[{i}]{f}");
             if let Err(why) = names::dns_label(&container.name) {
-                return Err(ConfigError::at(
-                    at(".name"),
-                    format!("container name {why}"),
-                ));
+                return Err(ConfigError::at(at(".name"), format!("container name {why}")));
             }
             if container_names.contains(&container.name.as_str()) {
                 return Err(ConfigError::at(
@@ -353,19 +329,13 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
             return Err(ConfigError::at(at, format!("volume name {why}")));
         }
         if volume_names.contains(&volume.name.as_str()) {
-            return Err(ConfigError::at(
-                at,
-                format!("{:?} is used twice in this profile", volume.name),
-            ));
+            return Err(ConfigError::at(at, format!("{:?} is used twice in this profile", volume.name)));
         }
         volume_names.push(&volume.name);
     }
     for (i, env) in raw.app_containers.env.iter().enumerate() {
         if env.name.is_empty() {
-            return Err(ConfigError::at(
-                format!("{path}.appContainers.env[{i}].name"),
-                "must not be empty",
-            ));
+            return Err(ConfigError::at(format!("{path}.appContainers.env[{i}].name"), "must not be empty"));
         }
     }
     for (i, mount) in raw.app_containers.volume_mounts.iter().enumerate() {
@@ -381,24 +351,14 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     for sidecar in &mut sidecars {
         sidecar.restart_policy = Some("Always".into());
     }
-    let init_containers = raw
-        .init_containers
-        .iter()
-        .chain(&sidecars)
-        .map(to_json)
-        .collect();
+    let init_containers = raw.init_containers.iter().chain(&sidecars).map(to_json).collect();
     let mut profile = Profile {
         name,
         containers: raw.containers.iter().map(to_json).collect(),
         init_containers,
         volumes: raw.volumes.iter().map(to_json).collect(),
         app_env: raw.app_containers.env.iter().map(to_json).collect(),
-        app_volume_mounts: raw
-            .app_containers
-            .volume_mounts
-            .iter()
-            .map(to_json)
-            .collect(),
+        app_volume_mounts: raw.app_containers.volume_mounts.iter().map(to_json).collect(),
         labels: raw.labels,
         annotations: raw.annotations,
         on_error: raw.on_error,
@@ -416,17 +376,10 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     Ok(profile)
 }
 
-fn check_string_map(
-    map: &BTreeMap<String, String>,
-    path: &str,
-    are_labels: bool,
-) -> Result<(), ConfigError> {
+fn check_string_map(map: &BTreeMap<String, String>, path: &str, are_labels: bool) -> Result<(), ConfigError> {
     for (key, value) in map {
         if let Err(why) = names::qualified_name(key) {
-            return Err(ConfigError::at(
-                format!("{path}.{key}"),
-                format!("key {why}"),
-            ));
+            return Err(ConfigError::at(format!("{path}.{key}"), format!("key {why}")));
         }
         if key == keys::STATUS || key == keys::INJECT {
             return Err(ConfigError::at(
@@ -435,10 +388,7 @@ fn check_string_map(
             ));
         }
         if are_labels && let Err(why) = names::label_value(value) {
-            return Err(ConfigError::at(
-                format!("{path}.{key}"),
-                format!("label value {why}"),
-            ));
+            return Err(ConfigError::at(format!("{path}.{key}"), format!("label value {why}")));
         }
     }
     Ok(())
@@ -457,13 +407,10 @@ fn digest_of<T: Serialize>(item: &T) -> String {
 
 pub(crate) fn hex16(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .take(8)
-        .fold(String::with_capacity(16), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().take(8).fold(String::with_capacity(16), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 pub(crate) fn combined_digest(config: &Config, profiles: &[&Profile]) -> String {

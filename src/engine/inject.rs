@@ -81,11 +81,7 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     pub fn skipped(reason: SkipReason) -> Self {
-        Outcome {
-            decision: Decision::Skipped(reason),
-            patch: None,
-            warnings: Vec::new(),
-        }
+        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new() }
     }
 
     fn skipped_because(reason: SkipReason, why: impl std::fmt::Display) -> Self {
@@ -131,10 +127,7 @@ pub(crate) fn decide(
     let view = match PodView::read(&pod) {
         Ok(view) => view,
         Err(Malformed(what)) => {
-            return Ok(failed(
-                config.on_error,
-                vec![format!("the Pod cannot be read: {what}")],
-            ));
+            return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")]));
         }
     };
 
@@ -154,29 +147,17 @@ pub(crate) fn decide(
         ));
     }
     if config.skip_host_network && view.host_network {
-        return Ok(Outcome::skipped_because(
-            SkipReason::HostNetwork,
-            "the Pod uses hostNetwork",
-        ));
+        return Ok(Outcome::skipped_because(SkipReason::HostNetwork, "the Pod uses hostNetwork"));
     }
 
     let requested: Vec<&str> = match view.annotation(keys::INJECT).map(str::trim) {
         Some(v) if v.eq_ignore_ascii_case("true") => {
             config.default_profiles.iter().map(String::as_str).collect()
         }
-        Some(list) if !list.is_empty() => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect(),
-        _ if config.inject_by_default => {
-            config.default_profiles.iter().map(String::as_str).collect()
-        }
+        Some(list) if !list.is_empty() => list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
+        _ if config.inject_by_default => config.default_profiles.iter().map(String::as_str).collect(),
         _ => {
-            let why = format_args!(
-                "injection is off by default; annotate the Pod {}=true",
-                keys::INJECT
-            );
+            let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
             return Ok(Outcome::skipped_because(SkipReason::NotRequested, why));
         }
     };
@@ -219,21 +200,9 @@ pub(crate) fn decide(
     if !problems.is_empty() {
         return Ok(failed(worst, problems));
     }
-    add_metadata(
-        &mut plan,
-        &config.labels,
-        &config.annotations,
-        &view,
-        &mut warnings,
-    );
+    add_metadata(&mut plan, &config.labels, &config.annotations, &view, &mut warnings);
     for profile in &profiles {
-        add_metadata(
-            &mut plan,
-            &profile.labels,
-            &profile.annotations,
-            &view,
-            &mut warnings,
-        );
+        add_metadata(&mut plan, &profile.labels, &profile.annotations, &view, &mut warnings);
     }
     plan.annotations.push((keys::STATUS, status));
 
@@ -241,9 +210,7 @@ pub(crate) fn decide(
     let operations = patch::operations(&plan, &pod);
     patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
     Ok(Outcome {
-        decision: Decision::Injected {
-            profiles: profiles.iter().map(|p| p.name.clone()).collect(),
-        },
+        decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
         patch: Some(operations),
         warnings,
     })
@@ -253,19 +220,16 @@ pub(crate) fn decide(
 /// them. A Pod that already carries exactly this value is left alone.
 fn status_annotation(config: &Config, profiles: &[&Profile]) -> String {
     let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    let status =
-        serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
+    let status = serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
     status.to_string()
 }
 
 fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
     let message = format!("sidecar-injector: cannot inject: {}", problems.join("; "));
     match on_error {
-        OnError::Deny => Outcome {
-            decision: Decision::Denied { message },
-            patch: None,
-            warnings: Vec::new(),
-        },
+        OnError::Deny => {
+            Outcome { decision: Decision::Denied { message }, patch: None, warnings: Vec::new() }
+        }
         OnError::Allow => Outcome {
             decision: Decision::Skipped(SkipReason::ErrorAllowed),
             patch: None,
@@ -285,15 +249,8 @@ fn add_profile<'c>(
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let name = name_of(container);
         if view.container_names.contains(&name) {
-            problems.push(format!(
-                "profile {p:?} adds container {name:?}, which the Pod already has"
-            ));
-        } else if plan
-            .init_containers
-            .iter()
-            .chain(&plan.containers)
-            .any(|c| name_of(c) == name)
-        {
+            problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
+        } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
             problems.push(format!(
                 "profile {p:?} adds container {name:?}, which another selected profile adds too"
             ));
@@ -302,13 +259,10 @@ fn add_profile<'c>(
     for volume in &profile.volumes {
         let name = name_of(volume);
         if view.volume_names.contains(&name) {
-            problems.push(format!(
-                "profile {p:?} adds volume {name:?}, which the Pod already has"
-            ));
+            problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
         } else if plan.volumes.iter().any(|v| name_of(v) == name) {
-            problems.push(format!(
-                "profile {p:?} adds volume {name:?}, which another selected profile adds too"
-            ));
+            problems
+                .push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
         }
     }
     plan.init_containers.extend(&profile.init_containers);
@@ -319,11 +273,7 @@ fn add_profile<'c>(
         return;
     }
     if plan.app_containers.is_empty() {
-        plan.app_containers = view
-            .containers
-            .iter()
-            .map(|_| AppAdditions::default())
-            .collect();
+        plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
     }
     for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
         for var in &profile.app_env {
@@ -339,9 +289,7 @@ fn add_profile<'c>(
         }
         for mount in &profile.app_volume_mounts {
             let path = mount_path(mount);
-            if app.mount_paths.contains(&path)
-                || added.volume_mounts.iter().any(|m| mount_path(m) == path)
-            {
+            if app.mount_paths.contains(&path) || added.volume_mounts.iter().any(|m| mount_path(m) == path) {
                 warnings.push(format!(
                     "sidecar-injector: container {:?} already mounts {path}; its own mount is kept",
                     app.name
@@ -354,10 +302,7 @@ fn add_profile<'c>(
 }
 
 fn mount_path(mount: &Value) -> &str {
-    mount
-        .get("mountPath")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
@@ -371,9 +316,8 @@ fn add_metadata<'c>(
 ) {
     for (key, value) in labels {
         match view.label(key) {
-            Some(own) if own != value => warnings.push(format!(
-                "sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}"
-            )),
+            Some(own) if own != value => warnings
+                .push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
             Some(_) => {}
             None if plan.labels.iter().any(|(k, _)| k == key) => {}
             None => plan.labels.push((key, value)),
@@ -381,9 +325,9 @@ fn add_metadata<'c>(
     }
     for (key, value) in annotations {
         match view.annotation(key) {
-            Some(own) if own != value => warnings.push(format!(
-                "sidecar-injector: annotation {key} is kept as the Pod has it"
-            )),
+            Some(own) if own != value => {
+                warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it"))
+            }
             Some(_) => {}
             None if plan.annotations.iter().any(|(k, _)| k == key) => {}
             None => plan.annotations.push((key, value.clone())),
@@ -416,10 +360,8 @@ impl<'p> PodView<'p> {
     fn read(pod: &'p Map<String, Value>) -> Result<Self, Malformed> {
         let metadata = optional_object(pod, "metadata", String::new)?;
         let string_map = |field: &str| -> Result<Option<&'p Map<String, Value>>, Malformed> {
-            let Some(map) = metadata
-                .map(|m| optional_object(m, field, || "metadata".into()))
-                .transpose()?
-                .flatten()
+            let Some(map) =
+                metadata.map(|m| optional_object(m, field, || "metadata".into())).transpose()?.flatten()
             else {
                 return Ok(None);
             };
@@ -431,8 +373,8 @@ impl<'p> PodView<'p> {
         let labels = string_map("labels")?;
         let annotations = string_map("annotations")?;
 
-        let spec = optional_object(pod, "spec", String::new)?
-            .ok_or_else(|| Malformed("it has no spec".into()))?;
+        let spec =
+            optional_object(pod, "spec", String::new)?.ok_or_else(|| Malformed("it has no spec".into()))?;
         let host_network = match spec.get("hostNetwork") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
@@ -442,26 +384,18 @@ impl<'p> PodView<'p> {
         let mut container_names = Vec::new();
         let mut containers = Vec::new();
         for field in ["containers", "initContainers", "ephemeralContainers"] {
-            for (i, container) in optional_array(spec, field, || "spec".into())?
-                .iter()
-                .enumerate()
-            {
+            for (i, container) in optional_array(spec, field, || "spec".into())?.iter().enumerate() {
                 let at = || format!("spec.{field}[{i}]");
                 if field != "containers" {
-                    container_names.push(
-                        key_of(container)
-                            .map_err(|why| Malformed(format!("{}.name {why}", at())))?,
-                    );
+                    container_names
+                        .push(key_of(container).map_err(|why| Malformed(format!("{}.name {why}", at())))?);
                     continue;
                 }
                 let Some(container) = container.as_object() else {
                     return Err(Malformed(format!("{} is not an object", at())));
                 };
                 let Some(name) = container.get("name").and_then(Value::as_str) else {
-                    return Err(Malformed(format!(
-                        "{}.name is missing or not a string",
-                        at()
-                    )));
+                    return Err(Malformed(format!("{}.name is missing or not a string", at())));
                 };
                 container_names.push(name);
                 containers.push(AppContainer {
@@ -472,14 +406,7 @@ impl<'p> PodView<'p> {
             }
         }
         let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
-        Ok(PodView {
-            labels,
-            annotations,
-            host_network,
-            container_names,
-            containers,
-            volume_names,
-        })
+        Ok(PodView { labels, annotations, host_network, container_names, containers, volume_names })
     }
 
     fn label(&self, key: &str) -> Option<&'p str> {
@@ -518,11 +445,7 @@ fn optional_array<'p>(
 }
 
 fn path(parent: String, field: &str) -> String {
-    if parent.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{parent}.{field}")
-    }
+    if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
 }
 
 /// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
@@ -536,8 +459,6 @@ fn keys_of<'p>(
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| {
-            key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at())))
-        })
+        .map(|(i, item)| key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
         .collect()
 }

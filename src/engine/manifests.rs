@@ -26,11 +26,7 @@ pub enum ManifestError {
     #[error("not valid YAML: {0}")]
     Yaml(String),
     #[error("document {index} ({what}): {message}")]
-    Document {
-        index: usize,
-        what: String,
-        message: String,
-    },
+    Document { index: usize, what: String, message: String },
 }
 
 /// Where the pod template lives in each workload kind this command understands.
@@ -74,20 +70,10 @@ fn inject_object(
     index: usize,
     notes: &mut Vec<String>,
 ) -> Result<(), ManifestError> {
-    let text = |field: &str| {
-        doc.get(field)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let text = |field: &str| doc.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     if api_version == "v1" && kind == "List" {
-        for item in doc
-            .get_mut("items")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for item in doc.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten() {
             inject_object(item, config, namespace, index, notes)?;
         }
         return Ok(());
@@ -96,25 +82,13 @@ fn inject_object(
         return Ok(());
     };
     let metadata = doc.get("metadata");
-    let name = metadata
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("(unnamed)");
+    let name = metadata.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("(unnamed)");
     let what = format!("{kind} {name}");
-    let namespace = metadata
-        .and_then(|m| m.get("namespace"))
-        .and_then(Value::as_str)
-        .unwrap_or(namespace)
-        .to_owned();
-    let fail = |message: String| ManifestError::Document {
-        index,
-        what: what.clone(),
-        message,
-    };
+    let namespace =
+        metadata.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or(namespace).to_owned();
+    let fail = |message: String| ManifestError::Document { index, what: what.clone(), message };
 
-    let template = doc
-        .pointer_mut(path)
-        .ok_or_else(|| fail(format!("it has no pod template at {path}")))?;
+    let template = doc.pointer_mut(path).ok_or_else(|| fail(format!("it has no pod template at {path}")))?;
     let request = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",

@@ -27,9 +27,7 @@ pub(crate) fn qualified_name(key: &str) -> Result<(), String> {
     if let Some(prefix) = prefix {
         let labels_ok = prefix.split('.').all(|part| dns_label(part).is_ok());
         if prefix.is_empty() || prefix.len() > 253 || !labels_ok {
-            return Err(format!(
-                "{key:?} has a prefix that is not a lower-case DNS subdomain"
-            ));
+            return Err(format!("{key:?} has a prefix that is not a lower-case DNS subdomain"));
         }
     }
     if name.is_empty() || name.len() > 63 || !is_name_chars(name) {
@@ -55,9 +53,7 @@ pub(crate) fn label_value(value: &str) -> Result<(), String> {
 
 fn is_name_chars(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
-    s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
-        && s.starts_with(alnum)
-        && s.ends_with(alnum)
+    s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.')) && s.starts_with(alnum) && s.ends_with(alnum)
 }
 
 #[cfg(test)]
@@ -69,15 +65,7 @@ mod tests {
         for good in ["foo", "app.kubernetes.io/name", "example.com/a_b.c-d", "A1"] {
             assert_eq!(qualified_name(good), Ok(()), "{good}");
         }
-        for bad in [
-            "",
-            "/foo",
-            "Example.com/foo",
-            "foo/",
-            "-foo",
-            "a/b/c",
-            &"x".repeat(64),
-        ] {
+        for bad in ["", "/foo", "Example.com/foo", "foo/", "-foo", "a/b/c", &"x".repeat(64)] {
             assert!(qualified_name(bad).is_err(), "{bad}");
         }
     }

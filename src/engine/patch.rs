@@ -34,11 +34,7 @@ pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {
                 metadata.insert("annotations".into(), Value::Object(annotations()));
             }
             if !metadata.is_empty() {
-                add(
-                    &mut ops,
-                    PointerBuf::from_tokens(["metadata"]),
-                    Value::Object(metadata),
-                );
+                add(&mut ops, PointerBuf::from_tokens(["metadata"]), Value::Object(metadata));
             }
         }
         Some(metadata) => {
@@ -60,46 +56,15 @@ pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {
 
     let spec = &pod["spec"];
     let spec_at = PointerBuf::from_tokens(["spec"]);
-    add_items(
-        &mut ops,
-        spec,
-        &spec_at,
-        "initContainers",
-        &plan.init_containers,
-        Where::Front,
-    );
-    add_items(
-        &mut ops,
-        spec,
-        &spec_at,
-        "containers",
-        &plan.containers,
-        Where::End,
-    );
-    add_items(
-        &mut ops,
-        spec,
-        &spec_at,
-        "volumes",
-        &plan.volumes,
-        Where::End,
-    );
+    add_items(&mut ops, spec, &spec_at, "initContainers", &plan.init_containers, Where::Front);
+    add_items(&mut ops, spec, &spec_at, "containers", &plan.containers, Where::End);
+    add_items(&mut ops, spec, &spec_at, "volumes", &plan.volumes, Where::End);
     for (index, added) in plan.app_containers.iter().enumerate() {
         let container = &spec["containers"][index];
-        let at = PointerBuf::from_tokens([
-            Token::from("spec"),
-            Token::from("containers"),
-            Token::from(index),
-        ]);
+        let at =
+            PointerBuf::from_tokens([Token::from("spec"), Token::from("containers"), Token::from(index)]);
         add_items(&mut ops, container, &at, "env", &added.env, Where::End);
-        add_items(
-            &mut ops,
-            container,
-            &at,
-            "volumeMounts",
-            &added.volume_mounts,
-            Where::End,
-        );
+        add_items(&mut ops, container, &at, "volumeMounts", &added.volume_mounts, Where::End);
     }
     Patch(ops)
 }
@@ -110,8 +75,7 @@ pub(crate) fn verify(pod: &mut Value, plan: &Plan, patch: &Patch) -> Result<(), 
     let mut intended = pod.clone();
     apply_directly(&mut intended, plan);
     // The undo log of `json_patch::patch` is not needed: on failure the Pod is thrown away.
-    json_patch::patch_unsafe(pod, patch)
-        .map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
+    json_patch::patch_unsafe(pod, patch).map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
     if *pod != intended {
         return Err("the patched Pod is not the intended Pod".into());
     }
@@ -120,9 +84,7 @@ pub(crate) fn verify(pod: &mut Value, plan: &Plan, patch: &Patch) -> Result<(), 
 
 /// The plan applied by plain mutation: the reference the patch is checked against.
 fn apply_directly(pod: &mut Value, plan: &Plan) {
-    let pod = pod
-        .as_object_mut()
-        .expect("decide() only plans for JSON objects");
+    let pod = pod.as_object_mut().expect("decide() only plans for JSON objects");
     if !plan.labels.is_empty() || !plan.annotations.is_empty() {
         let metadata = object_entry(pod, "metadata");
         if !plan.labels.is_empty() {
@@ -153,9 +115,7 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
     }
     let containers = list_entry(spec, "containers");
     for (container, added) in containers.iter_mut().zip(&plan.app_containers) {
-        let container = container
-            .as_object_mut()
-            .expect("PodView checked containers are objects");
+        let container = container.as_object_mut().expect("PodView checked containers are objects");
         for (field, items) in [("env", &added.env), ("volumeMounts", &added.volume_mounts)] {
             if !items.is_empty() {
                 list_entry(container, field).extend(items.iter().map(|v| (*v).clone()));
@@ -183,11 +143,7 @@ fn add_items(
     }
     let list_at = child(parent_at, field);
     if present(parent, field).is_none() {
-        add(
-            ops,
-            list_at,
-            Value::Array(items.iter().map(|v| (*v).clone()).collect()),
-        );
+        add(ops, list_at, Value::Array(items.iter().map(|v| (*v).clone()).collect()));
         return;
     }
     for (i, item) in items.iter().enumerate() {
@@ -213,9 +169,7 @@ fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
 }
 
 fn pairs<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
-    entries
-        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-        .collect()
+    entries.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect()
 }
 
 /// The field's value, unless it is absent or `null`.
@@ -228,8 +182,7 @@ fn object_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Map
     if slot.is_null() {
         *slot = Value::Object(Map::new());
     }
-    slot.as_object_mut()
-        .expect("PodView checked this is an object")
+    slot.as_object_mut().expect("PodView checked this is an object")
 }
 
 fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<Value> {
@@ -246,10 +199,7 @@ mod tests {
 
     #[test]
     fn pointer_tokens_are_escaped_per_rfc_6901() {
-        let at = child(
-            &PointerBuf::from_tokens(["metadata", "annotations"]),
-            "example.com/a~b",
-        );
+        let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
         assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
     }
 }

@@ -105,15 +105,10 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         });
     }
     let request = incoming.request.ok_or(ReviewError::MissingRequest)?;
-    let uid = request
-        .uid
-        .filter(|uid| !uid.is_empty())
-        .ok_or(ReviewError::MissingUid)?;
+    let uid = request.uid.filter(|uid| !uid.is_empty()).ok_or(ReviewError::MissingUid)?;
     let is_create = request.operation == "CREATE";
     if is_create && request.object.is_none() {
-        return Err(ReviewError::MissingObject {
-            operation: request.operation,
-        });
+        return Err(ReviewError::MissingObject { operation: request.operation });
     }
 
     let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
@@ -137,12 +132,8 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     };
 
     let response = Response::new(&uid, &outcome);
-    let body = serde_json::to_vec(&Outgoing {
-        api_version: &incoming.api_version,
-        kind: KIND,
-        response,
-    })
-    .expect("responses always serialize");
+    let body = serde_json::to_vec(&Outgoing { api_version: &incoming.api_version, kind: KIND, response })
+        .expect("responses always serialize");
     Ok(Reviewed {
         body,
         patch: outcome.patch,
@@ -177,15 +168,9 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
         match serde_path_to_error::deserialize::<_, Incoming>(&mut de) {
             // serde_path_to_error says "." at the top, and "?" where it lost track.
             Err(e) if !matches!(e.path().to_string().as_str(), "." | "?") => {
-                ReviewError::Malformed {
-                    path: e.path().to_string(),
-                    message: e.into_inner().to_string(),
-                }
+                ReviewError::Malformed { path: e.path().to_string(), message: e.into_inner().to_string() }
             }
-            _ => ReviewError::Malformed {
-                path: "(top level)".into(),
-                message: first.to_string(),
-            },
+            _ => ReviewError::Malformed { path: "(top level)".into(), message: first.to_string() },
         }
     })
 }
@@ -269,12 +254,9 @@ impl<'a> Response<'a> {
                 audit.insert("reason", reason.as_str().to_owned());
                 None
             }
-            Decision::Denied { message } => Some(Status {
-                status: "Failure",
-                message,
-                reason: "Forbidden",
-                code: 403,
-            }),
+            Decision::Denied { message } => {
+                Some(Status { status: "Failure", message, reason: "Forbidden", code: 403 })
+            }
         };
         Response {
             uid,

@@ -74,9 +74,7 @@ const POD: Shape = Shape::Fields(&[
 ]);
 
 /// For `#[serde(deserialize_with)]`: the request's object as a Pod skeleton; `null` is `None`.
-pub(crate) fn pod_skeleton<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Value>, D::Error> {
+pub(crate) fn pod_skeleton<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
     let value = Keep(POD).deserialize(deserializer)?;
     Ok(Some(value).filter(|v| !v.is_null()))
 }
@@ -107,9 +105,8 @@ impl<'de> Visitor<'de> for Keep {
             while let Some(index) = map.next_key_seed(FieldIndex(&[(wanted, Shape::All)]))? {
                 match index {
                     Some(_) => {
-                        kept = Some(map.next_value::<Value>()?)
-                            .filter(Value::is_string)
-                            .unwrap_or(Value::Null)
+                        kept =
+                            Some(map.next_value::<Value>()?).filter(Value::is_string).unwrap_or(Value::Null)
                     }
                     None => map.next_value::<IgnoredAny>().map(drop)?,
                 }
@@ -252,12 +249,7 @@ mod tests {
             kept,
             json!({"metadata": "m", "spec": {"containers": {}, "volumes": [false, false, null, null]}})
         );
-        let volumes: Vec<_> = kept["spec"]["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(super::key_of)
-            .collect();
+        let volumes: Vec<_> = kept["spec"]["volumes"].as_array().unwrap().iter().map(super::key_of).collect();
         assert_eq!(
             volumes,
             [

@@ -44,12 +44,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .concurrency_limit(limits.max_in_flight)
         .timeout(limits.request_timeout);
     Router::new()
-        .route(
-            "/mutate",
-            post(mutate)
-                .layer::<_, Infallible>(guard)
-                .layer(DefaultBodyLimit::max(MAX_BODY)),
-        )
+        .route("/mutate", post(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::max(MAX_BODY)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -62,10 +57,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
             "/metrics",
             get(|State(state): State<Arc<AppState>>| async move {
                 let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                (
-                    [(header::CONTENT_TYPE, content_type)],
-                    state.metrics.encode(),
-                )
+                ([(header::CONTENT_TYPE, content_type)], state.metrics.encode())
             }),
         )
         .with_state(state)
@@ -74,11 +66,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
 fn overloaded(state: &AppState, error: BoxError) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
         state.metrics.shed();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many reviews in flight, try again\n",
-        )
-            .into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many reviews in flight, try again\n").into_response();
     }
     if error.is::<tower::timeout::error::Elapsed>() {
         return (StatusCode::REQUEST_TIMEOUT, "the request took too long\n").into_response();
@@ -96,10 +84,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     if !is_json(&headers) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "an AdmissionReview is sent as application/json\n",
-        )
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "an AdmissionReview is sent as application/json\n")
             .into_response();
     }
     let started = Instant::now();
@@ -107,9 +92,7 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     match review(&body, &config) {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
-            state
-                .metrics
-                .review(&reviewed.summary.decision, elapsed.as_secs_f64());
+            state.metrics.review(&reviewed.summary.decision, elapsed.as_secs_f64());
             let s = &reviewed.summary;
             let reason = match &s.decision {
                 Decision::Skipped(reason) => reason.as_str(),
@@ -133,10 +116,7 @@ async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let essence = value.split(';').next().unwrap_or_default().trim();

@@ -45,8 +45,7 @@ impl Default for Metrics {
         );
         // A review takes tens of microseconds: the buckets start well below a millisecond.
         let latency = Histogram::new([
-            0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
-            1.0,
+            0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
         ]);
         registry.register(
             "review_duration_seconds",
@@ -77,15 +76,7 @@ impl Default for Metrics {
             "notAfter of the certificate being served",
             cert_expiry.clone(),
         );
-        Metrics {
-            registry,
-            reviews,
-            latency,
-            shed,
-            config_reloads,
-            cert_reloads,
-            cert_expiry,
-        }
+        Metrics { registry, reviews, latency, shed, config_reloads, cert_reloads, cert_expiry }
     }
 }
 
@@ -95,19 +86,12 @@ impl Metrics {
             Decision::Skipped(reason) => ("skipped", reason.as_str()),
             other => (other.as_str(), ""),
         };
-        self.reviews
-            .get_or_create(&ReviewLabels { decision, reason })
-            .inc();
+        self.reviews.get_or_create(&ReviewLabels { decision, reason }).inc();
         self.latency.observe(seconds);
     }
 
     pub fn review_error(&self) {
-        self.reviews
-            .get_or_create(&ReviewLabels {
-                decision: "error",
-                reason: "",
-            })
-            .inc();
+        self.reviews.get_or_create(&ReviewLabels { decision: "error", reason: "" }).inc();
     }
 
     pub fn shed(&self) {
@@ -115,15 +99,11 @@ impl Metrics {
     }
 
     pub fn config_reload(&self, ok: bool) {
-        self.config_reloads
-            .get_or_create(&ReloadLabels { result: result(ok) })
-            .inc();
+        self.config_reloads.get_or_create(&ReloadLabels { result: result(ok) }).inc();
     }
 
     pub fn cert_reload(&self, ok: bool) {
-        self.cert_reloads
-            .get_or_create(&ReloadLabels { result: result(ok) })
-            .inc();
+        self.cert_reloads.get_or_create(&ReloadLabels { result: result(ok) }).inc();
     }
 
     pub fn cert_expiry(&self, not_after: i64) {

@@ -7,6 +7,7 @@
 
 mod handlers;
 mod metrics;
+mod self_managed;
 mod state;
 
 use std::future::Future;
@@ -24,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use handlers::{Limits, MAX_BODY};
+use self_managed::Managed;
+pub use self_managed::{FIELD_MANAGER, SelfManaged};
 use state::AppState;
 
 use crate::Config;
@@ -37,6 +40,16 @@ pub enum TlsSource {
     /// A CA and a certificate for `names` made at start, for running locally. The CA certificate
     /// is written to `ca_out` so that a client can trust it.
     Generated { names: Vec<String>, ca_out: PathBuf },
+    /// A CA kept in a Secret and a caBundle written into the webhook configuration: see
+    /// [`SelfManaged`].
+    SelfManaged(SelfManaged),
+}
+
+/// What keeps the serving certificate fresh after start.
+enum Renewal {
+    Fixed,
+    Files(CertFiles),
+    Managed(Box<Managed>),
 }
 
 /// Everything `serve` can be told.
@@ -71,10 +84,7 @@ impl Options {
             },
             config: None,
             reload_interval: Duration::from_secs(2),
-            limits: Limits {
-                max_in_flight: 256,
-                request_timeout: Duration::from_secs(10),
-            },
+            limits: Limits { max_in_flight: 256, request_timeout: Duration::from_secs(10) },
             header_read_timeout: Duration::from_secs(5),
             drain_delay: Duration::from_secs(0),
             shutdown_timeout: Duration::from_secs(20),
@@ -89,12 +99,10 @@ pub enum ServeError {
     Config { path: PathBuf, message: String },
     #[error("serving certificate: {0}")]
     Cert(#[from] certs::CertError),
+    #[error("self-managed certificates: {0}")]
+    Managed(#[from] self_managed::ManagedError),
     #[error("{what} {addr}: {source}")]
-    Io {
-        what: &'static str,
-        addr: String,
-        source: std::io::Error,
-    },
+    Io { what: &'static str, addr: String, source: std::io::Error },
 }
 
 /// A server with its sockets bound, its configuration and certificate loaded.
@@ -102,7 +110,7 @@ pub struct Server {
     options: Options,
     state: Arc<AppState>,
     current_cert: Arc<CurrentCert>,
-    cert_files: Option<CertFiles>,
+    renewal: Renewal,
     config_seen: Option<[u8; 32]>,
     listener: TcpListener,
     metrics_listener: TcpListener,
@@ -121,13 +129,15 @@ impl Server {
         };
         let state = Arc::new(AppState::new(config));
 
-        let (first, cert_files) = match &options.tls {
+        let (first, renewal) = match &options.tls {
             TlsSource::Files { cert, key } => {
                 let mut files = CertFiles::new(cert, key);
-                let first = files
-                    .load_if_changed()?
-                    .expect("the first load always reports a change");
-                (first, Some(files))
+                let first = files.load_if_changed()?.expect("the first load always reports a change");
+                (first, Renewal::Files(files))
+            }
+            TlsSource::SelfManaged(settings) => {
+                let (managed, first) = Managed::bootstrap(settings.clone()).await?;
+                (first, Renewal::Managed(Box::new(managed)))
             }
             TlsSource::Generated { names, ca_out } => {
                 let (ca, serving) = certs::generate_local(names)?;
@@ -136,23 +146,18 @@ impl Server {
                     addr: ca_out.display().to_string(),
                     source,
                 })?;
-                (
-                    certs::load(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())?,
-                    None,
-                )
+                (certs::load(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())?, Renewal::Fixed)
             }
         };
         state.metrics.cert_expiry(first.not_after);
         tracing::info!(serial = %first.serial, not_after = first.not_after, "serving certificate loaded");
 
         let bind = |addr: SocketAddr, what| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Io {
-                    what,
-                    addr: addr.to_string(),
-                    source,
-                })
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Io {
+                what,
+                addr: addr.to_string(),
+                source,
+            })
         };
         let listener = bind(options.listen, "listening on").await?;
         let metrics_listener = bind(options.metrics_listen, "serving metrics on").await?;
@@ -160,7 +165,7 @@ impl Server {
             current_cert: CurrentCert::new(&first),
             options,
             state,
-            cert_files,
+            renewal,
             config_seen,
             listener,
             metrics_listener,
@@ -169,28 +174,17 @@ impl Server {
 
     /// The HTTPS address, with the port the system chose when asked for port 0.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound socket has an address")
+        self.listener.local_addr().expect("a bound socket has an address")
     }
 
     pub fn metrics_addr(&self) -> SocketAddr {
-        self.metrics_listener
-            .local_addr()
-            .expect("a bound socket has an address")
+        self.metrics_listener.local_addr().expect("a bound socket has an address")
     }
 
     /// Serve until `shutdown` completes, then drain and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let Server {
-            options,
-            state,
-            current_cert,
-            mut cert_files,
-            mut config_seen,
-            listener,
-            metrics_listener,
-        } = self;
+        let Server { options, state, current_cert, mut renewal, mut config_seen, listener, metrics_listener } =
+            self;
         let tls = TlsAcceptor::from(certs::server_config(current_cert.clone()));
         let app = handlers::router(state.clone(), options.limits);
 
@@ -200,9 +194,7 @@ impl Server {
             let stopped = async {
                 let _ = metrics_stopped.await;
             };
-            axum::serve(metrics_listener, metrics_app)
-                .with_graceful_shutdown(stopped)
-                .await
+            axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped).await
         });
         let reloader = tokio::spawn({
             let (state, options) = (state.clone(), options.clone());
@@ -214,18 +206,18 @@ impl Server {
                     if let Some(path) = &options.config {
                         reload_config(&state, path, &mut config_seen);
                     }
-                    if let Some(files) = &mut cert_files {
-                        reload_cert(&state, files, &current_cert);
-                    }
+                    let next = match &mut renewal {
+                        Renewal::Fixed => Ok(None),
+                        Renewal::Files(files) => files.load_if_changed().map_err(|e| e.to_string()),
+                        Renewal::Managed(managed) => managed.tick().await.map_err(|e| e.to_string()),
+                    };
+                    renew_cert(&state, next, &current_cert);
                 }
             }
         });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(options.header_read_timeout);
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
         let connections = Connections {
             tls,
@@ -241,18 +233,10 @@ impl Server {
         // Fail readiness first, and keep serving while the endpoints catch up, so that no client
         // that still sees this Pod as an endpoint is refused.
         state.set_ready(false);
-        tracing::info!(
-            drain_delay_s = options.drain_delay.as_secs_f64(),
-            "shutting down: not ready"
-        );
-        connections
-            .accept_until(&listener, tokio::time::sleep(options.drain_delay))
-            .await;
+        tracing::info!(drain_delay_s = options.drain_delay.as_secs_f64(), "shutting down: not ready");
+        connections.accept_until(&listener, tokio::time::sleep(options.drain_delay)).await;
         drop(listener);
-        if tokio::time::timeout(options.shutdown_timeout, connections.graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(options.shutdown_timeout, connections.graceful.shutdown()).await.is_err() {
             tracing::warn!("in-flight requests did not finish in time");
         }
         reloader.abort();
@@ -297,22 +281,17 @@ impl Connections {
         tokio::spawn(async move {
             // A client that never finishes its handshake is dropped like one that never finishes
             // its headers.
-            let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await
-            else {
+            let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await else {
                 return;
             };
-            let connection =
-                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
             let _ = watcher.watch(connection.into_owned()).await;
         });
     }
 }
 
 fn read_config(path: &Path) -> Result<(Config, [u8; 32]), ServeError> {
-    let fail = |message: String| ServeError::Config {
-        path: path.to_owned(),
-        message,
-    };
+    let fail = |message: String| ServeError::Config { path: path.to_owned(), message };
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let config = Config::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
     Ok((config, Sha256::digest(&bytes).into()))
@@ -343,14 +322,14 @@ fn reload_config(state: &AppState, path: &Path, seen: &mut Option<[u8; 32]>) {
     }
 }
 
-fn reload_cert(state: &AppState, files: &mut CertFiles, current: &CurrentCert) {
-    match files.load_if_changed() {
+fn renew_cert(state: &AppState, next: Result<Option<certs::Loaded>, String>, current: &CurrentCert) {
+    match next {
         Ok(None) => {}
         Ok(Some(loaded)) => {
             current.replace(&loaded);
             state.metrics.cert_reload(true);
             state.metrics.cert_expiry(loaded.not_after);
-            tracing::info!(serial = %loaded.serial, not_after = loaded.not_after, "serving certificate reloaded");
+            tracing::info!(serial = %loaded.serial, not_after = loaded.not_after, "serving certificate replaced");
         }
         Err(error) => {
             state.metrics.cert_reload(false);

@@ -40,9 +40,7 @@ pub fn answer(request: &Value, config: &Config) -> Value {
 pub fn patch_of(response: &Value) -> Option<json_patch::Patch> {
     let encoded = response["response"]["patch"].as_str()?;
     assert_eq!(response["response"]["patchType"], "JSONPatch");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("the patch is base64");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("the patch is base64");
     Some(serde_json::from_slice(&bytes).expect("the patch is a JSON Patch"))
 }
 
@@ -52,8 +50,7 @@ pub fn admit(pod: &Value, namespace: &str, config: &Config) -> (Value, Value) {
     let response = answer(&pod_review(pod, namespace), config);
     let mut result = pod.clone();
     if let Some(patch) = patch_of(&response) {
-        json_patch::patch(&mut result, &patch)
-            .expect("the patch applies to the Pod it was made for");
+        json_patch::patch(&mut result, &patch).expect("the patch applies to the Pod it was made for");
     }
     (response, result)
 }

@@ -1,0 +1,361 @@
+//! Self-managed certificates against a stub Kubernetes API on loopback: the CA Secret race, the
+//! exact caBundle apply request, two replicas sharing one CA, and a CA rotation that keeps both
+//! CAs in the bundle.
+#![cfg(feature = "server")]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use base64::Engine as _;
+use rustls::pki_types::ServerName;
+use serde_json::{Value, json};
+use sidecar_injector::certs::Ca;
+use sidecar_injector::server::{FIELD_MANAGER, Limits, Options, SelfManaged, Server, TlsSource};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const NAMESPACE: &str = "sidecar-injector";
+const SERVICE: &str = "sidecar-injector";
+const SECRET: &str = "sidecar-injector-ca";
+const CONFIGURATION: &str = "sidecar-injector";
+const WEBHOOK: &str = "inject.sidecar-injector.io";
+
+/// One request the stub received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: &'static str,
+    path: String,
+    query: String,
+    content_type: String,
+    body: Value,
+}
+
+#[derive(Default)]
+struct Stub {
+    secrets: BTreeMap<String, Value>,
+    seen: Vec<Seen>,
+    /// A Secret another replica creates just before our first create arrives.
+    race_winner: Option<Value>,
+    version: u64,
+}
+
+type Shared = Arc<Mutex<Stub>>;
+
+fn status(code: u16, reason: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": reason});
+    json_response(StatusCode::from_u16(code).unwrap(), &body)
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    (code, [("content-type", "application/json")], body.to_string()).into_response()
+}
+
+fn record(
+    stub: &Shared,
+    method: &'static str,
+    path: String,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) {
+    let content_type =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+    stub.lock().unwrap().seen.push(Seen {
+        method,
+        path,
+        query: query.unwrap_or_default(),
+        content_type,
+        body,
+    });
+}
+
+async fn get_secret(
+    State(stub): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    record(&stub, "GET", format!("/api/v1/namespaces/{ns}/secrets/{name}"), None, &headers, b"");
+    match stub.lock().unwrap().secrets.get(&name) {
+        Some(secret) => json_response(StatusCode::OK, secret),
+        None => status(404, "NotFound"),
+    }
+}
+
+async fn create_secret(
+    State(stub): State<Shared>,
+    Path(ns): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&stub, "POST", format!("/api/v1/namespaces/{ns}/secrets"), None, &headers, &body);
+    let mut stub = stub.lock().unwrap();
+    if let Some(winner) = stub.race_winner.take() {
+        stub.secrets.insert(SECRET.into(), winner);
+    }
+    let mut secret: Value = serde_json::from_slice(&body).unwrap();
+    let name = secret["metadata"]["name"].as_str().unwrap().to_owned();
+    if stub.secrets.contains_key(&name) {
+        return status(409, "AlreadyExists");
+    }
+    stub.version += 1;
+    secret["metadata"]["resourceVersion"] = json!(stub.version.to_string());
+    stub.secrets.insert(name, secret.clone());
+    json_response(StatusCode::CREATED, &secret)
+}
+
+async fn replace_secret(
+    State(stub): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&stub, "PUT", format!("/api/v1/namespaces/{ns}/secrets/{name}"), None, &headers, &body);
+    let mut stub = stub.lock().unwrap();
+    let mut secret: Value = serde_json::from_slice(&body).unwrap();
+    let current = stub.secrets.get(&name).map(|s| s["metadata"]["resourceVersion"].clone());
+    if current != Some(secret["metadata"]["resourceVersion"].clone()) {
+        return status(409, "Conflict");
+    }
+    stub.version += 1;
+    secret["metadata"]["resourceVersion"] = json!(stub.version.to_string());
+    stub.secrets.insert(name, secret.clone());
+    json_response(StatusCode::OK, &secret)
+}
+
+async fn apply_configuration(
+    State(stub): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}");
+    record(&stub, "PATCH", path, query, &headers, &body);
+    let mut applied: Value = serde_json::from_slice(&body).unwrap();
+    applied["metadata"]["resourceVersion"] = json!("1");
+    json_response(StatusCode::OK, &applied)
+}
+
+async fn start_stub(stub: Shared) -> SocketAddr {
+    let app = Router::new()
+        .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret).put(replace_secret))
+        .route("/api/v1/namespaces/{ns}/secrets", post(create_secret))
+        .route(
+            "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}",
+            patch(apply_configuration),
+        )
+        .with_state(stub);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn settings(api: SocketAddr, ca_validity: Duration) -> SelfManaged {
+    SelfManaged {
+        kube: kube::Config::new(format!("http://{api}").parse().unwrap()),
+        namespace: NAMESPACE.into(),
+        service: SERVICE.into(),
+        ca_secret: SECRET.into(),
+        webhook_configuration: CONFIGURATION.into(),
+        webhooks: vec![WEBHOOK.into()],
+        serving_validity: Duration::from_secs(3600),
+        ca_validity,
+        resync: Duration::from_millis(100),
+    }
+}
+
+fn options(managed: SelfManaged) -> Options {
+    Options {
+        listen: ([127, 0, 0, 1], 0).into(),
+        metrics_listen: ([127, 0, 0, 1], 0).into(),
+        tls: TlsSource::SelfManaged(managed),
+        config: None,
+        reload_interval: Duration::from_millis(50),
+        limits: Limits { max_in_flight: 16, request_timeout: Duration::from_secs(5) },
+        header_read_timeout: Duration::from_secs(2),
+        drain_delay: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(5),
+    }
+}
+
+fn secret_with(ca: &Ca) -> Value {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": SECRET, "namespace": NAMESPACE, "resourceVersion": "100"},
+        "type": "Opaque",
+        "data": {"ca.crt": b64(&ca.pem().cert_pem), "ca.key": b64(&ca.pem().key_pem)}
+    })
+}
+
+fn stored_ca(stub: &Shared) -> String {
+    let stub = stub.lock().unwrap();
+    let encoded = stub.secrets[SECRET]["data"]["ca.crt"].as_str().unwrap().to_owned();
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+}
+
+/// A TLS handshake for the Service's name, trusting only `ca_pem`, then a health check.
+async fn verifies(addr: SocketAddr, ca_pem: &str) -> bool {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await else {
+        return false;
+    };
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    let _ = tls.read_to_string(&mut reply).await;
+    reply.starts_with("HTTP/1.1 200")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn start(server: Server) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move { server.run(async { stopped.await.unwrap_or(()) }).await.unwrap() });
+    (addr, stop)
+}
+
+#[test]
+fn the_secret_race_is_lost_gracefully_and_the_bundle_applied_exactly() {
+    runtime().block_on(async {
+        let stub = Shared::default();
+        let winner = Ca::generate(
+            "the other replica's CA",
+            time::OffsetDateTime::now_utc(),
+            time::Duration::days(365),
+        )
+        .unwrap();
+        stub.lock().unwrap().race_winner = Some(secret_with(&winner));
+        let api = start_stub(stub.clone()).await;
+
+        let server =
+            Server::bind(options(settings(api, Duration::from_secs(365 * 86400)))).await.expect("bootstrap");
+        let (addr, stop) = start(server);
+
+        let seen = stub.lock().unwrap().seen.clone();
+        let calls: Vec<(&str, &str)> = seen.iter().map(|s| (s.method, s.path.as_str())).collect();
+        let secret_path = format!("/api/v1/namespaces/{NAMESPACE}/secrets/{SECRET}");
+        let apply_path =
+            format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{CONFIGURATION}");
+        assert_eq!(
+            calls,
+            [
+                ("GET", secret_path.as_str()),
+                ("POST", format!("/api/v1/namespaces/{NAMESPACE}/secrets").as_str()),
+                ("GET", secret_path.as_str()),
+                ("PATCH", apply_path.as_str()),
+            ],
+            "read, create, lose the race (409), read the winner's, apply the bundle"
+        );
+
+        let apply = &seen[3];
+        assert_eq!(apply.content_type, "application/apply-patch+yaml");
+        let query: BTreeMap<&str, &str> =
+            apply.query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        assert_eq!(query.get("fieldManager"), Some(&FIELD_MANAGER));
+        assert_eq!(query.get("force"), Some(&"true"));
+        let bundle = base64::engine::general_purpose::STANDARD.encode(&winner.pem().cert_pem);
+        assert_eq!(
+            apply.body,
+            json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": CONFIGURATION},
+                "webhooks": [{"name": WEBHOOK, "clientConfig": {"caBundle": bundle}}]
+            }),
+            "only the caBundle is applied, nothing a GitOps tool would fight over"
+        );
+
+        assert!(
+            verifies(addr, &winner.pem().cert_pem).await,
+            "the serving certificate is signed by the winner's CA"
+        );
+        stop.send(()).unwrap();
+    });
+}
+
+#[test]
+fn two_replicas_starting_together_share_one_ca() {
+    runtime().block_on(async {
+        let stub = Shared::default();
+        let api = start_stub(stub.clone()).await;
+        let year = Duration::from_secs(365 * 86400);
+        let (a, b) = tokio::join!(
+            Server::bind(options(settings(api, year))),
+            Server::bind(options(settings(api, year)))
+        );
+        let ((addr_a, stop_a), (addr_b, stop_b)) = (start(a.unwrap()), start(b.unwrap()));
+        let ca = stored_ca(&stub);
+        assert!(verifies(addr_a, &ca).await);
+        assert!(verifies(addr_b, &ca).await);
+        let creates = stub.lock().unwrap().seen.iter().filter(|s| s.method == "POST").count();
+        assert!(creates >= 1 && stub.lock().unwrap().secrets.len() == 1);
+        stop_a.send(()).unwrap();
+        stop_b.send(()).unwrap();
+    });
+}
+
+#[test]
+fn a_rotated_ca_shares_the_bundle_with_the_old_one() {
+    runtime().block_on(async {
+        let stub = Shared::default();
+        let api = start_stub(stub.clone()).await;
+        // Rotation is due when a third of the CA's life is left: with 3 s, after 2 s.
+        let server = Server::bind(options(settings(api, Duration::from_secs(3)))).await.expect("bootstrap");
+        let (addr, stop) = start(server);
+        let first = stored_ca(&stub);
+        assert!(verifies(addr, &first).await);
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let bundle = loop {
+            let last_apply =
+                stub.lock().unwrap().seen.iter().rev().find(|s| s.method == "PATCH").map(|s| s.body.clone());
+            let bundle = last_apply
+                .and_then(|b| b["webhooks"][0]["clientConfig"]["caBundle"].as_str().map(str::to_owned));
+            let decoded =
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(bundle.unwrap()).unwrap())
+                    .unwrap();
+            if decoded.matches("BEGIN CERTIFICATE").count() == 2 {
+                break decoded;
+            }
+            assert!(Instant::now() < deadline, "the CA was never rotated");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let second = stored_ca(&stub);
+        assert_ne!(first, second);
+        assert!(bundle.contains(&first) && bundle.contains(&second), "old and new CA are both trusted");
+        assert!(
+            stub.lock().unwrap().seen.iter().any(|s| s.method == "PUT"),
+            "the Secret was updated in place"
+        );
+        let previous =
+            stub.lock().unwrap().secrets[SECRET]["data"]["previous.crt"].as_str().map(str::to_owned);
+        assert!(previous.is_some(), "the old CA is kept in the Secret");
+        // New connections get a certificate from the new CA.
+        assert!(verifies(addr, &second).await);
+        stop.send(()).unwrap();
+    });
+}
