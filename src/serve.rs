@@ -96,7 +96,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| format!("{s}: {e}"));
     let defaults = Options::local();
     let tls = match (args.tls_cert, args.tls_key) {
-        _ if args.managed.self_managed => TlsSource::SelfManaged(self_managed(args.managed)?),
+        _ if args.managed.self_managed => TlsSource::SelfManaged(Box::new(self_managed(args.managed)?)),
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
         _ => match (defaults.tls, args.ca_out) {
             (TlsSource::Generated { names, .. }, Some(ca_out)) => TlsSource::Generated { names, ca_out },

@@ -178,7 +178,7 @@ fn options(managed: SelfManaged) -> Options {
     Options {
         listen: ([127, 0, 0, 1], 0).into(),
         metrics_listen: ([127, 0, 0, 1], 0).into(),
-        tls: TlsSource::SelfManaged(managed),
+        tls: TlsSource::SelfManaged(Box::new(managed)),
         config: None,
         reload_interval: Duration::from_millis(50),
         limits: Limits { max_in_flight: 16, request_timeout: Duration::from_secs(5) },

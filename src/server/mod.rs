@@ -42,7 +42,7 @@ pub enum TlsSource {
     Generated { names: Vec<String>, ca_out: PathBuf },
     /// A CA kept in a Secret and a caBundle written into the webhook configuration: see
     /// [`SelfManaged`].
-    SelfManaged(SelfManaged),
+    SelfManaged(Box<SelfManaged>),
 }
 
 /// What keeps the serving certificate fresh after start.
@@ -136,7 +136,7 @@ impl Server {
                 (first, Renewal::Files(files))
             }
             TlsSource::SelfManaged(settings) => {
-                let (managed, first) = Managed::bootstrap(settings.clone()).await?;
+                let (managed, first) = Managed::bootstrap((**settings).clone()).await?;
                 (first, Renewal::Managed(Box::new(managed)))
             }
             TlsSource::Generated { names, ca_out } => {
