@@ -67,7 +67,7 @@ enum Command {
     /// With no flags it listens on 127.0.0.1:8443 with the built-in configuration and a
     /// certificate for localhost made at start, and prints a curl command to try it.
     #[cfg(feature = "server")]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Write a CA, a serving certificate for a Service, a TLS Secret manifest and the matching
     /// caBundle, for clusters where nothing should be patched at run time.
     #[cfg(feature = "server")]
@@ -136,7 +136,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         #[cfg(feature = "server")]
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         #[cfg(feature = "server")]
         Command::Certs(args) => serve::certs(args),
     }
