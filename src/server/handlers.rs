@@ -17,6 +17,9 @@ use tower::ServiceBuilder;
 use super::state::AppState;
 use crate::{Decision, review};
 
+/// The route the webhook configuration points at.
+pub const MUTATE_PATH: &str = "/mutate";
+
 /// The API server refuses request bodies over 3 MiB, so a review can never be larger.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
@@ -44,7 +47,7 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .concurrency_limit(limits.max_in_flight)
         .timeout(limits.request_timeout);
     Router::new()
-        .route("/mutate", post(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::max(MAX_BODY)))
+        .route(MUTATE_PATH, post(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::max(MAX_BODY)))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-pub use handlers::{Limits, MAX_BODY};
+pub use handlers::{Limits, MAX_BODY, MUTATE_PATH};
 use self_managed::Managed;
 pub use self_managed::{FIELD_MANAGER, SelfManaged};
 use state::AppState;
