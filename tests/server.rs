@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
 use sidecar_injector::certs::{self, Ca, PemPair};
@@ -586,4 +587,47 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
     });
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// ALPN offers h2, and a review over HTTP/2 gets the same bytes as over HTTP/1.1.
+#[test]
+fn http2_is_served() {
+    use http_body_util::{BodyExt, Full};
+    runtime().block_on(async {
+        let dir = TempDir::new("h2");
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(rustls::pki_types::pem::PemObject::from_pem_slice(ca.pem().cert_pem.as_bytes()).unwrap())
+            .unwrap();
+        let mut config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = TcpStream::connect(running.addr).await.unwrap();
+        let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+        let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::post(format!("https://{SERVICE}.{NAMESPACE}.svc/mutate"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(REVIEW)))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.version(), hyper::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, review(REVIEW, &Config::builtin()).unwrap().body);
+        running.shutdown().await;
+    });
 }
