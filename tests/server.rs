@@ -185,6 +185,35 @@ async fn post_review(running: &Running, ca_pem: &str, body: &[u8]) -> Reply {
     request(running.addr, ca_pem, "POST", "/mutate", "application/json", body).await.unwrap().0
 }
 
+/// A server on files from a fresh CA, the usual start of a test here.
+struct Fixture {
+    /// Bind it (`dir: _dir`), or the files are removed under the running server.
+    dir: TempDir,
+    ca: Ca,
+    running: Running,
+}
+
+impl Fixture {
+    async fn start(name: &str, limits: Limits) -> Fixture {
+        let dir = TempDir::new(name);
+        let ca = new_ca();
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let running = Running::start(options(&dir.0, None, limits)).await;
+        Fixture { dir, ca, running }
+    }
+}
+
+/// Send the headers and the first `sent` bytes of a review, and leave the rest for later.
+async fn send_part(stream: &mut TlsStream<TcpStream>, sent: usize) {
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        REVIEW.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&REVIEW[..sent]).await.unwrap();
+    stream.flush().await.unwrap();
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
@@ -192,10 +221,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn answers_with_exactly_the_pure_functions_bytes_over_tls() {
     runtime().block_on(async {
-        let dir = TempDir::new("bytes");
-        let ca = new_ca();
-        mount_secret(&dir.0, &serving(&ca), 1);
-        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let Fixture { dir: _dir, ca, running } = Fixture::start("bytes", LIMITS).await;
         let ca_pem = &ca.pem().cert_pem;
 
         let reply = post_review(&running, ca_pem, REVIEW).await;
@@ -263,10 +289,7 @@ async fn first_record(addr: SocketAddr, hello: &[u8]) -> Vec<u8> {
 #[test]
 fn tls_1_1_is_refused() {
     runtime().block_on(async {
-        let dir = TempDir::new("tls11");
-        let ca = new_ca();
-        mount_secret(&dir.0, &serving(&ca), 1);
-        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let Fixture { dir: _dir, ca: _, running } = Fixture::start("tls11", LIMITS).await;
 
         let tls12 = first_record(running.addr, &client_hello([0x03, 0x03])).await;
         assert_eq!((tls12[0], tls12[5]), (0x16, 0x02), "a handshake record with a ServerHello: {tls12:?}");
@@ -281,26 +304,47 @@ fn tls_1_1_is_refused() {
 #[test]
 fn limits_answer_413_415_405_and_503() {
     runtime().block_on(async {
-        let dir = TempDir::new("limits");
-        let ca = new_ca();
-        mount_secret(&dir.0, &serving(&ca), 1);
         let one_at_a_time = Limits { max_in_flight: 1, request_timeout: Duration::from_secs(10) };
-        let running = Running::start(options(&dir.0, None, one_at_a_time)).await;
+        let Fixture { dir: _dir, ca, running } = Fixture::start("limits", one_at_a_time).await;
         let ca_pem = &ca.pem().cert_pem;
 
         let big = vec![b' '; MAX_BODY + 1];
-        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "application/json", &big).await.unwrap().0.status, 413);
-        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "text/plain", REVIEW).await.unwrap().0.status, 415);
-        assert_eq!(request(running.addr, ca_pem, "GET", "/mutate", "application/json", b"").await.unwrap().0.status, 405);
-        assert_eq!(request(running.addr, ca_pem, "PUT", "/mutate", "application/json", REVIEW).await.unwrap().0.status, 405);
-        assert_eq!(request(running.addr, ca_pem, "POST", "/mutate", "application/json", b"{").await.unwrap().0.status, 400);
+        assert_eq!(
+            request(running.addr, ca_pem, "POST", "/mutate", "application/json", &big)
+                .await
+                .unwrap()
+                .0
+                .status,
+            413
+        );
+        assert_eq!(
+            request(running.addr, ca_pem, "POST", "/mutate", "text/plain", REVIEW).await.unwrap().0.status,
+            415
+        );
+        assert_eq!(
+            request(running.addr, ca_pem, "GET", "/mutate", "application/json", b"").await.unwrap().0.status,
+            405
+        );
+        assert_eq!(
+            request(running.addr, ca_pem, "PUT", "/mutate", "application/json", REVIEW)
+                .await
+                .unwrap()
+                .0
+                .status,
+            405
+        );
+        assert_eq!(
+            request(running.addr, ca_pem, "POST", "/mutate", "application/json", b"{")
+                .await
+                .unwrap()
+                .0
+                .status,
+            400
+        );
 
         // Hold the one slot: headers sent, body not finished.
         let mut held = connect(running.addr, ca_pem).await.unwrap();
-        let head = format!("POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", REVIEW.len());
-        held.write_all(head.as_bytes()).await.unwrap();
-        held.write_all(&REVIEW[..10]).await.unwrap();
-        held.flush().await.unwrap();
+        send_part(&mut held, 10).await;
         // Until the server has taken it, a second review may still get the slot: retry briefly.
         let deadline = Instant::now() + Duration::from_secs(5);
         let shed = loop {
@@ -314,7 +358,10 @@ fn limits_answer_413_415_405_and_503() {
         };
         assert!(shed < Duration::from_secs(1), "shedding is immediate, not a queue: {shed:?}");
         // Health is answered while reviews are shed.
-        assert_eq!(request(running.addr, ca_pem, "GET", "/healthz", "text/plain", b"").await.unwrap().0.status, 200);
+        assert_eq!(
+            request(running.addr, ca_pem, "GET", "/healthz", "text/plain", b"").await.unwrap().0.status,
+            200
+        );
 
         held.write_all(&REVIEW[10..]).await.unwrap();
         assert_eq!(read_reply(&mut held).await.unwrap().status, 200, "the held review completes");
@@ -408,17 +455,11 @@ fn a_rotated_certificate_is_served_without_a_restart_or_a_failed_request() {
 #[test]
 fn shutdown_lets_in_flight_requests_finish() {
     runtime().block_on(async {
-        let dir = TempDir::new("shutdown");
-        let ca = new_ca();
-        mount_secret(&dir.0, &serving(&ca), 1);
-        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let Fixture { dir: _dir, ca, running } = Fixture::start("shutdown", LIMITS).await;
         let ca_pem = &ca.pem().cert_pem;
 
         let mut in_flight = connect(running.addr, ca_pem).await.unwrap();
-        let head = format!("POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", REVIEW.len());
-        in_flight.write_all(head.as_bytes()).await.unwrap();
-        in_flight.write_all(&REVIEW[..100]).await.unwrap();
-        in_flight.flush().await.unwrap();
+        send_part(&mut in_flight, 100).await;
         // Make sure the server has the request before it is told to stop.
         assert_eq!(post_review(&running, ca_pem, REVIEW).await.status, 200);
 
@@ -432,7 +473,10 @@ fn shutdown_lets_in_flight_requests_finish() {
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.contains("\"uid\":\"d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d\""), "{reply}");
         drop(in_flight);
-        tokio::time::timeout(Duration::from_secs(15), done).await.expect("the server stops once the request is answered").unwrap();
+        tokio::time::timeout(Duration::from_secs(15), done)
+            .await
+            .expect("the server stops once the request is answered")
+            .unwrap();
         assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
     });
 }
@@ -555,20 +599,22 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
     runtime().block_on(async {
         // Generated certificates are for localhost; connect by that name.
         let tls = connector(&ca_pem, &[&rustls::version::TLS13]);
-        let mut in_flight = tls.connect(ServerName::try_from("localhost").unwrap(), TcpStream::connect(addr).await.unwrap()).await.unwrap();
-        let head = format!("POST /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", REVIEW.len());
-        in_flight.write_all(head.as_bytes()).await.unwrap();
-        in_flight.write_all(&REVIEW[..100]).await.unwrap();
-        in_flight.flush().await.unwrap();
+        let mut in_flight = tls
+            .connect(ServerName::try_from("localhost").unwrap(), TcpStream::connect(addr).await.unwrap())
+            .await
+            .unwrap();
+        send_part(&mut in_flight, 100).await;
 
-        let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let killed =
+            std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         assert!(killed.success());
         // The server logs that it is shutting down before it stops accepting.
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut lines = stdout.lines();
         loop {
             let line = lines.next().expect("the server logs its shutdown").unwrap();
-            let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("log lines are JSON ({e}): {line}"));
+            let event: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("log lines are JSON ({e}): {line}"));
             if event["message"] == "shutting down: not ready" {
                 break;
             }
@@ -594,10 +640,7 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
 fn http2_is_served() {
     use http_body_util::{BodyExt, Full};
     runtime().block_on(async {
-        let dir = TempDir::new("h2");
-        let ca = new_ca();
-        mount_secret(&dir.0, &serving(&ca), 1);
-        let running = Running::start(options(&dir.0, None, LIMITS)).await;
+        let Fixture { dir: _dir, ca, running } = Fixture::start("h2", LIMITS).await;
 
         let mut roots = rustls::RootCertStore::empty();
         roots
