@@ -10,7 +10,8 @@ COPY benches ./benches
 # Static glibc: the server resolves no host names (in-cluster config gives the API server as an
 # IP), so it needs none of glibc's NSS modules at run time.
 ENV RUSTFLAGS="-C target-feature=+crt-static"
-RUN cargo build --release --locked --target x86_64-unknown-linux-gnu --bin sidecar-injector \
+RUN cargo build --release --locked --no-default-features --features server \
+      --target x86_64-unknown-linux-gnu --bin sidecar-injector \
     && strip target/x86_64-unknown-linux-gnu/release/sidecar-injector
 
 FROM gcr.io/distroless/static-debian12:nonroot

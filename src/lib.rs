@@ -9,6 +9,10 @@ pub mod engine;
 
 #[cfg(feature = "server")]
 pub mod certs;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+#[cfg(any(feature = "server", feature = "lambda"))]
+pub mod logging;
 #[cfg(feature = "server")]
 pub mod server;
 

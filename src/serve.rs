@@ -84,15 +84,7 @@ struct ManagedArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    sidecar_injector::logging::init();
     let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| format!("{s}: {e}"));
     let defaults = Options::local();
     let tls = match (args.tls_cert, args.tls_key) {

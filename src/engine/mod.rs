@@ -13,6 +13,7 @@
 //! ```
 
 pub mod config;
+pub mod http;
 pub mod inject;
 pub mod manifests;
 mod names;

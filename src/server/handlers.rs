@@ -15,13 +15,13 @@ use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 
 use super::state::AppState;
-use crate::{Decision, review};
+use crate::engine::http;
+use crate::logging;
 
 /// The route the webhook configuration points at.
 pub const MUTATE_PATH: &str = "/mutate";
 
-/// The API server refuses request bodies over 3 MiB, so a review can never be larger.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+pub use crate::engine::http::MAX_BODY;
 
 /// Bounds on the work one server takes on.
 #[derive(Debug, Clone, Copy)]
@@ -86,49 +86,20 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_json(&headers) {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "an AdmissionReview is sent as application/json\n")
-            .into_response();
-    }
     let started = Instant::now();
-    let config = state.config.load();
-    match review(&body, &config) {
-        Ok(reviewed) => {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let answer = http::answer(content_type, &body, &state.config.load());
+    match &answer.reviewed {
+        Some(reviewed) => {
             let elapsed = started.elapsed();
             state.metrics.review(&reviewed.summary.decision, elapsed.as_secs_f64());
-            let s = &reviewed.summary;
-            let reason = match &s.decision {
-                Decision::Skipped(reason) => reason.as_str(),
-                _ => "",
-            };
-            // Never the body: Pods carry secrets in env vars.
-            tracing::info!(
-                uid = %s.uid, kind = %s.kind, namespace = %s.namespace, name = %s.name,
-                operation = %s.operation, decision = s.decision.as_str(), reason,
-                latency_us = elapsed.as_micros() as u64, "review"
-            );
-            ([(header::CONTENT_TYPE, "application/json")], reviewed.body).into_response()
+            logging::review(&reviewed.summary, elapsed);
         }
-        Err(error) => {
+        None => {
             state.metrics.review_error();
-            let message = error.to_string();
-            tracing::warn!(decision = "error", error = %truncate(&message, 300), "review refused");
-            (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response()
+            logging::refused(answer.status, &answer.body);
         }
     }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
+    let status = StatusCode::from_u16(answer.status).expect("http::answer gives valid statuses");
+    (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response()
 }

@@ -1,0 +1,71 @@
+//! The Lambda adapter: the engine behind a Lambda Function URL.
+//!
+//! A Function URL with auth type NONE is public, and a webhook `url` may carry neither credentials
+//! nor a query string, so a secret token in the path is what keeps strangers out:
+//! `POST /mutate/{token}`. The token is compared in constant time and checked before anything
+//! else, so a wrong one gets 404 whatever the body, and nothing tells a prober what exists.
+//! Everything after the token check is [`http::answer`], the server's own code.
+
+use std::time::Instant;
+
+use lambda_http::{Body, Request, Response};
+use subtle::ConstantTimeEq;
+
+use crate::Config;
+use crate::engine::http;
+use crate::logging;
+
+/// The route prefix; the token follows it.
+pub const ROUTE: &str = "/mutate/";
+
+/// What the function holds from cold start on.
+pub struct Lambda {
+    pub config: Config,
+    token: Vec<u8>,
+}
+
+impl Lambda {
+    /// An empty token would let `/mutate/` in, so it is refused.
+    pub fn new(config: Config, token: &str) -> Result<Lambda, &'static str> {
+        if token.len() < 16 {
+            return Err("the token must be at least 16 characters");
+        }
+        Ok(Lambda { config, token: token.as_bytes().to_vec() })
+    }
+
+    /// Answer one Function URL request.
+    pub fn handle(&self, request: &Request) -> Response<Body> {
+        let token = request.uri().path().strip_prefix(ROUTE).unwrap_or_default();
+        if !bool::from(token.as_bytes().ct_eq(&self.token)) {
+            // Never log the path: it may hold a token, right or nearly right.
+            tracing::warn!(status = 404, "request refused: wrong or missing token");
+            return respond(404, "text/plain; charset=utf-8", b"not found\n".to_vec());
+        }
+        if request.method() != lambda_http::http::Method::POST {
+            return respond(405, "text/plain; charset=utf-8", b"only POST\n".to_vec());
+        }
+        let started = Instant::now();
+        let content_type = request.headers().get("content-type").and_then(|v| v.to_str().ok());
+        // lambda_http has already decoded an `isBase64Encoded` body into bytes.
+        let body: &[u8] = match request.body() {
+            Body::Empty => &[],
+            Body::Text(text) => text.as_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => &[],
+        };
+        let answer = http::answer(content_type, body, &self.config);
+        match &answer.reviewed {
+            Some(reviewed) => logging::review(&reviewed.summary, started.elapsed()),
+            None => logging::refused(answer.status, &answer.body),
+        }
+        respond(answer.status, answer.content_type, answer.body)
+    }
+}
+
+fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::builder().status(status).header("content-type", content_type);
+    if status == 405 {
+        response = response.header("allow", "POST");
+    }
+    response.body(Body::Binary(body)).expect("status and headers are valid")
+}

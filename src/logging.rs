@@ -1,0 +1,38 @@
+//! The adapters' log lines: JSON, one per review, never the body (Pods carry secrets in env vars,
+//! and the Lambda's path carries its token).
+
+use std::time::Duration;
+
+use crate::{Decision, Summary};
+
+/// JSON lines on stdout, level from `RUST_LOG` (default `info`).
+pub fn init() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
+
+/// The line for an answered review.
+pub fn review(summary: &Summary, latency: Duration) {
+    let reason = match &summary.decision {
+        Decision::Skipped(reason) => reason.as_str(),
+        _ => "",
+    };
+    tracing::info!(
+        uid = %summary.uid, kind = %summary.kind, namespace = %summary.namespace, name = %summary.name,
+        operation = %summary.operation, decision = summary.decision.as_str(), reason,
+        latency_us = latency.as_micros() as u64, "review"
+    );
+}
+
+/// The line for a refused request: its status and the start of the reason.
+pub fn refused(status: u16, reason: &[u8]) {
+    let reason = String::from_utf8_lossy(&reason[..reason.len().min(300)]);
+    tracing::warn!(status, decision = "error", reason = %reason.trim_end(), "request refused");
+}
