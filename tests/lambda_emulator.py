@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The Lambda, end to end in `cargo lambda watch` (a real Lambda runtime emulator that turns plain
+HTTP requests into Function URL events): for every review of the engine's test table and a few
+more, the function's response body must be byte for byte what `sidecar-injector review` prints.
+That is the proof that the handler was written once.
+
+Run by .ci/run, with `cargo lambda` on PATH. Uses only the standard library."""
+
+import copy
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+
+
+def review_of(pod, namespace="shop", **changes):
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "9a1f6c2e-0000-4000-8000-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": pod,
+            "dryRun": False,
+        },
+    }
+    for key, value in changes.items():
+        if key == "apiVersion":
+            review["apiVersion"] = value
+        else:
+            review["request"][key] = value
+    return review
+
+
+def reviews():
+    """(name, body bytes) for every case."""
+    with open(os.path.join(FIXTURES, "pods.json")) as f:
+        pods = json.load(f)
+    cases = [(name, review_of(pod)) for name, pod in pods.items()]
+    typical = pods["a typical Pod"]
+    cases += [
+        ("v1beta1", review_of(typical, apiVersion="admission.k8s.io/v1beta1")),
+        ("dryRun", review_of(typical, dryRun=True)),
+        ("UPDATE", review_of(typical, operation="UPDATE", oldObject=typical)),
+        ("subresource", review_of(typical, subResource="ephemeralcontainers")),
+        ("a skipped namespace", review_of(typical, namespace="kube-system")),
+        ("opted out", review_of({"metadata": {"annotations": {"sidecar-injector.io/inject": "false"}}, "spec": typical["spec"]})),
+        ("denied: name clash", review_of({"spec": {"containers": [{"name": "example-sidecar", "image": "x"}]}})),
+        ("denied: unknown profile", review_of({"metadata": {"annotations": {"sidecar-injector.io/inject": "nope"}}, "spec": typical["spec"]})),
+    ]
+    bodies = [(name, json.dumps(review).encode()) for name, review in cases]
+    for fixture in ["admission.k8s.io.v1.AdmissionReview.json", "pod-create-review.json"]:
+        with open(os.path.join(FIXTURES, fixture), "rb") as f:
+            bodies.append((fixture, f.read()))
+    return bodies
+
+
+def post(url, body, content_type="application/json", method="POST"):
+    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method)
+    request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    subprocess.run(["cargo", "build", "--quiet", "--bin", "sidecar-injector", "--bin", "sidecar-injector-lambda"], cwd=ROOT, check=True)
+    cli = os.path.join(TARGET, "debug", "sidecar-injector")
+    token = secrets.token_hex(16)
+    port = free_port()
+    watch = subprocess.Popen(
+        ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--bin", "sidecar-injector-lambda",
+         "--env-var", "SIDECAR_INJECTOR_TOKEN=" + token],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    base = "http://127.0.0.1:%d/lambda-url/sidecar-injector-lambda" % port
+    passed, failed = 0, []
+    try:
+        deadline = time.monotonic() + 600
+        while True:  # ready once the emulator answers at all (it builds the function on start)
+            try:
+                status, _ = post(base + "/mutate/" + token, b"{}")
+                if status < 500:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if watch.poll() is not None or time.monotonic() > deadline:
+                sys.exit("cargo lambda watch did not come up")
+            time.sleep(0.5)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, body in reviews():
+                path = os.path.join(tmp, "review.json")
+                with open(path, "wb") as f:
+                    f.write(body)
+                expected = subprocess.run([cli, "review", path], capture_output=True, check=True).stdout
+                status, got = post(base + "/mutate/" + token, body)
+                if status == 200 and got + b"\n" == expected:
+                    passed += 1
+                else:
+                    failed.append("%s: status %d, %d bytes, expected %d bytes" % (name, status, len(got), len(expected) - 1))
+
+        checks = [
+            ("a wrong token answers 404", post(base + "/mutate/" + token[:-1] + "x", b"{not json")[0], 404),
+            ("no token answers 404", post(base + "/mutate/", b"{}")[0], 404),
+            ("a malformed body with the right token answers 400", post(base + "/mutate/" + token, b"{not json")[0], 400),
+            ("GET answers 405", post(base + "/mutate/" + token, b"", method="GET")[0], 405),
+            ("text/plain answers 415", post(base + "/mutate/" + token, b"{}", content_type="text/plain")[0], 415),
+        ]
+        for name, status, expected in checks:
+            if status == expected:
+                passed += 1
+            else:
+                failed.append("%s: got %d" % (name, status))
+    finally:
+        os.killpg(watch.pid, signal.SIGTERM)
+        watch.wait(timeout=30)
+
+    for failure in failed:
+        print("FAIL " + failure)
+    print("lambda emulator: %d passed, %d failed" % (passed, len(failed)))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
