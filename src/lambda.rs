@@ -5,6 +5,10 @@
 //! `POST /mutate/{token}`. The token is compared in constant time and checked before anything
 //! else, so a wrong one gets 404 whatever the body, and nothing tells a prober what exists.
 //! Everything after the token check is [`http::answer`], the server's own code.
+//!
+//! At cold start ([`cold_start`]) the function reads its configuration and token, from SSM
+//! Parameter Store when parameters are named, else from a file and the environment. Anything
+//! wrong fails the init with a log line: it never serves half a configuration.
 
 use std::time::Instant;
 
@@ -68,4 +72,59 @@ fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
         response = response.header("allow", "POST");
     }
     response.body(Body::Binary(body)).expect("status and headers are valid")
+}
+
+/// Where the configuration and the token come from, as named by the environment:
+/// - `SIDECAR_INJECTOR_CONFIG_PARAMETER`: an SSM parameter holding the configuration; else
+///   `SIDECAR_INJECTOR_CONFIG_FILE`; else `config.yaml` beside the binary (shipped in the zip);
+///   else the built-in configuration;
+/// - `SIDECAR_INJECTOR_TOKEN_PARAMETER`: an SSM SecureString holding the token; else
+///   `SIDECAR_INJECTOR_TOKEN`.
+pub async fn cold_start() -> Result<Lambda, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let config_parameter = var("SIDECAR_INJECTOR_CONFIG_PARAMETER");
+    let token_parameter = var("SIDECAR_INJECTOR_TOKEN_PARAMETER");
+    let ssm = match (&config_parameter, &token_parameter) {
+        (None, None) => None,
+        _ => Some(aws_sdk_ssm::Client::new(&aws_config::load_from_env().await)),
+    };
+
+    let config = match (&ssm, config_parameter) {
+        (Some(ssm), Some(name)) => {
+            let text = parameter(ssm, &name).await?;
+            Config::from_yaml(&text).map_err(|e| format!("SSM parameter {name}: {e}"))?
+        }
+        _ => {
+            let shipped =
+                std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("config.yaml")));
+            match var("SIDECAR_INJECTOR_CONFIG_FILE")
+                .map(std::path::PathBuf::from)
+                .or(shipped.filter(|p| p.exists()))
+            {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
+                }
+                None => Config::builtin(),
+            }
+        }
+    };
+    let token = match (&ssm, token_parameter) {
+        (Some(ssm), Some(name)) => parameter(ssm, &name).await?,
+        _ => var("SIDECAR_INJECTOR_TOKEN")
+            .ok_or("neither SIDECAR_INJECTOR_TOKEN_PARAMETER nor SIDECAR_INJECTOR_TOKEN is set")?,
+    };
+    Lambda::new(config, token.trim()).map_err(str::to_owned)
+}
+
+/// One parameter's value, decrypted if it is a SecureString.
+async fn parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    let output = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+    output.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value"))
 }

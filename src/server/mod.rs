@@ -120,6 +120,9 @@ impl Server {
     /// Load the configuration and certificate, and bind both ports. Any problem here is fatal:
     /// a webhook that started without them would fail every Pod creation.
     pub async fn bind(options: Options) -> Result<Server, ServeError> {
+        // The kube client asks rustls for the process's default provider; when another crate
+        // brings a second one (the AWS SDK in an all-features build), there is no default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let (config, config_seen) = match &options.config {
             Some(path) => {
                 let (config, digest) = read_config(path)?;
