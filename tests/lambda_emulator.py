@@ -6,18 +6,15 @@ That is the proof that the handler was written once.
 
 Run by .ci/run, with `cargo lambda` on PATH. Uses only the standard library."""
 
-import copy
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
+
+from http_support import free_port, post, wait_until_answering
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -70,20 +67,7 @@ def reviews():
     return bodies
 
 
-def post(url, body, content_type="application/json", method="POST"):
-    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method)
-    request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():
@@ -99,17 +83,8 @@ def main():
     base = "http://127.0.0.1:%d/lambda-url/sidecar-injector-lambda" % port
     passed, failed = 0, []
     try:
-        deadline = time.monotonic() + 600
-        while True:  # ready once the emulator answers at all (it builds the function on start)
-            try:
-                status, _ = post(base + "/mutate/" + token, b"{}")
-                if status < 500:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if watch.poll() is not None or time.monotonic() > deadline:
-                sys.exit("cargo lambda watch did not come up")
-            time.sleep(0.5)
+        # Ready once the emulator answers at all (it builds the function on start).
+        wait_until_answering(base + "/mutate/" + token, watch, "cargo lambda watch")
 
         with tempfile.TemporaryDirectory() as tmp:
             for name, body in reviews():

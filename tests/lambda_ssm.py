@@ -10,48 +10,21 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import boto3
+
+from http_support import free_port, post, wait_until_answering
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 CONFIG = "labels: {source: ssm}\ndefaultProfiles: []\n"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_for(url, process, what, seconds=600):
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST", headers={"Content-Type": "application/json"}), timeout=30)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit(what + " did not come up")
-        time.sleep(0.3)
 
-
-def post(url, body):
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def main():
@@ -66,15 +39,7 @@ def main():
     results = []
     watch = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if moto.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("moto_server did not come up")
-                time.sleep(0.2)
+        wait_until_answering(endpoint + "/moto-api/", moto, "moto_server", seconds=60)
         ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         ssm.put_parameter(Name="/sidecar-injector/config", Value=CONFIG, Type="String")
@@ -90,7 +55,7 @@ def main():
             command += ["--env-var", "%s=%s" % (key, value)]
         watch = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         base = "http://127.0.0.1:%d/lambda-url/sidecar-injector-lambda/mutate/" % port
-        wait_for(base + "x" * 32, watch, "cargo lambda watch")
+        wait_until_answering(base + "x" * 32, watch, "cargo lambda watch")
         with open(os.path.join(ROOT, "tests", "fixtures", "pod-create-review.json"), "rb") as f:
             review = f.read()
         status, body = post(base + token, review)
