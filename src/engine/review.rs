@@ -163,6 +163,14 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
             message: "expected a JSON object".into(),
         });
     }
+    // JSON is UTF-8 (RFC 8259). serde_json checks the strings it reads, not those it skips; check
+    // them all, so that no review is answered whose bytes the API server could not have sent.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ReviewError::Malformed {
+            path: "(top level)".into(),
+            message: format!("not UTF-8 at byte {}", e.valid_up_to()),
+        });
+    }
     serde_json::from_slice(body).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(body);
         match serde_path_to_error::deserialize::<_, Incoming>(&mut de) {
