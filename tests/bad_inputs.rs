@@ -148,13 +148,14 @@ fn bad_inputs() {
                 assert_eq!(answered.status, 200, "{name}: {text}");
                 let reviewed = answered.reviewed.unwrap();
                 assert_eq!(reviewed.summary.decision.as_str(), decision, "{name}");
-                if let Some(patch) = patch_of(&serde_json::from_slice(&answered.body).unwrap()) {
-                    let request: Value = serde_json::from_slice(&body).unwrap_or_else(|_| Value::Null);
-                    if !request.is_null() {
-                        let mut pod = request["request"]["object"].clone();
-                        json_patch::patch(&mut pod, &patch)
-                            .unwrap_or_else(|e| panic!("{name}: the patch applies: {e}"));
-                    }
+                // The patch must apply to the Pod. (serde_json's Value cannot hold the 10,000-deep
+                // list; there the engine's own check on the parts it reads is what holds.)
+                let patch = patch_of(&serde_json::from_slice(&answered.body).unwrap())
+                    .expect("an injected Pod has a patch");
+                if let Ok(request) = serde_json::from_slice::<Value>(&body) {
+                    let mut pod = request["request"]["object"].clone();
+                    json_patch::patch(&mut pod, &patch)
+                        .unwrap_or_else(|e| panic!("{name}: the patch applies: {e}"));
                 }
             }
             Expect::Denied(message) => {
