@@ -166,11 +166,11 @@ impl Managed {
     }
 
     fn ca_validity(&self) -> time::Duration {
-        self.settings.ca_validity.try_into().unwrap_or(time::Duration::DAY)
+        validity(self.settings.ca_validity)
     }
 
     fn serving_validity(&self) -> time::Duration {
-        self.settings.serving_validity.try_into().unwrap_or(time::Duration::DAY)
+        validity(self.settings.serving_validity)
     }
 
     /// The bundle: the current CA, and the previous one while it is still valid.
@@ -209,14 +209,18 @@ impl Managed {
     }
 }
 
+/// A configured validity as `time` counts it; one beyond `time`'s range is a day.
+fn validity(duration: Duration) -> time::Duration {
+    duration.try_into().unwrap_or(time::Duration::DAY)
+}
+
 async fn get_or_create_ca(secrets: &Api<Secret>, settings: &SelfManaged) -> Result<StoredCa, ManagedError> {
     let name = &settings.ca_secret;
     if let Some(secret) = secrets.get_opt(name).await? {
         return read_ca(&secret, name);
     }
     let now = OffsetDateTime::now_utc();
-    let validity = settings.ca_validity.try_into().unwrap_or(time::Duration::DAY);
-    let ca = Ca::generate(&format!("{} webhook CA", settings.service), now, validity)?;
+    let ca = Ca::generate(&format!("{} webhook CA", settings.service), now, validity(settings.ca_validity))?;
     match secrets.create(&PostParams::default(), &ca_secret(settings, ca.pem(), None)).await {
         Ok(created) => {
             tracing::info!(secret = %name, "CA created");
