@@ -1,0 +1,3 @@
+module sidecar-injector/benches/baselines/go
+
+go 1.19

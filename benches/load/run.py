@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Load benchmark: sidecar-injector against the Go and Node.js baselines, in one run.
+
+Each server in turn is started on loopback with the same certificate, pinned to CPU 0, and checked
+to give the same JSON Patch for the same review. h2load (nghttp2), pinned to CPU 1, then drives it
+with the review over keep-alive TLS connections, HTTP/1.1 and HTTP/2, at each connection count.
+Latency percentiles come from h2load's per-request log; RSS from /proc/PID/status.
+
+benches/load.sh builds the binaries and calls this; see BENCHMARKS.md for the figures.
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from http_support import free_port, insecure_tls, post, wait_until_answering  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REVIEW = HERE / "review.json"
+BASELINES = HERE.parent / "baselines"
+INJECTION = BASELINES / "injection.json"
+
+
+def make_certificate(folder):
+    """One P-256 certificate for every server, so that the TLS work is the same."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def servers(args, cert, key):
+    """(name, command taking the port, extra environment, speaks HTTP/2)."""
+    return [
+        ("sidecar-injector", lambda port: [
+            args.server_bin, "serve", "--listen", f"127.0.0.1:{port}",
+            "--metrics-listen", f"127.0.0.1:{free_port()}", "--tls-cert", cert, "--tls-key", key],
+         # As in the Dockerfile.
+         {"MIMALLOC_ARENA_EAGER_COMMIT": "0"}, True),
+        ("Go net/http", lambda port: [args.go_bin, str(port), cert, key, INJECTION], {}, True),
+        ("Node.js https", lambda port: ["node", BASELINES / "node" / "server.js", str(port), cert, key, INJECTION],
+         {}, False),
+    ]
+
+
+def pinned(cpu, command):
+    return ["taskset", "-c", str(cpu), *map(str, command)] if os.cpu_count() >= 2 else list(map(str, command))
+
+
+def status_kib(pid, field):
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
+
+
+def decoded_patch(url):
+    status, body = post(url, REVIEW.read_bytes(), context=insecure_tls())
+    if status != 200:
+        raise SystemExit(f"{url}: status {status}: {body[:200]!r}")
+    response = json.loads(body)["response"]
+    return response["uid"], json.loads(base64.b64decode(response["patch"]))
+
+
+def h2load(url, protocol, connections, seconds, log):
+    command = pinned(1, [
+        "h2load", *(["--h1"] if protocol == "HTTP/1.1" else []), "-t", "1", "-c", str(connections), "-m", "1",
+        "-D", str(seconds), "-d", REVIEW, "-H", "content-type: application/json", "--log-file", log, url])
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120).stdout
+    return out
+
+
+def run_one(url, protocol, connections, seconds, folder):
+    # A short run first: connections, TLS sessions and the servers' JITs warm up outside the figures.
+    h2load(url, protocol, connections, 1, folder / "warm.tsv")
+    log = folder / "log.tsv"
+    if log.exists():
+        log.unlink()
+    out = h2load(url, protocol, connections, seconds, log)
+    negotiated = re.search(r"Application protocol: (\S+)", out)
+    if not negotiated or (negotiated.group(1) == "h2") != (protocol == "HTTP/2"):
+        return None
+    rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+    requests = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                         r"(\d+) errored, (\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    latencies = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line)
+    if not latencies:
+        raise SystemExit(f"h2load logged no request:\n{out}")
+
+    def percentile(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] / 1000
+
+    errors = int(requests.group(4)) + int(requests.group(5)) + int(requests.group(6)) + int(codes.group(2)) \
+        + int(codes.group(3)) + int(codes.group(4))
+    return {"rps": rate, "p50": percentile(0.50), "p99": percentile(0.99), "max": latencies[-1] / 1000,
+            "errors": errors, "done": int(requests.group(2))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server-bin", required=True)
+    parser.add_argument("--go-bin", required=True)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", default="1,16,64,256")
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.connections.split(",")]
+
+    folder = Path(tempfile.mkdtemp(prefix="sidecar-injector-load-"))
+    cert, key = make_certificate(folder)
+    results, reference = [], None
+    for name, command, env, speaks_h2 in servers(args, cert, key):
+        port = free_port()
+        process = subprocess.Popen(pinned(0, command(port)), env={**os.environ, **env},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"https://127.0.0.1:{port}"
+            wait_until_answering(base + "/healthz", process, name, seconds=60, context=insecure_tls())
+            uid, patch = decoded_patch(base + "/mutate")
+            if reference is None:
+                reference = (uid, patch)
+            elif (uid, patch) != reference:
+                raise SystemExit(f"{name} does not give the same answer as sidecar-injector:\n{patch}")
+            time.sleep(1)  # let start-up allocations settle before reading the idle figure
+            idle = status_kib(process.pid, "VmRSS")
+            for protocol in ["HTTP/1.1", "HTTP/2"]:
+                for connections in counts:
+                    row = {"server": name, "protocol": protocol, "connections": connections, "idle_kib": idle}
+                    figures = run_one(base + "/mutate", protocol, connections, args.seconds, folder) \
+                        if protocol == "HTTP/1.1" or speaks_h2 else None
+                    row.update(figures or {})
+                    row["peak_kib"] = status_kib(process.pid, "VmHWM")
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    print(report(results, args))
+
+
+def report(results, args):
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
+        f"{tool_versions()}.",
+        f"Each run: {args.seconds} s after a 1 s warm-up; servers on CPU 0, h2load (one thread) on CPU 1.",
+        "",
+        "| server | protocol | conns | req/s | p50 ms | p99 ms | max ms | errors | idle RSS MiB | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "rps" not in r:
+            lines.append(f"| {r['server']} | {r['protocol']} | {r['connections']} | n/a (no HTTP/2) | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['server']} | {r['protocol']} | {r['connections']} | {r['rps']:,.0f} | {r['p50']:.2f} | "
+            f"{r['p99']:.2f} | {r['max']:.2f} | {r['errors']} | {r['idle_kib'] / 1024:.1f} | "
+            f"{r['peak_kib'] / 1024:.1f} |")
+    lines += ["", "Ratios at 64 connections (goal: >= 10x Node.js, >= 1.5x Go; p99 < 5 ms):", ""]
+    by = {(r["server"], r["protocol"], r["connections"]): r for r in results}
+    for protocol in ["HTTP/1.1", "HTTP/2"]:
+        ours = by.get(("sidecar-injector", protocol, 64), {})
+        if "rps" not in ours:
+            continue
+        parts = [f"p99 {ours['p99']:.2f} ms"]
+        for peer in ["Go net/http", "Node.js https"]:
+            theirs = by.get((peer, protocol, 64), {})
+            if "rps" in theirs:
+                parts.append(f"{ours['rps'] / theirs['rps']:.2f}x {peer}")
+        lines.append(f"- {protocol}: " + ", ".join(parts))
+    peak = max(r["peak_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
+    idle = next(r["idle_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
+    lines.append(f"- sidecar-injector RSS: idle {idle:.1f} MiB (goal < 10), peak {peak:.1f} MiB (goal < 30)")
+    return "\n".join(lines)
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def tool_versions():
+    def first_line(command):
+        try:
+            return subprocess.run(command, capture_output=True, text=True).stdout.splitlines()[0]
+        except (OSError, IndexError):
+            return "?"
+    return "; ".join([first_line(["h2load", "--version"]), first_line(["go", "version"]),
+                      "node " + first_line(["node", "--version"])])
+
+
+if __name__ == "__main__":
+    main()
