@@ -41,6 +41,12 @@ fn bad_inputs() {
         assert!(text.contains(from));
         text.replacen(from, &format!("\"{to}\":{nested}"), 1).into_bytes()
     };
+    // The Pod's restartPolicy (a field the skeleton skips) written with a JSON escape in it.
+    let escaped = |value: &str| {
+        let text = String::from_utf8(good.clone()).unwrap();
+        assert!(text.contains("\"Always\""));
+        text.replacen("\"Always\"", &format!("\"{value}\""), 1).into_bytes()
+    };
     // A Pod of about 2.9 MiB: one env var with a large value, under the API server's 3 MiB.
     let big_pod = pod_with(|pod| {
         pod["spec"]["containers"][0]["env"] = json!([{"name": "BIG", "value": "x".repeat(2_900 * 1024)}])
@@ -50,6 +56,27 @@ fn bad_inputs() {
     let rows: Vec<(&str, Vec<u8>, Expect)> = vec![
         ("truncated JSON", good[..good.len() / 2].to_vec(), Expect::Refused(400, "EOF while parsing")),
         ("invalid UTF-8", invalid_utf8, Expect::Refused(400, "not UTF-8 at byte")),
+        // Found by the review_bytes fuzz target: serde_json skips these where the skeleton skips.
+        (
+            "an unpaired high surrogate escape where the Pod is skipped",
+            escaped(r#"Al\ud800ways"#),
+            Expect::Refused(400, "unpaired UTF-16 surrogate escape"),
+        ),
+        (
+            "an unpaired low surrogate escape",
+            escaped(r#"Al\udc00ways"#),
+            Expect::Refused(400, "unpaired UTF-16 surrogate escape"),
+        ),
+        (
+            "a surrogate pair (an emoji) is text",
+            escaped(r#"Al\ud83d\ude00ways"#),
+            Expect::Decided("injected"),
+        ),
+        (
+            "an escaped backslash before u is no escape",
+            escaped(r#"Al\\ud800ways"#),
+            Expect::Decided("injected"),
+        ),
         (
             "nested 10,000 deep where the review is read",
             deep("\"labels\":{\"app\":\"web\"}", "labels"),

@@ -2,6 +2,7 @@
 
 import socket
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -48,3 +49,37 @@ def wait_until_answering(url, process, what, seconds=600, context=None):
         if process.poll() is not None or time.monotonic() > deadline:
             sys.exit(what + " did not come up")
         time.sleep(0.05)
+
+
+def make_certificate(folder, name="cert"):
+    """A P-256 certificate and key for localhost in `folder`, made by openssl: (cert, key) paths."""
+    cert, key = folder / f"{name}.pem", folder / f"{name}-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+def h2load_results(out, log):
+    """What an h2load run did: {"statuses": {code: count}, "latencies_ms": {code: sorted list},
+    "lost": requests with no HTTP answer (errored or timed out), "rate": requests per second}.
+
+    h2load's own "failed" counts non-2xx answers as well as errors, so statuses come from its
+    per-request log (`--log-file`) and lost requests from "errored" and "timeout"."""
+    import re
+
+    statuses, latencies = {}, {}
+    for line in log.read_text().splitlines():
+        _, status, micros = line.split("\t")
+        statuses[status] = statuses.get(status, 0) + 1
+        latencies.setdefault(status, []).append(int(micros) / 1000)
+    for values in latencies.values():
+        values.sort()
+    counts = re.search(r"(\d+) errored, (\d+) timeout", out)
+    rate = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out)
+    if not counts or not rate:
+        raise RuntimeError(f"h2load did not run:\n{out}")
+    return {"statuses": statuses, "latencies_ms": latencies, "lost": int(counts.group(1)) + int(counts.group(2)),
+            "rate": float(rate.group(1))}

@@ -23,23 +23,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from http_support import free_port, insecure_tls, post, wait_until_answering  # noqa: E402
+from http_support import free_port, h2load_results, insecure_tls, make_certificate, post, wait_until_answering  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REVIEW = HERE / "review.json"
 BASELINES = HERE.parent / "baselines"
 INJECTION = BASELINES / "injection.json"
-
-
-def make_certificate(folder):
-    """One P-256 certificate for every server, so that the TLS work is the same."""
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True)
-    return cert, key
 
 
 def servers(args, cert, key):
@@ -91,21 +80,17 @@ def run_one(url, protocol, connections, seconds, folder):
     negotiated = re.search(r"Application protocol: (\S+)", out)
     if not negotiated or (negotiated.group(1) == "h2") != (protocol == "HTTP/2"):
         return None
-    rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
-    requests = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-                         r"(\d+) errored, (\d+) timeout", out)
-    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
-    latencies = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line)
+    results = h2load_results(out, log)
+    latencies = sorted(v for values in results["latencies_ms"].values() for v in values)
     if not latencies:
         raise SystemExit(f"h2load logged no request:\n{out}")
 
     def percentile(p):
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] / 1000
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))]
 
-    errors = int(requests.group(4)) + int(requests.group(5)) + int(requests.group(6)) + int(codes.group(2)) \
-        + int(codes.group(3)) + int(codes.group(4))
-    return {"rps": rate, "p50": percentile(0.50), "p99": percentile(0.99), "max": latencies[-1] / 1000,
-            "errors": errors, "done": int(requests.group(2))}
+    errors = results["lost"] + sum(n for status, n in results["statuses"].items() if not status.startswith("2"))
+    return {"rps": results["rate"], "p50": percentile(0.50), "p99": percentile(0.99), "max": latencies[-1],
+            "errors": errors, "done": len(latencies)}
 
 
 def main():

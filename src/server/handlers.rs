@@ -86,6 +86,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    // A review runs in one poll, so without this the in-flight limit would count only the reviews
+    // being computed right now, never more than the worker threads. Yielding once lets every
+    // connection with a request ready take a place first: the limit then bounds the queue of
+    // requests waiting for the CPU, and overload is answered with fast 503s, not growing latency.
+    tokio::task::yield_now().await;
     let started = Instant::now();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let answer = http::answer(content_type, &body, &state.config.load());
