@@ -70,6 +70,8 @@ def h2load_results(out, log):
     per-request log (`--log-file`) and lost requests from "errored" and "timeout"."""
     import re
 
+    if not log.exists():
+        raise RuntimeError(f"h2load wrote no log:\n{out}")
     statuses, latencies = {}, {}
     for line in log.read_text().splitlines():
         _, status, micros = line.split("\t")

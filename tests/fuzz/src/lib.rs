@@ -1,0 +1,53 @@
+//! What every answer of the pure function must satisfy, checked by both fuzz targets. The same
+//! code runs in `cargo test` over the committed corpus (tests/fuzz_corpus.rs includes this file),
+//! so an input that crashed here becomes a regression test by committing it to the corpus.
+
+// A path relative to this file, so that tests/fuzz_corpus.rs can include this file as a module.
+#[path = "shapes.rs"]
+pub mod shapes;
+
+use base64::Engine as _;
+use serde_json::Value;
+use sidecar_injector::{Config, review};
+
+/// Review `body` and check the invariants; panics (the fuzzer's crash) when one fails.
+///
+/// - a well-formed request gets a valid AdmissionReview response carrying the request's uid;
+/// - the patch, if any, applies to the request's object;
+/// - the patched object, reviewed again, gets no patch;
+/// - a refused request has a message naming what was wrong.
+pub fn check(body: &[u8], config: &Config) {
+    let reviewed = match review(body, config) {
+        Ok(reviewed) => reviewed,
+        Err(error) => {
+            assert!(!error.to_string().is_empty(), "an error without a message");
+            return;
+        }
+    };
+    let request: Value = serde_json::from_slice(body).expect("an accepted review is JSON");
+    let response: Value = serde_json::from_slice(&reviewed.body).expect("the answer is JSON");
+    assert_eq!(response["kind"], "AdmissionReview");
+    assert_eq!(response["apiVersion"], request["apiVersion"], "the answer's version is the request's");
+    let answer = &response["response"];
+    assert_eq!(answer["uid"], request["request"]["uid"], "the answer carries the request's uid");
+    assert!(answer["allowed"].is_boolean(), "allowed is a boolean: {answer}");
+
+    let Some(encoded) = answer.get("patch") else {
+        assert!(reviewed.patch.is_none(), "a patch was reported but not sent");
+        return;
+    };
+    assert_eq!(answer["allowed"], true, "a patch on a denied request");
+    assert_eq!(answer["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_str().expect("the patch is a string"))
+        .expect("the patch is base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("the patch is a JSON Patch");
+    let mut object = request["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch).unwrap_or_else(|e| panic!("the patch does not apply: {e}"));
+
+    let mut again = request.clone();
+    again["request"]["object"] = object;
+    let body = serde_json::to_vec(&again).expect("serialisable");
+    let second = review(&body, config).unwrap_or_else(|e| panic!("the patched Pod is refused: {e}"));
+    assert!(second.patch.is_none(), "the patched Pod is patched again");
+}
