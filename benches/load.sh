@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The load benchmark: sidecar-injector, the Go baseline and the Node.js baseline, in one run.
 #
-#   benches/load.sh                      # 10 s per run, 1/16/64/256 connections (about 4 minutes)
+#   benches/load.sh                      # 3 rounds of 5 s runs at 1/16/64/256 connections (7 minutes)
 #   benches/load.sh --seconds 2 --connections 16,64
 #
 # It installs h2load and Go from Debian when they are missing, builds the server exactly as the
@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v node >/dev/null || { echo "Node.js is needed for the seed's baseline"; exit 1; }
 
-RUSTFLAGS="-C target-feature=+crt-static" \
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
   cargo build --release --locked --quiet --no-default-features --features server \
     --target x86_64-unknown-linux-gnu --bin sidecar-injector
 SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/sidecar-injector"

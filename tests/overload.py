@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -229,6 +230,7 @@ def overload(args, port, pid, folder):
                                     f"({complete} of {len(readers)})")
     for s in readers:
         s.close()
+    return statuses.get("503", 0) + sum(a.count(503) for a in answered)
 
 
 def recovery(url):
@@ -247,8 +249,9 @@ def main():
     folder = Path(tempfile.mkdtemp(prefix="sidecar-injector-overload-"))
     cert, key = make_certificate(folder)
     port = free_port()
+    metrics_port = free_port()
     command = pinned(0, [args.server_bin, "serve", "--listen", f"127.0.0.1:{port}",
-                         "--metrics-listen", f"127.0.0.1:{free_port()}", "--tls-cert", cert, "--tls-key", key,
+                         "--metrics-listen", f"127.0.0.1:{metrics_port}", "--tls-cert", cert, "--tls-key", key,
                          "--header-read-timeout", str(HEADER_READ_TIMEOUT)])
     log = open(folder / "server.log", "w")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -258,7 +261,10 @@ def main():
         wait_until_answering(f"https://127.0.0.1:{port}/healthz", server, "the server", 60, insecure_tls())
         print(f"     idle RSS {rss_kib(server.pid) / 1024:.1f} MiB")
         slowloris(port, url)
-        overload(args, port, server.pid, folder)
+        shed = overload(args, port, server.pid, folder)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        counted = int(float(re.search(r"^sidecar_injector_shed_requests_total (\S+)", text, re.M).group(1)))
+        check(counted >= shed > 0, f"sidecar_injector_shed_requests_total counts the 503s ({counted} >= {shed})")
         recovery(url)
         check(server.poll() is None, "the server is still running")
     finally:
