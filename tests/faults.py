@@ -36,7 +36,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import free_port, h2load_results, insecure_tls, make_certificate, post, wait_until_answering  # noqa: E402
+from http_support import free_port, h2load_results, insecure_tls, make_certificate, pinned, post, wait_until_answering  # noqa: E402
 
 REVIEW = Path(__file__).resolve().parents[1] / "benches" / "load" / "review.json"
 DRAIN_DELAY = 4.0
@@ -48,10 +48,6 @@ def check(ok, what):
     print(("PASS " if ok else "FAIL ") + what, flush=True)
     if not ok:
         failures.append(what)
-
-
-def pinned(cpu, command):
-    return ["taskset", "-c", str(cpu), *map(str, command)] if os.cpu_count() >= 2 else list(map(str, command))
 
 
 class Mount:

@@ -1,8 +1,11 @@
 """Small HTTP helpers shared by the Python end-to-end tests (standard library only)."""
 
+import os
+import re
 import socket
 import ssl
 import subprocess
+from pathlib import Path
 import urllib.error
 import urllib.request
 
@@ -68,8 +71,6 @@ def h2load_results(out, log):
 
     h2load's own "failed" counts non-2xx answers as well as errors, so statuses come from its
     per-request log (`--log-file`) and lost requests from "errored" and "timeout"."""
-    import re
-
     if not log.exists():
         raise RuntimeError(f"h2load wrote no log:\n{out}")
     statuses, latencies = {}, {}
@@ -85,3 +86,16 @@ def h2load_results(out, log):
         raise RuntimeError(f"h2load did not run:\n{out}")
     return {"statuses": statuses, "latencies_ms": latencies, "lost": int(counts.group(1)) + int(counts.group(2)),
             "rate": float(rate.group(1))}
+
+
+def pinned(cpu, command):
+    """`command` run on one CPU (when there are two or more), so that a server and its load
+    generator do not take turns on the same core."""
+    command = [str(part) for part in command]
+    return ["taskset", "-c", str(cpu), *command] if os.cpu_count() >= 2 else command
+
+
+def status_kib(pid, field="VmRSS"):
+    """A kB figure of /proc/PID/status: VmRSS (resident now), VmHWM (peak resident)."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))

@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import free_port, h2load_results, insecure_tls, make_certificate, post, wait_until_answering  # noqa: E402
+from http_support import free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib, wait_until_answering  # noqa: E402
 
 REVIEW = Path(__file__).resolve().parents[1] / "benches" / "load" / "review.json"
 HEADER_READ_TIMEOUT = 2.0
@@ -46,15 +46,6 @@ def check(ok, what):
     print(("PASS " if ok else "FAIL ") + what, flush=True)
     if not ok:
         failures.append(what)
-
-
-def pinned(cpu, command):
-    return ["taskset", "-c", str(cpu), *map(str, command)] if os.cpu_count() >= 2 else list(map(str, command))
-
-
-def rss_kib(pid, field="VmRSS"):
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
 
 
 def tls_socket(port, timeout=5):
@@ -147,7 +138,7 @@ class RssSampler(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            self.samples.append(rss_kib(self.pid))
+            self.samples.append(status_kib(self.pid))
             self.stop.wait(0.1)
 
 
@@ -270,7 +261,7 @@ def main():
     url = f"https://127.0.0.1:{port}/mutate"
     try:
         wait_until_answering(f"https://127.0.0.1:{port}/healthz", server, "the server", 60, insecure_tls())
-        print(f"     idle RSS {rss_kib(server.pid) / 1024:.1f} MiB")
+        print(f"     idle RSS {status_kib(server.pid) / 1024:.1f} MiB")
         slowloris(port, url)
         shed = overload(args, port, server.pid, folder)
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from http_support import free_port, h2load_results, insecure_tls, make_certificate, post, wait_until_answering  # noqa: E402
+from http_support import free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib, wait_until_answering  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REVIEW = HERE / "review.json"
@@ -43,15 +43,6 @@ def servers(args, cert, key):
         ("Node.js https", lambda port: ["node", BASELINES / "node" / "server.js", str(port), cert, key, INJECTION],
          {}, False),
     ]
-
-
-def pinned(cpu, command):
-    return ["taskset", "-c", str(cpu), *map(str, command)] if os.cpu_count() >= 2 else list(map(str, command))
-
-
-def status_kib(pid, field):
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
 
 
 def decoded_patch(url):
