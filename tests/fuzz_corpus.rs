@@ -1,7 +1,7 @@
 //! The fuzz targets' corpus, replayed through the fuzzers' own invariants: no panic; a valid
 //! AdmissionReview with the request's uid for every accepted request; every patch applies; the
-//! patched Pod is not patched again. The corpus (tests/fuzz/corpus/) was minimised by
-//! `cargo fuzz cmin`; an input that ever crashed a target is committed there and replayed here.
+//! patched Pod is not patched again. The corpus (tests/fuzz/corpus/) was minimised with libFuzzer's
+//! `-set_cover_merge=1`; an input that ever crashed a target is committed there and replayed here.
 
 use std::path::Path;
 

@@ -156,26 +156,18 @@ fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
 
 /// Parse quickly; only when that fails, parse again to say where.
 fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+    let whole = |message: String| ReviewError::Malformed { path: "(top level)".into(), message };
     // serde would read a top-level list as a struct's fields in order, and complain about them.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ReviewError::Malformed {
-            path: "(top level)".into(),
-            message: "expected a JSON object".into(),
-        });
+        return Err(whole("expected a JSON object".into()));
     }
     // JSON is UTF-8 (RFC 8259). serde_json checks the strings it reads, not those it skips; check
     // them all, so that no review is answered whose bytes the API server could not have sent.
     if let Err(e) = std::str::from_utf8(body) {
-        return Err(ReviewError::Malformed {
-            path: "(top level)".into(),
-            message: format!("not UTF-8 at byte {}", e.valid_up_to()),
-        });
+        return Err(whole(format!("not UTF-8 at byte {}", e.valid_up_to())));
     }
     if let Some(at) = lone_surrogate(body) {
-        return Err(ReviewError::Malformed {
-            path: "(top level)".into(),
-            message: format!("an unpaired UTF-16 surrogate escape at byte {at}"),
-        });
+        return Err(whole(format!("an unpaired UTF-16 surrogate escape at byte {at}")));
     }
     serde_json::from_slice(body).map_err(|first| {
         let mut de = serde_json::Deserializer::from_slice(body);
@@ -184,7 +176,7 @@ fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
             Err(e) if !matches!(e.path().to_string().as_str(), "." | "?") => {
                 ReviewError::Malformed { path: e.path().to_string(), message: e.into_inner().to_string() }
             }
-            _ => ReviewError::Malformed { path: "(top level)".into(), message: first.to_string() },
+            _ => whole(first.to_string()),
         }
     })
 }
