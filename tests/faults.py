@@ -36,19 +36,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import free_port, h2load_results, insecure_tls, make_certificate, pinned, post, wait_until_answering  # noqa: E402
+from http_support import check, finish, free_port, h2load_results, insecure_tls, make_certificate, pinned, post, wait_until_answering  # noqa: E402
 
 REVIEW = Path(__file__).resolve().parents[1] / "benches" / "load" / "review.json"
 DRAIN_DELAY = 4.0
-
-failures = []
-
-
-def check(ok, what):
-    print(("PASS " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
 
 class Mount:
     """A folder mounted the way the kubelet mounts a Secret or ConfigMap: files are symlinks through
@@ -232,8 +223,7 @@ def main():
     finally:
         if server.poll() is None:
             server.kill()
-    print(json.dumps({"failed": failures}))
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 def accepting(port):

@@ -99,3 +99,23 @@ def status_kib(pid, field="VmRSS"):
     """A kB figure of /proc/PID/status: VmRSS (resident now), VmHWM (peak resident)."""
     text = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
+
+
+# The pass/fail lines of the scripts that check the server's behaviour (overload.py, faults.py).
+FAILED = []
+
+
+def check(ok, what):
+    """Print one PASS or FAIL line, and remember a failure for `finish`."""
+    print(("PASS " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        FAILED.append(what)
+
+
+def finish():
+    """Print the failures as JSON and exit non-zero if there was any."""
+    import json
+    import sys
+
+    print(json.dumps({"failed": FAILED}))
+    sys.exit(1 if FAILED else 0)

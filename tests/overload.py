@@ -18,7 +18,6 @@ RSS) are printed for the record; the checks are of behaviour, not of speed.
 
 import argparse
 import http.client
-import json
 import os
 import re
 import selectors
@@ -34,19 +33,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib, wait_until_answering  # noqa: E402
+from http_support import check, finish, free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib, wait_until_answering  # noqa: E402
 
 REVIEW = Path(__file__).resolve().parents[1] / "benches" / "load" / "review.json"
 HEADER_READ_TIMEOUT = 2.0
-
-failures = []
-
-
-def check(ok, what):
-    print(("PASS " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
 
 def tls_socket(port, timeout=5):
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -275,8 +265,7 @@ def main():
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(json.dumps({"failed": failures}))
-    sys.exit(1 if failures else 0)
+    finish()
 
 
 if __name__ == "__main__":
