@@ -101,21 +101,23 @@ def status_kib(pid, field="VmRSS"):
     return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
 
 
-# The pass/fail lines of the scripts that check the server's behaviour (overload.py, faults.py).
+# The pass/fail lines of the scripts that check the server's behaviour (overload.py, faults.py,
+# e2e_cluster.py).
 FAILED = []
+PASSED = []
 
 
 def check(ok, what):
-    """Print one PASS or FAIL line, and remember a failure for `finish`."""
+    """Print one PASS or FAIL line, and remember it for `finish`."""
     print(("PASS " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        FAILED.append(what)
+    (PASSED if ok else FAILED).append(what)
 
 
 def finish():
-    """Print the failures as JSON and exit non-zero if there was any."""
+    """Print the failures as JSON and the counts, and exit non-zero if anything failed."""
     import json
     import sys
 
     print(json.dumps({"failed": FAILED}))
+    print(f"{len(PASSED)} passed, {len(FAILED)} failed")
     sys.exit(1 if FAILED else 0)

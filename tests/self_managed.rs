@@ -15,6 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use base64::Engine as _;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::Api;
+use kube::api::PostParams;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use sidecar_injector::certs::Ca;
@@ -112,25 +116,6 @@ async fn create_secret(
     json_response(StatusCode::CREATED, &secret)
 }
 
-async fn replace_secret(
-    State(stub): State<Shared>,
-    Path((ns, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    record(&stub, "PUT", format!("/api/v1/namespaces/{ns}/secrets/{name}"), None, &headers, &body);
-    let mut stub = stub.lock().unwrap();
-    let mut secret: Value = serde_json::from_slice(&body).unwrap();
-    let current = stub.secrets.get(&name).map(|s| s["metadata"]["resourceVersion"].clone());
-    if current != Some(secret["metadata"]["resourceVersion"].clone()) {
-        return status(409, "Conflict");
-    }
-    stub.version += 1;
-    secret["metadata"]["resourceVersion"] = json!(stub.version.to_string());
-    stub.secrets.insert(name, secret.clone());
-    json_response(StatusCode::OK, &secret)
-}
-
 async fn apply_configuration(
     State(stub): State<Shared>,
     Path(name): Path<String>,
@@ -147,7 +132,7 @@ async fn apply_configuration(
 
 async fn start_stub(stub: Shared) -> SocketAddr {
     let app = Router::new()
-        .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret).put(replace_secret))
+        .route("/api/v1/namespaces/{ns}/secrets/{name}", get(get_secret))
         .route("/api/v1/namespaces/{ns}/secrets", post(create_secret))
         .route(
             "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}",
@@ -160,13 +145,13 @@ async fn start_stub(stub: Shared) -> SocketAddr {
     addr
 }
 
-fn settings(api: SocketAddr, ca_validity: Duration) -> SelfManaged {
+fn settings(kube: kube::Config, namespace: &str, configuration: &str, ca_validity: Duration) -> SelfManaged {
     SelfManaged {
-        kube: kube::Config::new(format!("http://{api}").parse().unwrap()),
-        namespace: NAMESPACE.into(),
+        kube,
+        namespace: namespace.into(),
         service: SERVICE.into(),
         ca_secret: SECRET.into(),
-        webhook_configuration: CONFIGURATION.into(),
+        webhook_configuration: configuration.into(),
         webhooks: vec![WEBHOOK.into()],
         serving_validity: Duration::from_secs(3600),
         ca_validity,
@@ -198,14 +183,13 @@ fn secret_with(ca: &Ca) -> Value {
     })
 }
 
-fn stored_ca(stub: &Shared) -> String {
-    let stub = stub.lock().unwrap();
-    let encoded = stub.secrets[SECRET]["data"]["ca.crt"].as_str().unwrap().to_owned();
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(encoded).unwrap()).unwrap()
+fn stub_settings(api: SocketAddr) -> SelfManaged {
+    let kube = kube::Config::new(format!("http://{api}").parse().unwrap());
+    settings(kube, NAMESPACE, CONFIGURATION, Duration::from_secs(365 * 86400))
 }
 
 /// A TLS handshake for the Service's name, trusting only `ca_pem`, then a health check.
-async fn verifies(addr: SocketAddr, ca_pem: &str) -> bool {
+async fn verifies(addr: SocketAddr, ca_pem: &str, namespace: &str) -> bool {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
@@ -216,7 +200,7 @@ async fn verifies(addr: SocketAddr, ca_pem: &str) -> bool {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-    let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+    let name = ServerName::try_from(format!("{SERVICE}.{namespace}.svc")).unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let Ok(mut tls) = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await else {
         return false;
@@ -251,8 +235,7 @@ fn the_secret_race_is_lost_gracefully_and_the_bundle_applied_exactly() {
         stub.lock().unwrap().race_winner = Some(secret_with(&winner));
         let api = start_stub(stub.clone()).await;
 
-        let server =
-            Server::bind(options(settings(api, Duration::from_secs(365 * 86400)))).await.expect("bootstrap");
+        let server = Server::bind(options(stub_settings(api))).await.expect("bootstrap");
         let (addr, stop) = start(server);
 
         let seen = stub.lock().unwrap().seen.clone();
@@ -290,72 +273,155 @@ fn the_secret_race_is_lost_gracefully_and_the_bundle_applied_exactly() {
         );
 
         assert!(
-            verifies(addr, &winner.pem().cert_pem).await,
+            verifies(addr, &winner.pem().cert_pem, NAMESPACE).await,
             "the serving certificate is signed by the winner's CA"
         );
         stop.send(()).unwrap();
     });
 }
 
+// ---- Against the real API server ----------------------------------------------------------------
+
+/// Starts the control plane from `../shared/kube` (which needs root, as CI and the developers'
+/// machines have) and runs this same test again inside its network namespace, where `KUBE_CA` is
+/// set and `KUBECONFIG` is an admin's: the tests below check what the API server stores, not RBAC
+/// (`tests/e2e_cluster.py` runs the binary with the Deployment's own ServiceAccount).
 #[test]
-fn two_replicas_starting_together_share_one_ca() {
-    runtime().block_on(async {
-        let stub = Shared::default();
-        let api = start_stub(stub.clone()).await;
-        let year = Duration::from_secs(365 * 86400);
-        let (a, b) = tokio::join!(
-            Server::bind(options(settings(api, year))),
-            Server::bind(options(settings(api, year)))
-        );
-        let ((addr_a, stop_a), (addr_b, stop_b)) = (start(a.unwrap()), start(b.unwrap()));
-        let ca = stored_ca(&stub);
-        assert!(verifies(addr_a, &ca).await);
-        assert!(verifies(addr_b, &ca).await);
-        let creates = stub.lock().unwrap().seen.iter().filter(|s| s.method == "POST").count();
-        assert!(creates >= 1 && stub.lock().unwrap().secrets.len() == 1);
-        stop_a.send(()).unwrap();
-        stop_b.send(()).unwrap();
-    });
+fn on_a_real_api_server() {
+    if std::env::var_os("KUBE_CA").is_some() {
+        // As `Server::bind` does: with both ring and aws-lc-rs linked, rustls has no default.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        runtime().block_on(async {
+            two_replicas_starting_together_share_one_ca().await;
+            a_rotated_ca_shares_the_bundle_with_the_old_one().await;
+        });
+        return;
+    }
+    let script = std::env::var_os("SIDECAR_INJECTOR_KUBE_CLUSTER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kube/cluster"));
+    assert!(
+        script.exists(),
+        "{} is missing: this test needs the control plane from the workplace's shared/kube (or its path in SIDECAR_INJECTOR_KUBE_CLUSTER)",
+        script.display()
+    );
+    let status = std::process::Command::new(&script)
+        .args(["run", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "on_a_real_api_server", "--nocapture", "--test-threads=1"])
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    assert!(status.success(), "the tests against the real API server failed (their output is above)");
 }
 
-#[test]
-fn a_rotated_ca_shares_the_bundle_with_the_old_one() {
-    runtime().block_on(async {
-        let stub = Shared::default();
-        let api = start_stub(stub.clone()).await;
-        // Rotation is due when a third of the CA's life is left: with 3 s, after 2 s.
-        let server = Server::bind(options(settings(api, Duration::from_secs(3)))).await.expect("bootstrap");
-        let (addr, stop) = start(server);
-        let first = stored_ca(&stub);
-        assert!(verifies(addr, &first).await);
+/// A namespace and a MutatingWebhookConfiguration of one test's own on the real API server.
+struct Cluster {
+    client: kube::Client,
+    namespace: String,
+}
 
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let bundle = loop {
-            let last_apply =
-                stub.lock().unwrap().seen.iter().rev().find(|s| s.method == "PATCH").map(|s| s.body.clone());
-            let bundle = last_apply
-                .and_then(|b| b["webhooks"][0]["clientConfig"]["caBundle"].as_str().map(str::to_owned));
-            let decoded =
-                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(bundle.unwrap()).unwrap())
-                    .unwrap();
-            if decoded.matches("BEGIN CERTIFICATE").count() == 2 {
-                break decoded;
-            }
-            assert!(Instant::now() < deadline, "the CA was never rotated");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let second = stored_ca(&stub);
-        assert_ne!(first, second);
-        assert!(bundle.contains(&first) && bundle.contains(&second), "old and new CA are both trusted");
-        assert!(
-            stub.lock().unwrap().seen.iter().any(|s| s.method == "PUT"),
-            "the Secret was updated in place"
-        );
-        let previous =
-            stub.lock().unwrap().secrets[SECRET]["data"]["previous.crt"].as_str().map(str::to_owned);
-        assert!(previous.is_some(), "the old CA is kept in the Secret");
-        // New connections get a certificate from the new CA.
-        assert!(verifies(addr, &second).await);
-        stop.send(()).unwrap();
-    });
+impl Cluster {
+    /// The deploy's webhook configuration, named after the test (its namespaceSelector matches no
+    /// namespace here, so nothing ever calls it).
+    async fn new(name: &str) -> Cluster {
+        let client = kube::Client::try_default().await.expect("the admin kubeconfig");
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
+        let text = include_str!("../deploy-incluster/70-mutatingwebhookconfiguration.yaml");
+        let mut configuration: MutatingWebhookConfiguration = serde_saphyr::from_str(text).unwrap();
+        configuration.metadata.name = Some(name.into());
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &configuration)
+            .await
+            .unwrap();
+        Cluster { client, namespace: name.into() }
+    }
+
+    async fn settings(&self, ca_validity: Duration) -> SelfManaged {
+        let kube = kube::Config::infer().await.unwrap();
+        settings(kube, &self.namespace, &self.namespace, ca_validity)
+    }
+
+    async fn stored_ca(&self) -> String {
+        let secret =
+            Api::<Secret>::namespaced(self.client.clone(), &self.namespace).get(SECRET).await.unwrap();
+        String::from_utf8(secret.data.unwrap()["ca.crt"].0.clone()).unwrap()
+    }
+
+    async fn previous_ca(&self) -> Option<String> {
+        let secret =
+            Api::<Secret>::namespaced(self.client.clone(), &self.namespace).get(SECRET).await.unwrap();
+        Some(String::from_utf8(secret.data?.get("previous.crt")?.0.clone()).unwrap())
+    }
+
+    async fn configuration(&self) -> MutatingWebhookConfiguration {
+        Api::<MutatingWebhookConfiguration>::all(self.client.clone()).get(&self.namespace).await.unwrap()
+    }
+
+    async fn bundle(&self) -> String {
+        let configuration = self.configuration().await;
+        let bundle = configuration.webhooks.unwrap()[0].client_config.ca_bundle.clone();
+        String::from_utf8(bundle.expect("a caBundle").0).unwrap()
+    }
+}
+
+async fn two_replicas_starting_together_share_one_ca() {
+    let cluster = Cluster::new("two-replicas").await;
+    let year = Duration::from_secs(365 * 86400);
+    let (a, b) = tokio::join!(
+        Server::bind(options(cluster.settings(year).await)),
+        Server::bind(options(cluster.settings(year).await))
+    );
+    let ((addr_a, stop_a), (addr_b, stop_b)) = (start(a.unwrap()), start(b.unwrap()));
+    let ca = cluster.stored_ca().await;
+    assert!(
+        verifies(addr_a, &ca, &cluster.namespace).await,
+        "replica A serves a certificate of the stored CA"
+    );
+    assert!(verifies(addr_b, &ca, &cluster.namespace).await, "replica B serves a certificate of the same CA");
+    assert_eq!(cluster.bundle().await, ca, "the caBundle is that CA");
+
+    let managed = cluster.configuration().await.metadata.managed_fields.unwrap();
+    let ours: Vec<_> = managed.iter().filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER)).collect();
+    assert_eq!(ours.len(), 1, "one entry for our field manager: {managed:?}");
+    assert_eq!(ours[0].operation.as_deref(), Some("Apply"), "written by server-side apply");
+    let key = format!("k:{{\"name\":\"{WEBHOOK}\"}}");
+    assert_eq!(
+        serde_json::to_value(&ours[0].fields_v1).unwrap(),
+        json!({"f:webhooks": {key: {".": {}, "f:clientConfig": {"f:caBundle": {}}, "f:name": {}}}}),
+        "the field manager owns the caBundle and nothing a GitOps tool would fight over"
+    );
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    println!("real API server: two replicas starting together share one CA, applied by {FIELD_MANAGER}");
+}
+
+async fn a_rotated_ca_shares_the_bundle_with_the_old_one() {
+    let cluster = Cluster::new("rotation").await;
+    // Rotation is due when a third of the CA's life is left: with 3 s, after 2 s.
+    let server =
+        Server::bind(options(cluster.settings(Duration::from_secs(3)).await)).await.expect("bootstrap");
+    let (addr, stop) = start(server);
+    let first = cluster.stored_ca().await;
+    assert!(verifies(addr, &first, &cluster.namespace).await);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let bundle = loop {
+        let bundle = cluster.bundle().await;
+        if bundle.matches("BEGIN CERTIFICATE").count() == 2 {
+            break bundle;
+        }
+        assert!(Instant::now() < deadline, "the CA was never rotated");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = cluster.stored_ca().await;
+    assert_ne!(first, second, "the Secret holds a new CA");
+    assert!(bundle.contains(&first) && bundle.contains(&second), "old and new CA are both trusted");
+    assert_eq!(cluster.previous_ca().await, Some(first), "the old CA is kept in the Secret");
+    assert!(
+        verifies(addr, &second, &cluster.namespace).await,
+        "new connections get the new CA's certificate"
+    );
+    stop.send(()).unwrap();
+    println!("real API server: a rotated CA shares the bundle with the old one");
 }

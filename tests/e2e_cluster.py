@@ -1,0 +1,552 @@
+#!/usr/bin/env python3
+"""The in-cluster deployment and the Lambda's registration, end to end against a real API server.
+
+Run inside `../shared/kube/cluster run` (kube-apiserver, kube-controller-manager and etcd in a
+private network namespace with only loopback; see its README):
+
+    ../shared/kube/cluster run -- python3 tests/e2e_cluster.py --server-bin BINARY
+
+It does what a user does and checks what a user sees, one PASS or FAIL line per check:
+- `kubectl create -f deploy-incluster/` with the API server's own validation;
+- replicas run as the Deployment's Pods would (see `Replica`): its own args, its ServiceAccount's
+  token and RBAC (no admin credentials), its ConfigMap mounted where the Deployment mounts it,
+  listening on the Service's ClusterIP and port, where the API server calls the webhook;
+- the article's Deployment comes up injected; direct creations, `--dry-run=server`, opt-outs, an
+  unlabelled namespace, a skipped Pod's warning;
+- two replicas starting together share one CA, a restart keeps the caBundle, `apply -k` and
+  `apply --server-side` keep it, and with no replica Pod creation fails closed where it should;
+- a configuration change is picked up and the API server accepts the Pods it makes;
+- the Lambda (`cargo lambda watch` behind a local TLS terminator) registered with
+  deploy-lambda's configuration gives byte for byte the Pod the in-cluster server gives.
+
+The API server's own view of the webhook's latency is printed at the end.
+"""
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from http_support import FAILED, check, finish, free_port, insecure_tls, post, wait_until_answering
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy-incluster"
+NAMESPACE = "sidecar-injector"
+SERVICE = "sidecar-injector"
+CONFIGURATION = "sidecar-injector"
+WEBHOOK = "inject.sidecar-injector.io"
+INJECT = "sidecar-injector.io/inject"
+STATUS = "sidecar-injector.io/status"
+LOGS = Path(tempfile.mkdtemp(prefix="e2e-cluster-"))
+
+
+# --- kubectl -----------------------------------------------------------------------------------
+
+def kubectl(*args, stdin=None, ok=True):
+    """Run kubectl; with ok=True a failure stops the test with kubectl's own message."""
+    done = subprocess.run(["kubectl", *args], input=stdin, capture_output=True, text=True)
+    if ok and done.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{done.stderr}")
+    return done
+
+
+def get(*args):
+    return json.loads(kubectl("get", *args, "-o", "json").stdout)
+
+
+def wait_for(what, predicate, seconds=60):
+    """Poll `predicate` until it returns something true; that value, or None after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    print(f"  (gave up waiting for {what} after {seconds} s)")
+    return None
+
+
+def namespace(name, labelled):
+    """A namespace, opted in or not, whose default ServiceAccount exists (Pods need it)."""
+    labels = {INJECT: "enabled"} if labelled else {}
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    kubectl("create", "-f", "-", stdin=json.dumps(manifest))
+    wait_for(f"the default ServiceAccount in {name}",
+             lambda: kubectl("get", "serviceaccount", "default", "-n", name, ok=False).returncode == 0)
+    return name
+
+
+def pod(name, labels=None, annotations=None, containers=None):
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels or {"app": name}, "annotations": annotations or {}},
+        "spec": {
+            "containers": containers or [{"name": "app", "image": "busybox:1.37", "command": ["sleep", "3600"]}],
+        },
+    }
+
+
+def create_pod(ns, manifest, *flags):
+    """`kubectl create` of one Pod: (the created Pod or None, kubectl's stderr)."""
+    done = kubectl("create", "-n", ns, "-f", "-", "-o", "json", *flags, stdin=json.dumps(manifest), ok=False)
+    return (json.loads(done.stdout) if done.returncode == 0 else None), done.stderr
+
+
+def said(stderr):
+    """kubectl's stderr for a check's line, when it said anything."""
+    return f" (kubectl: {stderr.strip()})" if stderr.strip() else ""
+
+
+def container_names(pod_object, field="containers"):
+    return [c["name"] for c in pod_object["spec"].get(field, [])]
+
+
+def injected(pod_object):
+    """The Pod carries what the deploy's configuration adds: foo=bar, the sidecar, the status."""
+    return (pod_object is not None
+            and pod_object["metadata"].get("labels", {}).get("foo") == "bar"
+            and "example-sidecar" in container_names(pod_object)
+            and STATUS in pod_object["metadata"].get("annotations", {}))
+
+
+def untouched(pod_object, manifest):
+    return (pod_object is not None
+            and container_names(pod_object) == container_names(manifest)
+            and "foo" not in pod_object["metadata"].get("labels", {})
+            and STATUS not in pod_object["metadata"].get("annotations", {}))
+
+
+def ca_bundle():
+    configuration = get("mutatingwebhookconfiguration", CONFIGURATION)
+    hook = next(h for h in configuration["webhooks"] if h["name"] == WEBHOOK)
+    return hook["clientConfig"].get("caBundle", "")
+
+
+# --- replicas --------------------------------------------------------------------------------
+
+# What a container runtime and the kubelet give the container, done with this machine's tools in a
+# mount namespace of the replica's own: the ServiceAccount's token, the cluster CA and the
+# namespace at the standard path (tmpfs over /run, as /var/run is /run), the ConfigMap volume at
+# the Deployment's mountPath (tmpfs over /etc: the image has nothing there the binary reads; it is
+# statically linked), unprivileged ports (runtimes set ip_unprivileged_port_start=0), and the
+# securityContext's user and group.
+CONTAINER = r"""
+set -e
+token=$1 mounts=$2 uid=$3 gid=$4; shift 4
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/secrets/kubernetes.io/serviceaccount
+cp "$token"/* /run/secrets/kubernetes.io/serviceaccount/
+mount -t tmpfs -o mode=0755 tmpfs /etc
+while read -r source target; do
+  mkdir -p "$target" && mount --bind "$source" "$target" && mount -o remount,bind,ro "$target"
+done < "$mounts"
+exec setpriv --reuid="$uid" --regid="$gid" --clear-groups --no-new-privs -- "$@"
+"""
+
+
+class Replica:
+    """One of the Deployment's Pods: its container's args and env read from the created object,
+    with only the addresses changed (there is no kube-proxy: the API server dials the Service's
+    ClusterIP and port, so that is where the replica listens)."""
+
+    count = 0
+
+    def __init__(self, binary, token_dir, volumes, listen):
+        Replica.count += 1
+        self.name = f"replica-{Replica.count}"
+        self.binary, self.token_dir, self.volumes, self.listen = binary, token_dir, volumes, listen
+        deployment = get("deployment", NAMESPACE, "-n", NAMESPACE)
+        self.spec = deployment["spec"]["template"]["spec"]
+        self.container = self.spec["containers"][0]
+        self.metrics = f"127.0.0.1:{free_port()}"
+        self.log = LOGS / f"{self.name}.log"
+        self.process = None
+
+    def args(self):
+        replaced = {"--listen": self.listen, "--metrics-listen": self.metrics}
+        args = []
+        for arg in self.container["args"]:
+            flag = arg.split("=", 1)[0]
+            args.append(f"{flag}={replaced[flag]}" if flag in replaced else arg)
+        return args
+
+    def env(self):
+        # Nothing of this process's environment: above all no KUBECONFIG, which the kube client
+        # would prefer to the in-cluster configuration.
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
+               "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+        for var in self.container.get("env", []):
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+                env[var["name"]] = NAMESPACE
+            else:
+                raise RuntimeError(f"the test does not know how to give env var {var['name']}")
+        return env
+
+    def start(self):
+        security = {**self.spec.get("securityContext", {}), **self.container.get("securityContext", {})}
+        mounts = LOGS / f"{self.name}.mounts"
+        paths = {m["name"]: m["mountPath"] for m in self.container.get("volumeMounts", [])}
+        mounts.write_text("".join(f"{self.volumes[name]} {path}\n" for name, path in paths.items()))
+        command = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", CONTAINER, "container",
+                   str(self.token_dir), str(mounts), str(security["runAsUser"]),
+                   str(security.get("runAsGroup", security["runAsUser"])), self.binary, *self.args()]
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(command, env=self.env(), stdout=self.log.open("ab"),
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def ready(self, seconds=60):
+        """The readiness probe, as the kubelet runs it: HTTPS, certificate not verified."""
+        def probe():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                return post(f"https://{self.listen}/readyz", b"", method="GET", context=insecure_tls())[0] == 200
+            except OSError:
+                return False
+        return wait_for(f"{self.name} to be ready", probe, seconds)
+
+    def stop(self):
+        """SIGTERM, as the kubelet sends it; the grace period is the Deployment's."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=self.spec.get("terminationGracePeriodSeconds", 30))
+        return self.process.returncode
+
+    def lines(self):
+        """The replica's JSON log lines."""
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def reviews(self, ns):
+        return [line for line in self.lines() if line.get("message") == "review" and line.get("namespace") == ns]
+
+    def metric(self, name):
+        _, text = post(f"http://{self.metrics}/metrics", b"", method="GET")
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text.decode(), re.M))
+
+
+def serves_for_the_service(address, bundle_b64):
+    """A TLS handshake as the API server makes it: the caBundle as the only root, the Service's
+    DNS name; then the health check."""
+    context = ssl.create_default_context(cadata=base64.b64decode(bundle_b64).decode())
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname=f"{SERVICE}.{NAMESPACE}.svc") as tls:
+                tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                return tls.recv(100).startswith(b"HTTP/1.1 200")
+    except (OSError, ssl.SSLError) as error:
+        print(f"  ({address}: {error})")
+        return False
+
+
+class Kubelet:
+    """The ConfigMap volume as the kubelet writes it: files in a timestamped folder, `..data`
+    pointing at it, and each key a symlink through `..data`, swapped atomically on a change."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        folder.mkdir(mode=0o755)
+        self.version = 0
+
+    def sync(self, config_map):
+        self.version += 1
+        data = self.folder / f"..v{self.version}"
+        data.mkdir(mode=0o755)
+        for key, value in config_map["data"].items():
+            (data / key).write_text(value)
+            (data / key).chmod(0o644)
+            link = self.folder / key
+            if not link.is_symlink():
+                link.symlink_to(Path("..data") / key)
+        swap = self.folder / "..data_tmp"
+        swap.symlink_to(data.name)
+        swap.rename(self.folder / "..data")
+
+
+# --- the test ----------------------------------------------------------------------------------
+
+def dry_run_pod(ns, manifest):
+    """The Pod the API server would store: created with --dry-run=server."""
+    created, error = create_pod(ns, manifest, "--dry-run=server")
+    if created is None:
+        raise RuntimeError(f"dry run of {manifest['metadata']['name']} refused:\n{error}")
+    return created
+
+
+def same_pod():
+    """The Pod both webhooks are given. No token volume: its name is random per request."""
+    manifest = pod("same", annotations={INJECT: "example,agent"})
+    manifest["spec"]["automountServiceAccountToken"] = False
+    return manifest
+
+
+def comparable(pod_object):
+    """A dry-run Pod without what differs between two requests for the same manifest."""
+    pod_object = json.loads(json.dumps(pod_object))
+    for field in ["uid", "creationTimestamp", "managedFields", "resourceVersion"]:
+        pod_object["metadata"].pop(field, None)
+    return json.dumps(pod_object, sort_keys=True).encode()
+
+
+def webhook_latency_seen_by_the_api_server():
+    text = kubectl("get", "--raw", "/metrics").stdout
+    found = {}
+    for suffix in ["sum", "count"]:
+        pattern = rf'^apiserver_admission_webhook_admission_duration_seconds_{suffix}{{[^}}]*name="{WEBHOOK}"[^}}]*}} (\S+)$'
+        found[suffix] = sum(float(v) for v in re.findall(pattern, text, re.M))
+    return found
+
+
+def report_latency(what, latency):
+    print(f"API server's view of {WEBHOOK} {what}: apiserver_admission_webhook_admission_duration_seconds "
+          f"sum {latency['sum']:.4f} s, count {latency['count']:.0f}"
+          + (f", mean {1000 * latency['sum'] / latency['count']:.2f} ms" if latency["count"] else ""))
+
+
+def in_cluster(binary, work):
+    kubectl("create", "-f", str(DEPLOY))
+    check(True, "kubectl create -f deploy-incluster/ succeeds with the API server's validation")
+
+    service_ip = get("service", SERVICE, "-n", NAMESPACE)["spec"]["clusterIP"]
+    service_port = get("service", SERVICE, "-n", NAMESPACE)["spec"]["ports"][0]["port"]
+    listen = f"{service_ip}:{service_port}"
+
+    # The ServiceAccount's credentials, as the kubelet projects them.
+    token_dir = work / "serviceaccount"
+    token_dir.mkdir(mode=0o755)
+    (token_dir / "token").write_text(kubectl("create", "token", SERVICE, "-n", NAMESPACE, "--duration=2h").stdout.strip())
+    (token_dir / "ca.crt").write_text(Path(os.environ["KUBE_CA"]).read_text())
+    (token_dir / "namespace").write_text(NAMESPACE)
+    for f in token_dir.iterdir():
+        f.chmod(0o644)
+    kubelet = Kubelet(work / "config")
+    kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
+    volumes = {"config": kubelet.folder}
+    replica = lambda address: Replica(binary, token_dir, volumes, address)  # noqa: E731
+
+    # Two replicas starting together: one creates the CA Secret, the other loses the race or reads it.
+    first = replica(listen).start()
+    second = replica("127.0.0.2:8443").start()
+    started = first.started
+    both = first.ready() and second.ready()
+    check(bool(both), "two replicas become ready with the ServiceAccount's own RBAC")
+    if not both:
+        return
+    bundle = wait_for("the caBundle", ca_bundle, 10)
+    check(bool(bundle), "the caBundle is written into the MutatingWebhookConfiguration")
+    creators = [r.name for r in (first, second) if any(line.get("message") == "CA created" for line in r.lines())]
+    secret = get("secret", "sidecar-injector-ca", "-n", NAMESPACE)
+    check(len(creators) == 1 and base64.b64decode(bundle) == base64.b64decode(secret["data"]["ca.crt"]),
+          f"two replicas starting together share one CA: one Secret, created by {creators}")
+    check(serves_for_the_service(first.listen, bundle) and serves_for_the_service(second.listen, bundle),
+          "both replicas' certificates verify with the caBundle for sidecar-injector.sidecar-injector.svc")
+    owners = [m for m in get("mutatingwebhookconfiguration", CONFIGURATION, "--show-managed-fields")["metadata"]["managedFields"]
+              if m["manager"] == "sidecar-injector"]
+    hook_key = 'k:{"name":"%s"}' % WEBHOOK
+    only_the_bundle = {"f:webhooks": {hook_key: {".": {}, "f:clientConfig": {"f:caBundle": {}}, "f:name": {}}}}
+    check(len(owners) == 1 and owners[0]["operation"] == "Apply" and owners[0]["fieldsV1"] == only_the_bundle,
+          "server-side apply under field manager sidecar-injector owns the caBundle and nothing else")
+
+    # The article's test: the demo Deployment's ReplicaSet keeps retrying until the webhook answers.
+    def first_test_pod():
+        pods = get("pods", "-n", "sidecar-injector-test")["items"]
+        return next((p for p in pods if injected(p)), None)
+    test_pod = wait_for("an injected Pod of the demo Deployment", first_test_pod, 120)
+    check(test_pod is not None, "the article's Deployment (test.yaml) comes up with injected Pods: "
+          f"{time.monotonic() - started:.1f} s after the first replica started")
+
+    on = namespace("e2e-on", labelled=True)
+    off = namespace("e2e-off", labelled=False)
+    created, _ = create_pod(on, pod("direct"))
+    check(injected(created), "a Pod created directly in a labelled namespace is injected")
+    stored = get("pod", "direct", "-n", on)
+    check(injected(stored), "the stored Pod is the injected one")
+
+    dry, _ = create_pod(on, pod("dry"), "--dry-run=server")
+    stored = kubectl("get", "pod", "dry", "-n", on, ok=False)
+    check(injected(dry) and stored.returncode != 0 and "NotFound" in stored.stderr,
+          "--dry-run=server shows the injection and stores nothing")
+
+    reviewed_before = len(first.reviews(on))
+    manifest = pod("label-opt-out", labels={"app": "x", INJECT: "false"})
+    created, _ = create_pod(on, manifest)
+    check(untouched(created, manifest) and len(first.reviews(on)) == reviewed_before,
+          "opt-out by label: untouched, and never sent (the objectSelector)")
+    manifest = pod("annotation-opt-out", annotations={INJECT: "false"})
+    created, warnings = create_pod(on, manifest)
+    check(untouched(created, manifest), "opt-out by annotation: untouched")
+    check("Warning: sidecar-injector: not injected: the Pod has sidecar-injector.io/inject=false" in warnings,
+          f"kubectl prints the skipped Pod's warning ({warnings.strip()!r})")
+    manifest = pod("elsewhere")
+    created, _ = create_pod(off, manifest)
+    check(untouched(created, manifest) and not first.reviews(off) and not second.reviews(off),
+          "a Pod in an unlabelled namespace is untouched and the webhook is never called for it")
+
+    # A restart keeps the caBundle; so do what a GitOps tool does afterwards.
+    first.stop()
+    first = replica(listen).start()
+    check(bool(first.ready()) and ca_bundle() == bundle
+          and not any(line.get("message") == "CA created" for line in first.lines()),
+          "a restarted replica reuses the CA Secret and the caBundle stays the same")
+    kubectl("apply", "-k", str(DEPLOY))
+    check(ca_bundle() == bundle, "kubectl apply -k deploy-incluster/ keeps the caBundle")
+    kubectl("apply", "--server-side", "-f", str(DEPLOY))
+    check(ca_bundle() == bundle, "kubectl apply --server-side -f deploy-incluster/ keeps the caBundle")
+    created, error = create_pod(on, pod("after-apply"))
+    check(injected(created), f"Pods are still injected after both applies{said(error)}")
+
+    # A configuration change: the ConfigMap updated, the kubelet's symlink swap, the reload.
+    config_map = get("configmap", SERVICE, "-n", NAMESPACE)
+    text = config_map["data"]["config.yaml"]
+    if "\nskip:" not in text:
+        raise RuntimeError("the ConfigMap's configuration has no skip: section to add a profile before")
+    config_map["data"]["config.yaml"] = text.replace("\nskip:", NATIVE_SIDECAR + "\nskip:", 1)
+    kubectl("replace", "-f", "-", stdin=json.dumps(config_map))
+    reloads = first.metric("sidecar_injector_config_reloads_total")
+    kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
+    check(bool(wait_for("the reload", lambda: first.metric("sidecar_injector_config_reloads_total") > reloads, 30)),
+          "a configuration change written to the mounted ConfigMap is reloaded")
+    manifest = pod("with-agent", annotations={INJECT: "example,agent"})
+    created, error = create_pod(on, manifest)
+    sidecar = next((c for c in (created or {"spec": {}})["spec"].get("initContainers", []) if c["name"] == "log-agent"), {})
+    check(injected(created) and sidecar.get("restartPolicy") == "Always"
+          and {"name": "agent-data", "emptyDir": {}} in created["spec"]["volumes"],
+          f"the API server accepts the new configuration's Pod, with a native sidecar{said(error)}")
+
+    # The in-cluster answer for the Lambda comparison, while the replicas run.
+    reference = dry_run_pod(on, same_pod())
+
+    report_latency("served by the in-cluster replicas", webhook_latency_seen_by_the_api_server())
+
+    # Every replica stopped: opted-in namespaces fail closed, others are unaffected.
+    for r in (first, second):
+        r.stop()
+    created, error = create_pod(on, pod("no-replica"))
+    check(created is None and "failed calling webhook" in error,
+          "with every replica stopped, Pod creation in an opted-in namespace fails closed")
+    manifest = pod("no-replica")
+    created, _ = create_pod(off, manifest)
+    check(untouched(created, manifest), "with every replica stopped, other namespaces are unaffected")
+    return on, reference, get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
+
+
+# A second profile for the ConfigMap's configuration: a native sidecar (restartPolicy: Always, which
+# the API server accepts only in initContainers) with a volume of its own.
+NATIVE_SIDECAR = """
+  agent:
+    sidecars:
+      - name: log-agent
+        image: busybox:1.37
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+        volumeMounts:
+          - {name: agent-data, mountPath: /data}
+    volumes:
+      - {name: agent-data, emptyDir: {}}
+"""
+
+
+def lambda_registration(work, ns, reference, config_text):
+    """The function in `cargo lambda watch`, behind a TLS terminator on loopback, registered with
+    deploy-lambda's configuration rendered as deploy.sh renders it. A real Function URL has AWS's
+    public certificate and needs no caBundle; this one is signed by the test's own CA, so the test
+    adds that CA as the caBundle."""
+    config = work / "lambda-config.yaml"
+    config.write_text(config_text)
+    token = secrets.token_hex(16)
+    port = free_port()
+    watch = subprocess.Popen(
+        ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--bin", "sidecar-injector-lambda",
+         "--env-var", "SIDECAR_INJECTOR_TOKEN=" + token, "--env-var", f"SIDECAR_INJECTOR_CONFIG_FILE={config}"],
+        cwd=ROOT, stdout=(LOGS / "lambda.log").open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    tls_port = free_port()
+    ca, cert, key = work / "ca.crt", work / "tls.crt", work / "tls.key"
+    openssl = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+            "-subj", "/CN=e2e test CA", "-keyout", str(work / "ca.key"), "-out", str(ca))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", str(key), "-out", str(work / "tls.csr"))
+    (work / "tls.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", str(work / "tls.csr"), "-CA", str(ca), "-CAkey", str(work / "ca.key"),
+            "-CAcreateserial", "-days", "1", "-extfile", str(work / "tls.ext"), "-out", str(cert))
+    terminator = subprocess.Popen(
+        ["socat", f"OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,cert={cert},key={key},verify=0",
+         f"TCP:127.0.0.1:{port}"], stdout=(LOGS / "socat.log").open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        function_url = f"https://127.0.0.1:{tls_port}/lambda-url/sidecar-injector-lambda/"
+        wait_until_answering(function_url + "mutate/" + token, watch, "cargo lambda watch", context=insecure_tls())
+        # deploy.sh: sed "s|WEBHOOK_URL|${URL%/}/mutate/$TOKEN|"
+        rendered = (ROOT / "deploy-lambda" / "mutatingwebhookconfiguration.yaml").read_text().replace(
+            "WEBHOOK_URL", function_url.rstrip("/") + "/mutate/" + token)
+        kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION)
+        kubectl("create", "-f", "-", stdin=rendered)
+        registered = get("mutatingwebhookconfiguration", CONFIGURATION)
+        registered["webhooks"][0]["clientConfig"]["caBundle"] = base64.b64encode(ca.read_bytes()).decode()
+        kubectl("replace", "-f", "-", stdin=json.dumps(registered))
+        check(True, "deploy-lambda's MutatingWebhookConfiguration, rendered as deploy.sh does, is accepted")
+
+        created, error = create_pod(ns, pod("through-lambda"))
+        check(injected(created), f"a Pod created in a labelled namespace is injected by the Lambda{said(error)}")
+        through_lambda = dry_run_pod(ns, same_pod())
+        same = comparable(through_lambda) == comparable(reference)
+        check(same, "the Lambda's Pod is byte for byte the in-cluster server's Pod")
+        if not same:
+            print(comparable(reference).decode())
+            print(comparable(through_lambda).decode())
+    finally:
+        for process in (terminator, watch):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server-bin", required=True, help="the image's sidecar-injector binary")
+    args = parser.parse_args()
+    if "KUBE_CA" not in os.environ:
+        sys.exit("run me inside ../shared/kube/cluster run -- ...")
+    # Runtimes let containers bind any port; the Service's port here is 443. Per network
+    # namespace: this changes the cluster script's private one only.
+    Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text("0")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        # The binary runs as the Deployment's user, which may not reach the build's folder.
+        binary = work / "sidecar-injector"
+        binary.write_bytes(Path(args.server_bin).read_bytes())
+        binary.chmod(0o755)
+        try:
+            result = in_cluster(str(binary), work)
+            if result:
+                lambda_registration(work, *result)
+        except RuntimeError as error:
+            check(False, f"the test could not go on: {error}")
+        report_latency("in total", webhook_latency_seen_by_the_api_server())
+    if FAILED:
+        print(f"logs of the replicas, the Lambda and the terminator: {LOGS}")
+    finish()
+
+
+if __name__ == "__main__":
+    main()
