@@ -1,14 +1,21 @@
 //! sidecar-injector: a Kubernetes mutating admission webhook that adds sidecars, init containers,
 //! volumes, env vars, labels and annotations to Pods, driven by a small configuration.
 //!
-//! The [`engine`] is one pure function, [`review`]; the adapters only move bytes to and from it:
-//! the command line (`src/main.rs`), the in-cluster HTTPS [`server`] (feature `server`, with
-//! [`certs`]).
+//! The [`engine`] (its own crate, `src/engine/`) is one pure function, [`review`]; the adapters
+//! only move bytes to and from it:
+//! - the in-cluster HTTPS [`server`] (feature `server`), with its certificates and reloads;
+//! - the AWS [`lambda`] behind a Function URL (feature `lambda`);
+//! - the command line, `src/bin/sidecar-injector/` (feature `cli`), which also starts the server;
+//!   the Lambda's binary is `src/bin/sidecar-injector-lambda.rs`.
+//!
+//! What more than one adapter needs and is not pure lives here: [`config_file`] and [`logging`].
 
-pub mod engine;
+#![warn(clippy::too_many_lines)]
 
-#[cfg(feature = "server")]
-pub mod certs;
+pub use sidecar_injector_engine as engine;
+
+#[cfg(any(feature = "cli", feature = "server", feature = "lambda"))]
+pub mod config_file;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(any(feature = "server", feature = "lambda"))]
@@ -16,6 +23,4 @@ pub mod logging;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use engine::config::{Config, ConfigError};
-pub use engine::inject::{Decision, SkipReason};
-pub use engine::review::{ReviewError, Reviewed, Summary, review};
+pub use engine::{Config, ConfigError, Decision, ReviewError, Reviewed, SkipReason, Summary, review};

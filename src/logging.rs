@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{Decision, Summary};
+use crate::Summary;
 
 /// JSON lines on stdout, level from `RUST_LOG` (default `info`).
 pub fn init() {
@@ -20,13 +20,9 @@ pub fn init() {
 
 /// The line for an answered review.
 pub fn review(summary: &Summary, latency: Duration) {
-    let reason = match &summary.decision {
-        Decision::Skipped(reason) => reason.as_str(),
-        _ => "",
-    };
     tracing::info!(
         uid = %summary.uid, kind = %summary.kind, namespace = %summary.namespace, name = %summary.name,
-        operation = %summary.operation, decision = summary.decision.as_str(), reason,
+        operation = %summary.operation, decision = summary.decision.as_str(), reason = summary.decision.reason(),
         latency_us = latency.as_micros() as u64, "review"
     );
 }

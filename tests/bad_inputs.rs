@@ -1,12 +1,12 @@
 //! One table of hostile and broken inputs, each answered without a panic and with the status a
-//! user would expect from the server or the Lambda (`engine::http::answer` is what both return).
+//! user would expect from the server or the Lambda (`engine::http_answer::answer` is what both return).
 
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
 use sidecar_injector::Config;
-use sidecar_injector::engine::http::{MAX_BODY, answer};
+use sidecar_injector::engine::http_answer::{MAX_BODY, answer};
 
 enum Expect {
     /// Refused with this status, the body naming the problem.

@@ -115,7 +115,7 @@ fn only_json_posts_under_the_size_limit_are_served() {
         assert_eq!(get.headers()["allow"], "POST");
         let text = call(&lambda, event(FUNCTION_URL, "POST", &path, "text/plain", REVIEW, false)).await;
         assert_eq!(text.status(), 415);
-        let big = vec![b' '; sidecar_injector::engine::http::MAX_BODY + 1];
+        let big = vec![b' '; sidecar_injector::engine::http_answer::MAX_BODY + 1];
         let big = call(&lambda, event(FUNCTION_URL, "POST", &path, "application/json", &big, true)).await;
         assert_eq!(big.status(), 413);
     });

@@ -21,7 +21,7 @@ use kube::Api;
 use kube::api::PostParams;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use sidecar_injector::certs::Ca;
+use sidecar_injector::server::certs::Ca;
 use sidecar_injector::server::{FIELD_MANAGER, Limits, Options, SelfManaged, Server, TlsSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use sidecar_injector::certs::{self, Ca, PemPair};
+use sidecar_injector::server::certs::{self, Ca, PemPair};
 use sidecar_injector::server::{Limits, MAX_BODY, Options, Server, TlsSource};
 use sidecar_injector::{Config, review};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,6 +1,8 @@
 //! `sidecar-injector-lambda`: the webhook on AWS Lambda, behind a Function URL. See
 //! [`sidecar_injector::lambda`] for the route, the token and where the configuration comes from.
 
+#![warn(clippy::too_many_lines)]
+
 use std::sync::Arc;
 
 use lambda_http::{Error, Request, service_fn};

@@ -8,68 +8,10 @@
 use serde_json::{Map, Value};
 
 use super::config::{Config, OnError, Profile, combined_digest, keys};
+use super::decision::{Decision, SkipReason};
 use super::patch;
+use super::pod_view::{Malformed, PodView};
 use super::review::ReviewError;
-use super::skeleton::key_of;
-
-/// What was decided for one review.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// The Pod gets a patch adding these profiles.
-    Injected { profiles: Vec<String> },
-    /// The Pod is admitted unchanged.
-    Skipped(SkipReason),
-    /// The Pod is refused.
-    Denied { message: String },
-}
-
-impl Decision {
-    /// A short word for logs and metrics: `injected`, `skipped` or `denied`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Decision::Injected { .. } => "injected",
-            Decision::Skipped(_) => "skipped",
-            Decision::Denied { .. } => "denied",
-        }
-    }
-}
-
-/// Why a review was admitted unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    NotAPod,
-    Subresource,
-    NotCreate,
-    OptedOut,
-    Namespace,
-    HostNetwork,
-    NotRequested,
-    AlreadyInjected,
-    /// The Pod carries the status of another configuration or profile set, for instance a Pod
-    /// re-created from a dump taken before the configuration changed. Injecting again would add
-    /// every sidecar twice.
-    InjectedByOtherConfig,
-    /// A profile could not be applied and its `onError` is `allow`.
-    ErrorAllowed,
-}
-
-impl SkipReason {
-    /// A stable name for logs, metrics and audit annotations.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::NotAPod => "not-a-pod",
-            SkipReason::Subresource => "subresource",
-            SkipReason::NotCreate => "not-create",
-            SkipReason::OptedOut => "opted-out",
-            SkipReason::Namespace => "namespace-skipped",
-            SkipReason::HostNetwork => "host-network",
-            SkipReason::NotRequested => "not-requested",
-            SkipReason::AlreadyInjected => "already-injected",
-            SkipReason::InjectedByOtherConfig => "injected-by-other-config",
-            SkipReason::ErrorAllowed => "error-allowed",
-        }
-    }
-}
 
 /// The decision, the patch that carries it out, and what to tell the user.
 #[derive(Debug)]
@@ -114,10 +56,6 @@ pub(crate) struct AppAdditions<'c> {
     pub volume_mounts: Vec<&'c Value>,
 }
 
-/// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
-/// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
-struct Malformed(String);
-
 /// Decide for a Pod CREATE and build the checked patch.
 pub(crate) fn decide(
     pod: Map<String, Value>,
@@ -130,26 +68,46 @@ pub(crate) fn decide(
             return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")]));
         }
     };
+    if let Some(outcome) = skipped(&view, namespace, config) {
+        return Ok(outcome);
+    }
+    // Each step either hands on what the next needs or is the answer.
+    let planned = selected(&view, config).and_then(|profiles| planned(&view, config, profiles));
+    let Planned { plan, profiles, warnings } = match planned {
+        Ok(planned) => planned,
+        Err(outcome) => return Ok(outcome),
+    };
+    let mut pod = Value::Object(pod);
+    let operations = patch::operations(&plan, &pod);
+    patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
+    Ok(Outcome {
+        decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
+        patch: Some(operations),
+        warnings,
+    })
+}
 
+/// Step 1: the Pod says no, or the configuration skips it.
+fn skipped(view: &PodView, namespace: &str, config: &Config) -> Option<Outcome> {
     // Either opts out: the label is what a webhook objectSelector can see, the annotation is what
     // users write; a Pod that says "false" in one place is never injected.
     let says_false = |v: Option<&str>| v.is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
     if says_false(view.annotation(keys::INJECT)) || says_false(view.label(keys::INJECT)) {
-        return Ok(Outcome::skipped_because(
-            SkipReason::OptedOut,
-            format_args!("the Pod has {}=false", keys::INJECT),
-        ));
+        let why = format_args!("the Pod has {}=false", keys::INJECT);
+        return Some(Outcome::skipped_because(SkipReason::OptedOut, why));
     }
     if config.skip_namespaces.iter().any(|ns| ns == namespace) {
-        return Ok(Outcome::skipped_because(
-            SkipReason::Namespace,
-            format_args!("namespace {namespace} is skipped"),
-        ));
+        let why = format_args!("namespace {namespace} is skipped");
+        return Some(Outcome::skipped_because(SkipReason::Namespace, why));
     }
     if config.skip_host_network && view.host_network {
-        return Ok(Outcome::skipped_because(SkipReason::HostNetwork, "the Pod uses hostNetwork"));
+        return Some(Outcome::skipped_because(SkipReason::HostNetwork, "the Pod uses hostNetwork"));
     }
+    None
+}
 
+/// Step 2: the profiles the Pod asks for, or gets by default, each once.
+fn selected<'c>(view: &PodView, config: &'c Config) -> Result<Vec<&'c Profile>, Outcome> {
     let requested: Vec<&str> = match view.annotation(keys::INJECT).map(str::trim) {
         Some(v) if v.eq_ignore_ascii_case("true") => {
             config.default_profiles.iter().map(String::as_str).collect()
@@ -158,7 +116,7 @@ pub(crate) fn decide(
         _ if config.inject_by_default => config.default_profiles.iter().map(String::as_str).collect(),
         _ => {
             let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
-            return Ok(Outcome::skipped_because(SkipReason::NotRequested, why));
+            return Err(Outcome::skipped_because(SkipReason::NotRequested, why));
         }
     };
     let mut profiles: Vec<&Profile> = Vec::with_capacity(requested.len());
@@ -170,13 +128,26 @@ pub(crate) fn decide(
             None => unknown.push(format!("no profile named {name:?}")),
         }
     }
-    if !unknown.is_empty() {
-        return Ok(failed(config.on_error, unknown));
-    }
+    if unknown.is_empty() { Ok(profiles) } else { Err(failed(config.on_error, unknown)) }
+}
 
+/// What step 3 hands on: the plan, the profiles it carries out, and the warnings on the way.
+struct Planned<'c> {
+    plan: Plan<'c>,
+    profiles: Vec<&'c Profile>,
+    warnings: Vec<String>,
+}
+
+/// Step 3: not injected before (the status annotation is the only record of that), and every
+/// profile applies without a clash; then the plan, the status annotation last.
+fn planned<'c>(
+    view: &PodView,
+    config: &'c Config,
+    profiles: Vec<&'c Profile>,
+) -> Result<Planned<'c>, Outcome> {
     let status = status_annotation(config, &profiles);
     if let Some(existing) = view.annotation(keys::STATUS) {
-        return Ok(if existing == status {
+        return Err(if existing == status {
             Outcome::skipped(SkipReason::AlreadyInjected)
         } else {
             let why = format_args!(
@@ -185,35 +156,24 @@ pub(crate) fn decide(
             Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
         });
     }
-
-    let mut problems = Vec::new();
-    let mut worst = OnError::Allow;
-    let mut plan = Plan::default();
-    let mut warnings = Vec::new();
+    let (mut problems, mut worst) = (Vec::new(), OnError::Allow);
+    let (mut plan, mut warnings) = (Plan::default(), Vec::new());
     for profile in &profiles {
         let before = problems.len();
-        add_profile(&mut plan, profile, &view, &mut problems, &mut warnings);
+        add_profile(&mut plan, profile, view, &mut problems, &mut warnings);
         if problems.len() > before && profile.on_error == OnError::Deny {
             worst = OnError::Deny;
         }
     }
     if !problems.is_empty() {
-        return Ok(failed(worst, problems));
+        return Err(failed(worst, problems));
     }
-    add_metadata(&mut plan, &config.labels, &config.annotations, &view, &mut warnings);
+    add_metadata(&mut plan, &config.labels, &config.annotations, view, &mut warnings);
     for profile in &profiles {
-        add_metadata(&mut plan, &profile.labels, &profile.annotations, &view, &mut warnings);
+        add_metadata(&mut plan, &profile.labels, &profile.annotations, view, &mut warnings);
     }
     plan.annotations.push((keys::STATUS, status));
-
-    let mut pod = Value::Object(pod);
-    let operations = patch::operations(&plan, &pod);
-    patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
-    Ok(Outcome {
-        decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
-        patch: Some(operations),
-        warnings,
-    })
+    Ok(Planned { plan, profiles, warnings })
 }
 
 /// The status annotation's value: which profiles, and a hash of the configuration that injected
@@ -337,128 +297,4 @@ fn add_metadata<'c>(
 
 fn name_of(item: &Value) -> &str {
     item.get("name").and_then(Value::as_str).unwrap_or_default()
-}
-
-/// The few parts of a Pod the decision reads, checked for shape once.
-struct PodView<'p> {
-    labels: Option<&'p Map<String, Value>>,
-    annotations: Option<&'p Map<String, Value>>,
-    host_network: bool,
-    /// Names of all containers: regular, init and ephemeral, since they share one namespace.
-    container_names: Vec<&'p str>,
-    containers: Vec<AppContainer<'p>>,
-    volume_names: Vec<&'p str>,
-}
-
-struct AppContainer<'p> {
-    name: &'p str,
-    env_names: Vec<&'p str>,
-    mount_paths: Vec<&'p str>,
-}
-
-impl<'p> PodView<'p> {
-    fn read(pod: &'p Map<String, Value>) -> Result<Self, Malformed> {
-        let metadata = optional_object(pod, "metadata", String::new)?;
-        let string_map = |field: &str| -> Result<Option<&'p Map<String, Value>>, Malformed> {
-            let Some(map) =
-                metadata.map(|m| optional_object(m, field, || "metadata".into())).transpose()?.flatten()
-            else {
-                return Ok(None);
-            };
-            match map.iter().find(|(_, v)| !v.is_string()) {
-                Some((key, _)) => Err(Malformed(format!("metadata.{field}.{key} is not a string"))),
-                None => Ok(Some(map)),
-            }
-        };
-        let labels = string_map("labels")?;
-        let annotations = string_map("annotations")?;
-
-        let spec =
-            optional_object(pod, "spec", String::new)?.ok_or_else(|| Malformed("it has no spec".into()))?;
-        let host_network = match spec.get("hostNetwork") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Malformed("spec.hostNetwork is not a boolean".into())),
-        };
-
-        let mut container_names = Vec::new();
-        let mut containers = Vec::new();
-        for field in ["containers", "initContainers", "ephemeralContainers"] {
-            for (i, container) in optional_array(spec, field, || "spec".into())?.iter().enumerate() {
-                let at = || format!("spec.{field}[{i}]");
-                if field != "containers" {
-                    container_names
-                        .push(key_of(container).map_err(|why| Malformed(format!("{}.name {why}", at())))?);
-                    continue;
-                }
-                let Some(container) = container.as_object() else {
-                    return Err(Malformed(format!("{} is not an object", at())));
-                };
-                let Some(name) = container.get("name").and_then(Value::as_str) else {
-                    return Err(Malformed(format!("{}.name is missing or not a string", at())));
-                };
-                container_names.push(name);
-                containers.push(AppContainer {
-                    name,
-                    env_names: keys_of(container, "env", "name", at)?,
-                    mount_paths: keys_of(container, "volumeMounts", "mountPath", at)?,
-                });
-            }
-        }
-        let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
-        Ok(PodView { labels, annotations, host_network, container_names, containers, volume_names })
-    }
-
-    fn label(&self, key: &str) -> Option<&'p str> {
-        self.labels?.get(key)?.as_str()
-    }
-
-    fn annotation(&self, key: &str) -> Option<&'p str> {
-        self.annotations?.get(key)?.as_str()
-    }
-}
-
-/// `null` and absent mean the same in Kubernetes objects (YAML's `labels:` with nothing after it).
-/// `at` names the parent, for the error message only.
-fn optional_object<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    at: impl Fn() -> String,
-) -> Result<Option<&'p Map<String, Value>>, Malformed> {
-    match parent.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(Malformed(format!("{} is not an object", path(at(), field)))),
-    }
-}
-
-fn optional_array<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    at: impl Fn() -> String,
-) -> Result<&'p [Value], Malformed> {
-    match parent.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(Malformed(format!("{} is not a list", path(at(), field)))),
-    }
-}
-
-fn path(parent: String, field: &str) -> String {
-    if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
-}
-
-/// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
-fn keys_of<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    key: &str,
-    at: impl Fn() -> String,
-) -> Result<Vec<&'p str>, Malformed> {
-    let items = optional_array(parent, field, &at)?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
-        .collect()
 }

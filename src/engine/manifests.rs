@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::config::Config;
-use super::inject::Decision;
+use super::decision::Decision;
 use super::review::review;
 
 /// Manifests with every pod template injected, and a line per document for the user.
@@ -111,14 +111,7 @@ fn inject_object(
                 .map_err(|e| fail(format!("the webhook's patch does not apply: {e}")))?;
             notes.push(format!("{what}: injected {}", profiles.join(", ")));
         }
-        (decision, _) => notes.push(format!("{what}: {}", describe(decision))),
+        (decision, _) => notes.push(format!("{what}: {decision}")),
     }
     Ok(())
-}
-
-fn describe(decision: &Decision) -> String {
-    match decision {
-        Decision::Skipped(reason) => format!("not injected ({})", reason.as_str()),
-        other => other.as_str().to_owned(),
-    }
 }

@@ -4,19 +4,40 @@
 //! and the command line all give the same answer to the same review. The flow:
 //!
 //! ```text
-//! review::review   parse the AdmissionReview (the Pod only as far as `skeleton` needs),
-//!                  answer what is not a Pod CREATE
-//!   inject::decide   opted out? skipped? which profiles? already injected? any clash?
-//!     inject::Plan     the additions, and nothing else
-//!     patch            the plan as JSON Patch, checked against the plan applied directly
-//!   review::Response uid echoed, base64 patch, warnings, audit annotations
+//! http_answer::answer  what an HTTP adapter answers: 415, 413, 400 or 200 with the review below
+//! review::review       parse the AdmissionReview (the Pod only as far as `skeleton` needs),
+//!                      answer what is not a Pod CREATE
+//!   inject::decide       opted out? skipped? which profiles? already injected? any clash?
+//!     inject::Plan         the additions, and nothing else
+//!     patch                the plan as JSON Patch, checked against the plan applied directly
+//!   review::Response     uid echoed, base64 patch, warnings, audit annotations
+//! manifests::inject    the same review for each Pod and pod template of offline manifests
+//! config               a configuration checked once, at load, every error with its field path
+//! names                Kubernetes' rules for names, label values and keys
 //! ```
+//!
+//! # How purity is enforced
+//!
+//! This is a crate of its own (`src/engine/Cargo.toml`) whose dependencies are parsers, hashes and
+//! Kubernetes types only: no async runtime, HTTP stack or Kubernetes client can be reached from
+//! here. `src/engine/clippy.toml` refuses the standard library's clock, environment, file,
+//! network, process and thread functions and types, and the lints below make any use an error;
+//! CI runs clippy on every change. A function that needs the time or a file takes it as an argument.
+
+#![deny(clippy::disallowed_methods, clippy::disallowed_types, clippy::disallowed_macros)]
+#![warn(clippy::too_many_lines)]
 
 pub mod config;
-pub mod http;
+mod decision;
+pub mod http_answer;
 pub mod inject;
 pub mod manifests;
 mod names;
 mod patch;
+mod pod_view;
 pub mod review;
 mod skeleton;
+
+pub use config::{Config, ConfigError};
+pub use decision::{Decision, SkipReason};
+pub use review::{ReviewError, Reviewed, Summary, review};

@@ -1,7 +1,7 @@
 //! The AdmissionReview in and out: the one function every adapter calls.
 //!
 //! ```
-//! use sidecar_injector::{Config, review};
+//! use sidecar_injector_engine::{Config, review};
 //!
 //! let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
 //!     "uid":"705ab4f5","kind":{"group":"","version":"v1","kind":"Pod"},
@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::Config;
-use super::inject::{self, Decision, SkipReason};
+use super::decision::{Decision, SkipReason};
+use super::inject;
 use super::skeleton;
 
 const V1: &str = "admission.k8s.io/v1";
@@ -288,8 +289,8 @@ impl<'a> Response<'a> {
                 audit.insert("profiles", profiles.join(","));
                 None
             }
-            Decision::Skipped(reason) => {
-                audit.insert("reason", reason.as_str().to_owned());
+            Decision::Skipped(_) => {
+                audit.insert("reason", outcome.decision.reason().to_owned());
                 None
             }
             Decision::Denied { message } => {

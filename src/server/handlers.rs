@@ -15,13 +15,13 @@ use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 
 use super::state::AppState;
-use crate::engine::http;
+use crate::engine::http_answer as http;
 use crate::logging;
 
 /// The route the webhook configuration points at.
 pub const MUTATE_PATH: &str = "/mutate";
 
-pub use crate::engine::http::MAX_BODY;
+pub use crate::engine::http_answer::MAX_BODY;
 
 /// Bounds on the work one server takes on.
 #[derive(Debug, Clone, Copy)]

@@ -82,11 +82,8 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn review(&self, decision: &Decision, seconds: f64) {
-        let (decision, reason) = match decision {
-            Decision::Skipped(reason) => ("skipped", reason.as_str()),
-            other => (other.as_str(), ""),
-        };
-        self.reviews.get_or_create(&ReviewLabels { decision, reason }).inc();
+        let labels = ReviewLabels { decision: decision.as_str(), reason: decision.reason() };
+        self.reviews.get_or_create(&labels).inc();
         self.latency.observe(seconds);
     }
 

@@ -5,32 +5,35 @@
 //! certificate files when their content changes. Shutdown is graceful: readiness fails first, so
 //! that the Service stops sending new reviews, then in-flight requests finish, then it exits.
 
+pub mod certs;
+mod connections;
 mod handlers;
 mod metrics;
+mod reload;
 mod self_managed;
 mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 pub use handlers::{Limits, MAX_BODY, MUTATE_PATH};
-use self_managed::Managed;
-pub use self_managed::{FIELD_MANAGER, SelfManaged};
+pub use self_managed::{FIELD_MANAGER, Managed, ManagedError, SelfManaged};
 use state::AppState;
 
+use self::certs::{CertFiles, CurrentCert};
+use self::connections::Connections;
+use self::reload::{Renewal, Watched};
 use crate::Config;
-use crate::certs::{self, CertFiles, CurrentCert};
+use crate::config_file::{self, ConfigFileError};
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
@@ -43,13 +46,6 @@ pub enum TlsSource {
     /// A CA kept in a Secret and a caBundle written into the webhook configuration: see
     /// [`SelfManaged`].
     SelfManaged(Box<SelfManaged>),
-}
-
-/// What keeps the serving certificate fresh after start.
-enum Renewal {
-    Fixed,
-    Files(CertFiles),
-    Managed(Box<Managed>),
 }
 
 /// Everything `serve` can be told.
@@ -95,8 +91,8 @@ impl Options {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
     #[error("serving certificate: {0}")]
     Cert(#[from] certs::CertError),
     #[error("self-managed certificates: {0}")]
@@ -111,7 +107,7 @@ pub struct Server {
     state: Arc<AppState>,
     current_cert: Arc<CurrentCert>,
     renewal: Renewal,
-    config_seen: Option<[u8; 32]>,
+    config_file: Option<Watched>,
     listener: TcpListener,
     metrics_listener: TcpListener,
 }
@@ -123,10 +119,14 @@ impl Server {
         // The kube client asks rustls for the process's default provider; when another crate
         // brings a second one (the AWS SDK in an all-features build), there is no default.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let (config, config_seen) = match &options.config {
+        let (config, config_file) = match &options.config {
             Some(path) => {
-                let (config, digest) = read_config(path)?;
-                (config, Some(digest))
+                let mut watched = Watched::new([path.as_path()]);
+                let read = watched
+                    .read_if_changed()
+                    .map_err(|e| ConfigFileError::Read { path: e.path, source: e.source })?;
+                let bytes = read.expect("the first read always reports a change");
+                (config_file::parse(path, &bytes[0])?, Some(watched))
             }
             None => (Config::builtin(), None),
         };
@@ -139,7 +139,8 @@ impl Server {
                 (first, Renewal::Files(files))
             }
             TlsSource::SelfManaged(settings) => {
-                let (managed, first) = Managed::bootstrap((**settings).clone()).await?;
+                let now = time::OffsetDateTime::now_utc();
+                let (managed, first) = Managed::bootstrap((**settings).clone(), now).await?;
                 (first, Renewal::Managed(Box::new(managed)))
             }
             TlsSource::Generated { names, ca_out } => {
@@ -169,7 +170,7 @@ impl Server {
             options,
             state,
             renewal,
-            config_seen,
+            config_file,
             listener,
             metrics_listener,
         })
@@ -186,8 +187,7 @@ impl Server {
 
     /// Serve until `shutdown` completes, then drain and return.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
-        let Server { options, state, current_cert, mut renewal, mut config_seen, listener, metrics_listener } =
-            self;
+        let Server { options, state, current_cert, renewal, config_file, listener, metrics_listener } = self;
         let tls = TlsAcceptor::from(certs::server_config(current_cert.clone()));
         let app = handlers::router(state.clone(), options.limits);
 
@@ -199,25 +199,8 @@ impl Server {
             };
             axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped).await
         });
-        let reloader = tokio::spawn({
-            let (state, options) = (state.clone(), options.clone());
-            async move {
-                let mut tick = tokio::time::interval(options.reload_interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                loop {
-                    tick.tick().await;
-                    if let Some(path) = &options.config {
-                        reload_config(&state, path, &mut config_seen);
-                    }
-                    let next = match &mut renewal {
-                        Renewal::Fixed => Ok(None),
-                        Renewal::Files(files) => files.load_if_changed().map_err(|e| e.to_string()),
-                        Renewal::Managed(managed) => managed.tick().await.map_err(|e| e.to_string()),
-                    };
-                    renew_cert(&state, next, &current_cert);
-                }
-            }
-        });
+        let reloads = reload::Reloads { config: options.config.clone().zip(config_file), renewal };
+        let reloader = tokio::spawn(reloads.run(state.clone(), current_cert, options.reload_interval));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
@@ -247,102 +230,5 @@ impl Server {
         let _ = metrics.await;
         tracing::info!("stopped");
         Ok(())
-    }
-}
-
-/// What each accepted connection is served with.
-struct Connections {
-    tls: TlsAcceptor,
-    builder: auto::Builder<TokioExecutor>,
-    app: axum::Router,
-    graceful: GracefulShutdown,
-    handshake_timeout: Duration,
-}
-
-impl Connections {
-    /// Accept and serve connections until `stop` completes.
-    async fn accept_until(&self, listener: &TcpListener, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => self.spawn(tcp),
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                () = &mut stop => return,
-            }
-        }
-    }
-
-    fn spawn(&self, tcp: tokio::net::TcpStream) {
-        // An answer goes out as several small writes (TLS records, HTTP/2 frames); with Nagle's
-        // algorithm the last waits for the client's delayed ACK, 40 ms on Linux. The load
-        // benchmark showed those stalls on HTTP/2 until this was set.
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY could not be set");
-        }
-        let (tls, builder, app) = (self.tls.clone(), self.builder.clone(), self.app.clone());
-        let (watcher, handshake_timeout) = (self.graceful.watcher(), self.handshake_timeout);
-        tokio::spawn(async move {
-            // A client that never finishes its handshake is dropped like one that never finishes
-            // its headers.
-            let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await else {
-                return;
-            };
-            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
-    }
-}
-
-fn read_config(path: &Path) -> Result<(Config, [u8; 32]), ServeError> {
-    let fail = |message: String| ServeError::Config { path: path.to_owned(), message };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let config = Config::from_slice(&bytes).map_err(|e| fail(e.to_string()))?;
-    Ok((config, Sha256::digest(&bytes).into()))
-}
-
-/// Swap in the configuration file's new content, if it changed and is valid. An invalid file is
-/// logged and counted, and the configuration in force keeps serving.
-fn reload_config(state: &AppState, path: &Path, seen: &mut Option<[u8; 32]>) {
-    let Ok(bytes) = std::fs::read(path) else {
-        // Mid-swap of a ConfigMap symlink, or deleted: try again on the next tick.
-        return;
-    };
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    if *seen == Some(digest) {
-        return;
-    }
-    *seen = Some(digest);
-    match Config::from_slice(&bytes) {
-        Ok(config) => {
-            state.config.store(Arc::new(config));
-            state.metrics.config_reload(true);
-            tracing::info!(path = %path.display(), "configuration reloaded");
-        }
-        Err(error) => {
-            state.metrics.config_reload(false);
-            tracing::error!(path = %path.display(), %error, "new configuration refused; the previous one stays in force");
-        }
-    }
-}
-
-fn renew_cert(state: &AppState, next: Result<Option<certs::Loaded>, String>, current: &CurrentCert) {
-    match next {
-        Ok(None) => {}
-        Ok(Some(loaded)) => {
-            current.replace(&loaded);
-            state.metrics.cert_reload(true);
-            state.metrics.cert_expiry(loaded.not_after);
-            tracing::info!(serial = %loaded.serial, not_after = loaded.not_after, "serving certificate replaced");
-        }
-        Err(error) => {
-            state.metrics.cert_reload(false);
-            tracing::warn!(%error, "new certificate refused; the previous one stays in use");
-        }
     }
 }

@@ -14,7 +14,7 @@
 //! expires, so that certificates signed by either verify while replicas catch up. Every replica
 //! re-reads the Secret now and then, to follow a rotation another replica made.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use k8s_openapi::ByteString;
@@ -25,7 +25,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::certs::{self, Ca, CertError, Loaded, PemPair};
+use super::certs::{self, Ca, CertError, Loaded, PemPair};
 
 /// The field manager of our server-side apply.
 pub const FIELD_MANAGER: &str = "sidecar-injector";
@@ -77,48 +77,45 @@ struct StoredCa {
     resource_version: Option<String>,
 }
 
-/// A replica's certificates and what it needs to keep them fresh.
-pub(crate) struct Managed {
+/// A replica's certificates and what it needs to keep them fresh. The time is always passed in, so
+/// that renewal and rotation can be tested with a fake clock.
+pub struct Managed {
     settings: SelfManaged,
     secrets: Api<Secret>,
     configurations: Api<MutatingWebhookConfiguration>,
     stored: StoredCa,
     serving_not_after: OffsetDateTime,
-    last_resync: Instant,
+    last_resync: OffsetDateTime,
 }
 
 impl Managed {
-    /// Steps 1 to 3 above; the serving certificate to start with.
-    pub async fn bootstrap(settings: SelfManaged) -> Result<(Managed, Loaded), ManagedError> {
+    /// Steps 1 to 3 above, at `now`; the serving certificate to start with.
+    pub async fn bootstrap(
+        settings: SelfManaged,
+        now: OffsetDateTime,
+    ) -> Result<(Managed, Loaded), ManagedError> {
         let client = Client::try_from(settings.kube.clone())?;
         let secrets = Api::namespaced(client.clone(), &settings.namespace);
         let configurations = Api::all(client);
-        let stored = get_or_create_ca(&secrets, &settings).await?;
-        let now = OffsetDateTime::now_utc();
-        let mut managed = Managed {
-            settings,
-            secrets,
-            configurations,
-            stored,
-            serving_not_after: now,
-            last_resync: Instant::now(),
-        };
-        managed.apply_bundle().await?;
+        let stored = get_or_create_ca(&secrets, &settings, now).await?;
+        let mut managed =
+            Managed { settings, secrets, configurations, stored, serving_not_after: now, last_resync: now };
+        managed.apply_bundle(now).await?;
         let serving = managed.issue(now)?;
         Ok((managed, serving))
     }
 
-    /// Renew, rotate or follow, as needed. Returns a new serving certificate when there is one.
-    pub async fn tick(&mut self) -> Result<Option<Loaded>, ManagedError> {
-        let now = OffsetDateTime::now_utc();
-        if self.last_resync.elapsed() >= self.settings.resync {
-            self.last_resync = Instant::now();
+    /// Renew, rotate or follow, as needed at `now`. Returns a new serving certificate when there
+    /// is one.
+    pub async fn tick(&mut self, now: OffsetDateTime) -> Result<Option<Loaded>, ManagedError> {
+        if now - self.last_resync >= self.settings.resync {
+            self.last_resync = now;
             if let Some(secret) = self.secrets.get_opt(&self.settings.ca_secret).await? {
                 let stored = read_ca(&secret, &self.settings.ca_secret)?;
                 if stored.ca.pem().cert_pem != self.stored.ca.pem().cert_pem {
                     tracing::info!("the CA in the Secret changed; following it");
                     self.stored = stored;
-                    self.apply_bundle().await?;
+                    self.apply_bundle(now).await?;
                     return Ok(Some(self.issue(now)?));
                 }
                 self.stored.resource_version = stored.resource_version;
@@ -146,7 +143,7 @@ impl Managed {
     /// Replace the CA in the Secret, keeping the old one as `previous.crt`. If another replica
     /// rotated first (409), take its CA instead.
     async fn rotate_ca(&mut self, now: OffsetDateTime) -> Result<(), ManagedError> {
-        let next = Ca::generate(&format!("{} webhook CA", self.settings.service), now, self.ca_validity())?;
+        let next = Ca::for_service(&self.settings.service, now, self.ca_validity())?;
         let previous = Some(self.stored.ca.pem().cert_pem.clone());
         let mut secret = ca_secret(&self.settings, next.pem(), previous.as_deref());
         secret.metadata.resource_version = self.stored.resource_version.clone();
@@ -162,7 +159,7 @@ impl Managed {
             }
             Err(e) => return Err(e.into()),
         }
-        self.apply_bundle().await
+        self.apply_bundle(now).await
     }
 
     fn ca_validity(&self) -> time::Duration {
@@ -173,20 +170,19 @@ impl Managed {
         validity(self.settings.serving_validity)
     }
 
-    /// The bundle: the current CA, and the previous one while it is still valid.
-    pub fn bundle(&self) -> String {
+    /// The bundle at `now`: the current CA, and the previous one while it is still valid.
+    pub fn bundle(&self, now: OffsetDateTime) -> String {
         let mut bundle = self.stored.ca.pem().cert_pem.clone();
         if let Some(previous) = &self.stored.previous
-            && certs::not_after_of(previous)
-                .is_some_and(|end| end > OffsetDateTime::now_utc().unix_timestamp())
+            && certs::not_after_of(previous).is_some_and(|end| end > now.unix_timestamp())
         {
             bundle.push_str(previous);
         }
         bundle
     }
 
-    async fn apply_bundle(&self) -> Result<(), ManagedError> {
-        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(self.bundle());
+    async fn apply_bundle(&self, now: OffsetDateTime) -> Result<(), ManagedError> {
+        let ca_bundle = base64::engine::general_purpose::STANDARD.encode(self.bundle(now));
         let webhooks: Vec<_> = self
             .settings
             .webhooks
@@ -214,13 +210,16 @@ fn validity(duration: Duration) -> time::Duration {
     duration.try_into().unwrap_or(time::Duration::DAY)
 }
 
-async fn get_or_create_ca(secrets: &Api<Secret>, settings: &SelfManaged) -> Result<StoredCa, ManagedError> {
+async fn get_or_create_ca(
+    secrets: &Api<Secret>,
+    settings: &SelfManaged,
+    now: OffsetDateTime,
+) -> Result<StoredCa, ManagedError> {
     let name = &settings.ca_secret;
     if let Some(secret) = secrets.get_opt(name).await? {
         return read_ca(&secret, name);
     }
-    let now = OffsetDateTime::now_utc();
-    let ca = Ca::generate(&format!("{} webhook CA", settings.service), now, validity(settings.ca_validity))?;
+    let ca = Ca::for_service(&settings.service, now, validity(settings.ca_validity))?;
     match secrets.create(&PostParams::default(), &ca_secret(settings, ca.pem(), None)).await {
         Ok(created) => {
             tracing::info!(secret = %name, "CA created");

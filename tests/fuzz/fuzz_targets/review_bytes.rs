@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use sidecar_injector::Config;
-use sidecar_injector::engine::http;
+use sidecar_injector::engine::http_answer as http;
 
 static CONFIG: LazyLock<Config> = LazyLock::new(Config::builtin);
 

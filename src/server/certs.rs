@@ -3,7 +3,7 @@
 //! the next handshake on, without a restart and without dropping open connections.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -16,14 +16,15 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
+
+use super::reload::{ReadError, Watched};
 
 /// Why a certificate could not be made or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("no certificate in the PEM data")]
     NoCertificate,
     #[error("no private key in the PEM data")]
@@ -74,11 +75,18 @@ impl Ca {
         Ok(Ca { pem, issuer: Issuer::new(params, key), not_after })
     }
 
+    /// A new CA for the webhook behind `service`: the one name every CA of ours carries.
+    pub fn for_service(service: &str, now: OffsetDateTime, valid_for: Duration) -> Result<Ca, CertError> {
+        Ca::generate(&format!("{service} webhook CA"), now, valid_for)
+    }
+
     /// A CA stored earlier, for example in a Secret.
     pub fn from_pem(pair: PemPair) -> Result<Ca, CertError> {
         let key = KeyPair::from_pem(&pair.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&pair.cert_pem, key)?;
-        let (_, not_after) = validity(&pair.cert_pem).ok_or(CertError::NoCertificate)?;
+        let not_after = not_after_of(&pair.cert_pem).ok_or(CertError::NoCertificate)?;
+        let not_after =
+            OffsetDateTime::from_unix_timestamp(not_after).map_err(|e| CertError::Pem(e.to_string()))?;
         Ok(Ca { pem: pair, issuer, not_after })
     }
 
@@ -114,17 +122,17 @@ impl Ca {
     }
 }
 
-/// `notBefore` and `notAfter` of the first certificate in `pem`.
-fn validity(pem: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    let at = |t: x509_parser::time::ASN1Time| OffsetDateTime::from_unix_timestamp(t.timestamp()).ok();
-    Some((at(cert.validity().not_before)?, at(cert.validity().not_after)?))
+/// What logs and renewal need of a certificate: its serial number in hex, and its `notAfter` as
+/// Unix seconds.
+fn serial_and_not_after(der: &CertificateDer) -> Result<(String, i64), CertError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| CertError::Pem(e.to_string()))?;
+    Ok((cert.raw_serial_as_string().replace(':', ""), cert.validity().not_after.timestamp()))
 }
 
 /// `notAfter` of the first certificate in `pem`, as Unix seconds.
 pub fn not_after_of(pem: &str) -> Option<i64> {
-    validity(pem).map(|(_, end)| end.unix_timestamp())
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    Some(serial_and_not_after(&der).ok()?.1)
 }
 
 /// The DNS names the API server may use for a Service: it calls `<service>.<namespace>.svc`.
@@ -167,10 +175,7 @@ pub fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, CertError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::Pem(e.to_string()))?;
-    let leaf = chain.first().ok_or(CertError::NoCertificate)?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(leaf).map_err(|e| CertError::Pem(e.to_string()))?;
-    let not_after = parsed.validity().not_after.timestamp();
-    let serial = parsed.raw_serial_as_string().replace(':', "");
+    let (serial, not_after) = serial_and_not_after(chain.first().ok_or(CertError::NoCertificate)?)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => CertError::NoKey,
         other => CertError::Pem(other.to_string()),
@@ -206,35 +211,20 @@ impl ResolvesServerCert for CurrentCert {
 }
 
 /// A certificate and key on disk, such as a mounted Secret, read again when their content changes.
-///
-/// Content, not modification time, is compared: the kubelet updates a mounted Secret by swapping a
-/// symlink (`..data`), which leaves the files' own times unchanged.
-pub struct CertFiles {
-    cert: PathBuf,
-    key: PathBuf,
-    seen: Option<[u8; 32]>,
-}
+pub struct CertFiles(Watched);
 
 impl CertFiles {
     pub fn new(cert: &Path, key: &Path) -> Self {
-        CertFiles { cert: cert.to_owned(), key: key.to_owned(), seen: None }
+        CertFiles(Watched::new([cert, key]))
     }
 
     /// The certificate, if the files changed since the last call (always on the first call).
     /// A pair that does not load (half-written, mismatched) is an error.
     pub fn load_if_changed(&mut self) -> Result<Option<Loaded>, CertError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| CertError::Read { path: path.to_owned(), source })
-        };
-        let (cert, key) = (read(&self.cert)?, read(&self.key)?);
-        let digest: [u8; 32] = Sha256::new().chain_update(&cert).chain_update(&key).finalize().into();
-        if self.seen == Some(digest) {
+        let Some(contents) = self.0.read_if_changed()? else {
             return Ok(None);
-        }
-        // Remembered even when it does not load, so a bad pair is reported once, not every tick;
-        // the next write to either file is tried again.
-        self.seen = Some(digest);
-        load(&cert, &key).map(Some)
+        };
+        load(&contents[0], &contents[1]).map(Some)
     }
 }
 

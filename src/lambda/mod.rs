@@ -15,9 +15,8 @@ use std::time::Instant;
 use lambda_http::{Body, Request, Response};
 use subtle::ConstantTimeEq;
 
-use crate::Config;
-use crate::engine::http;
-use crate::logging;
+use crate::engine::http_answer as http;
+use crate::{Config, config_file, logging};
 
 /// The route prefix; the token follows it.
 pub const ROUTE: &str = "/mutate/";
@@ -29,7 +28,8 @@ pub struct Lambda {
 }
 
 impl Lambda {
-    /// An empty token would let `/mutate/` in, so it is refused.
+    /// A short token could be guessed (an empty one would let `/mutate/` in), so fewer than 16
+    /// characters are refused.
     pub fn new(config: Config, token: &str) -> Result<Lambda, &'static str> {
         if token.len() < 16 {
             return Err("the token must be at least 16 characters");
@@ -101,10 +101,7 @@ pub async fn cold_start() -> Result<Lambda, String> {
                 .map(std::path::PathBuf::from)
                 .or(shipped.filter(|p| p.exists()))
             {
-                Some(path) => {
-                    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?
-                }
+                Some(path) => config_file::load(&path).map_err(|e| e.to_string())?,
                 None => Config::builtin(),
             }
         }

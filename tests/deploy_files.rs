@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::Value;
 use sidecar_injector::Config;
-use sidecar_injector::certs::service_names;
 use sidecar_injector::engine::config::keys;
 use sidecar_injector::server::MUTATE_PATH;
+use sidecar_injector::server::certs::service_names;
 
 const DIR: &str = "deploy-incluster";
 

@@ -1,4 +1,7 @@
-//! The `sidecar-injector` command: the webhook's code path, run by hand.
+//! The `sidecar-injector` command: the webhook's code path, run by hand (`review`, `inject`,
+//! `config`), and the in-cluster server (`serve`, `certs`, in `serve.rs`).
+
+#![warn(clippy::too_many_lines)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -6,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
-use sidecar_injector::{Config, Decision, review};
+use sidecar_injector::{Config, config_file, review};
 
 #[cfg(feature = "server")]
 mod serve;
@@ -143,11 +146,10 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
-    let Some(path) = path else {
-        return Ok(Config::builtin());
-    };
-    let bytes = read_input(path)?;
-    Config::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    match path {
+        None => Ok(Config::builtin()),
+        Some(path) => config_file::parse(path, &read_input(path)?).map_err(|e| e.to_string()),
+    }
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>, String> {
@@ -161,12 +163,10 @@ fn read_input(path: &Path) -> Result<Vec<u8>, String> {
 
 fn explain_review(reviewed: &sidecar_injector::Reviewed) {
     let summary = &reviewed.summary;
-    let detail = match &summary.decision {
-        Decision::Injected { profiles } => format!("injected: {}", profiles.join(", ")),
-        Decision::Skipped(reason) => format!("skipped: {}", reason.as_str()),
-        Decision::Denied { message } => format!("denied: {message}"),
-    };
-    eprintln!("{} {} {}/{}: {detail}", summary.operation, summary.kind, summary.namespace, summary.name);
+    eprintln!(
+        "{} {} {}/{}: {}",
+        summary.operation, summary.kind, summary.namespace, summary.name, summary.decision
+    );
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");
     }

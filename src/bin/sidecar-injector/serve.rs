@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use sidecar_injector::certs::{self, Ca};
+use sidecar_injector::server::certs::{self, Ca};
 use sidecar_injector::server::{Limits, Options, SelfManaged, Server, TlsSource};
 
 #[derive(Args)]
 pub struct ServeArgs {
     /// The HTTPS address.
-    #[arg(long, default_value = "127.0.0.1:8443")]
+    #[arg(long, default_value_t = Options::local().listen)]
     listen: SocketAddr,
     /// The plain-HTTP address of /metrics.
-    #[arg(long, default_value = "127.0.0.1:9090")]
+    #[arg(long, default_value_t = Options::local().metrics_listen)]
     metrics_listen: SocketAddr,
     /// The injection configuration, reloaded when it changes; the built-in one when left out.
     #[arg(short, long, value_name = "CONFIG")]
@@ -32,22 +32,22 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
     ca_out: Option<PathBuf>,
     /// Seconds between checks of the configuration and certificate files for changes.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = Options::local().reload_interval.as_secs_f64())]
     reload_interval: f64,
     /// Reviews answered at once; more are refused at once with 503.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = Options::local().limits.max_in_flight)]
     max_in_flight: usize,
     /// Seconds a request may take, body included.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = Options::local().limits.request_timeout.as_secs_f64())]
     request_timeout: f64,
     /// Seconds a client has to send its request headers.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = Options::local().header_read_timeout.as_secs_f64())]
     header_read_timeout: f64,
     /// Seconds readiness fails before the listener closes, after SIGTERM.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = Options::local().drain_delay.as_secs_f64())]
     drain_delay: f64,
     /// Seconds in-flight requests get to finish after that.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = Options::local().shutdown_timeout.as_secs_f64())]
     shutdown_timeout: f64,
     #[command(flatten)]
     managed: ManagedArgs,
@@ -179,7 +179,7 @@ pub fn certs(args: CertsArgs) -> Result<(), String> {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let now = time::OffsetDateTime::now_utc();
-    let ca = Ca::generate(&format!("{} webhook CA", args.service), now, time::Duration::days(args.days * 10))
+    let ca = Ca::for_service(&args.service, now, time::Duration::days(args.days * 10))
         .map_err(|e| e.to_string())?;
     let names = certs::service_names(&args.service, &args.namespace);
     let serving = ca.issue(&names, now, time::Duration::days(args.days)).map_err(|e| e.to_string())?;

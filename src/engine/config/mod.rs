@@ -1,0 +1,172 @@
+//! The injection configuration: what to add to a Pod, and which Pods to leave alone.
+//!
+//! A configuration is loaded once (at start, or on reload) and validated completely then, so that a
+//! request never meets a surprise. Every error names the path of the bad field, in the form a user
+//! can find in their file: `profiles.proxy.containers[0].imagePullPolicyy: unknown field`.
+//!
+//! ```
+//! use sidecar_injector_engine::Config;
+//!
+//! let config = Config::from_yaml("labels: {team: payments}\ndefaultProfiles: []\n").unwrap();
+//! assert!(config.profile_names().next().is_none());
+//!
+//! let err = Config::from_yaml("profiles: {p: {containers: [{name: a, image: b, imagePullPolicyy: Always}]}}")
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "profiles.p.containers[0].imagePullPolicyy: unknown field");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+mod compile;
+mod raw;
+
+use raw::RawConfig;
+
+/// The configuration compiled into the binary, used when no file is given.
+pub const BUILTIN_YAML: &str = include_str!("../default-config.yaml");
+
+/// The annotations and label this injector reads and writes on Pods.
+pub mod keys {
+    /// `"false"` opts a Pod out, `"true"` asks for the default profiles, `"a,b"` names profiles.
+    /// Read from the annotations, and from the labels for the opt-out (so an objectSelector can
+    /// keep opted-out Pods from ever reaching the webhook).
+    pub const INJECT: &str = "sidecar-injector.io/inject";
+    /// Written on every injected Pod: which profiles, and a hash of what they added.
+    pub const STATUS: &str = "sidecar-injector.io/status";
+}
+
+/// What to do when a profile cannot be applied to a Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnError {
+    /// Refuse the Pod, with a message naming the cause.
+    #[default]
+    Deny,
+    /// Admit the Pod unchanged, with a warning.
+    Allow,
+}
+
+/// A validated configuration, ready to serve requests.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) inject_by_default: bool,
+    pub(crate) default_profiles: Vec<String>,
+    pub(crate) on_error: OnError,
+    pub(crate) profiles: BTreeMap<String, Profile>,
+    pub(crate) skip_namespaces: Vec<String>,
+    pub(crate) skip_host_network: bool,
+    /// Hash of the Pod-wide labels and annotations, part of every status annotation.
+    pub(crate) digest: String,
+}
+
+/// One named set of things to add to a Pod. Templates are kept as JSON, exactly as they will be
+/// inserted, after a round trip through the Kubernetes types has proved every field real.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub(crate) name: String,
+    pub(crate) containers: Vec<Value>,
+    /// Plain init containers first, then the native sidecars, in the order they will run.
+    pub(crate) init_containers: Vec<Value>,
+    pub(crate) volumes: Vec<Value>,
+    pub(crate) app_env: Vec<Value>,
+    pub(crate) app_volume_mounts: Vec<Value>,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) on_error: OnError,
+    /// Hash of everything this profile adds; changes whenever its content does.
+    pub(crate) digest: String,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The text is neither YAML nor JSON.
+    #[error("configuration is not valid YAML or JSON: {0}")]
+    Syntax(String),
+    /// A field is wrong; `path` says which, as in `profiles.proxy.containers[0].image`.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl ConfigError {
+    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { path: path.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// The built-in configuration: the `foo=bar` label and one example sidecar.
+    pub fn builtin() -> Config {
+        Config::from_yaml(BUILTIN_YAML).expect("the built-in configuration is valid (tested)")
+    }
+
+    /// Load a configuration from YAML or JSON text (JSON is YAML).
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+        let value: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        Config::from_value(value)
+    }
+
+    /// Load a configuration from bytes, which must be UTF-8 YAML or JSON.
+    pub fn from_slice(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| ConfigError::Syntax(format!("not UTF-8 text: {e}")))?;
+        Config::from_yaml(text)
+    }
+
+    /// Load a configuration from an already parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Config, ConfigError> {
+        // An empty file is an empty configuration, which means all defaults.
+        let value = if value.is_null() { Value::Object(Default::default()) } else { value };
+        if !value.is_object() {
+            return Err(ConfigError::at(
+                "(top level)",
+                "a configuration is a map of fields such as `profiles:`",
+            ));
+        }
+        let raw: RawConfig = serde_path_to_error::deserialize(&value)
+            .map_err(|e| ConfigError::at(e.path().to_string(), e.into_inner().to_string()))?;
+        let round_trip = serde_json::to_value(&raw).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        if let Some(path) = raw::first_unknown_field(&value, &round_trip, String::new()) {
+            return Err(ConfigError::at(path, "unknown field"));
+        }
+        compile::compile(raw)
+    }
+
+    /// The names of the profiles, in order.
+    pub fn profile_names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of the canonical JSON: short enough for an annotation,
+/// long enough that two different configurations never share one by chance.
+fn digest_of<T: Serialize>(item: &T) -> String {
+    let bytes = serde_json::to_vec(item).expect("configuration values always serialize");
+    hex16(&Sha256::digest(bytes))
+}
+
+pub(crate) fn hex16(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().take(8).fold(String::with_capacity(16), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+pub(crate) fn combined_digest(config: &Config, profiles: &[&Profile]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(config.digest.as_bytes());
+    for profile in profiles {
+        hasher.update(b"\n");
+        hasher.update(profile.name.as_bytes());
+        hasher.update(b"=");
+        hasher.update(profile.digest.as_bytes());
+    }
+    hex16(&hasher.finalize())
+}

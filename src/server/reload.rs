@@ -1,0 +1,132 @@
+//! Files read again when their content changes: the configuration and a mounted certificate.
+//!
+//! Content, not modification time, is compared: the kubelet updates a mounted ConfigMap or Secret
+//! by swapping a symlink (`..data`), which leaves the files' own times unchanged.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::certs::{CertFiles, CurrentCert, Loaded};
+use super::self_managed::Managed;
+use super::state::AppState;
+use crate::config_file;
+
+/// One or more files and the hash of their content when last read.
+#[derive(Debug)]
+pub struct Watched {
+    paths: Vec<PathBuf>,
+    seen: Option<[u8; 32]>,
+}
+
+/// A file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl Watched {
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Self {
+        Watched { paths: paths.into_iter().map(Path::to_owned).collect(), seen: None }
+    }
+
+    /// Every file's content, in order, if any changed since the last call (always on the first).
+    ///
+    /// What was read is remembered even when the caller then refuses it, so that a bad file is
+    /// reported once, not on every tick; the next write is tried again.
+    pub fn read_if_changed(&mut self) -> Result<Option<Vec<Vec<u8>>>, ReadError> {
+        let contents = self
+            .paths
+            .iter()
+            .map(|path| std::fs::read(path).map_err(|source| ReadError { path: path.clone(), source }))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Each content's length first, so that no two splits of the same bytes hash alike.
+        let digest = contents.iter().fold(Sha256::new(), |hash, content| {
+            hash.chain_update((content.len() as u64).to_le_bytes()).chain_update(content)
+        });
+        let digest: [u8; 32] = digest.finalize().into();
+        if self.seen == Some(digest) {
+            return Ok(None);
+        }
+        self.seen = Some(digest);
+        Ok(Some(contents))
+    }
+}
+
+/// What keeps the serving certificate fresh after start.
+pub(super) enum Renewal {
+    Fixed,
+    Files(CertFiles),
+    Managed(Box<Managed>),
+}
+
+/// Everything the background task checks on each tick.
+pub(super) struct Reloads {
+    /// The configuration file, when there is one.
+    pub config: Option<(PathBuf, Watched)>,
+    pub renewal: Renewal,
+}
+
+impl Reloads {
+    /// Check every `interval`, until the task is aborted.
+    pub async fn run(mut self, state: Arc<AppState>, current: Arc<CurrentCert>, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if let Some((path, watched)) = &mut self.config {
+                reload_config(&state, path, watched);
+            }
+            let next = match &mut self.renewal {
+                Renewal::Fixed => Ok(None),
+                Renewal::Files(files) => files.load_if_changed().map_err(|e| e.to_string()),
+                Renewal::Managed(managed) => {
+                    managed.tick(OffsetDateTime::now_utc()).await.map_err(|e| e.to_string())
+                }
+            };
+            renew_cert(&state, next, &current);
+        }
+    }
+}
+
+/// Swap in the configuration file's new content, if it changed and is valid. An invalid file is
+/// logged and counted, and the configuration in force keeps serving.
+fn reload_config(state: &AppState, path: &Path, watched: &mut Watched) {
+    let bytes = match watched.read_if_changed() {
+        Ok(Some(mut contents)) => contents.remove(0),
+        // Unchanged; or mid-swap of a ConfigMap symlink, or deleted: try again on the next tick.
+        Ok(None) | Err(_) => return,
+    };
+    match config_file::parse(path, &bytes) {
+        Ok(config) => {
+            state.config.store(Arc::new(config));
+            state.metrics.config_reload(true);
+            tracing::info!(path = %path.display(), "configuration reloaded");
+        }
+        Err(error) => {
+            state.metrics.config_reload(false);
+            tracing::error!(%error, "new configuration refused; the previous one stays in force");
+        }
+    }
+}
+
+fn renew_cert(state: &AppState, next: Result<Option<Loaded>, String>, current: &CurrentCert) {
+    match next {
+        Ok(None) => {}
+        Ok(Some(loaded)) => {
+            current.replace(&loaded);
+            state.metrics.cert_reload(true);
+            state.metrics.cert_expiry(loaded.not_after);
+            tracing::info!(serial = %loaded.serial, not_after = loaded.not_after, "serving certificate replaced");
+        }
+        Err(error) => {
+            state.metrics.cert_reload(false);
+            tracing::warn!(%error, "new certificate refused; the previous one stays in use");
+        }
+    }
+}
