@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use sidecar_injector::engine::wire::ReviewResponse;
 use sidecar_injector::Config;
 use sidecar_injector::engine::http_answer::{MAX_BODY, answer};
 
@@ -187,9 +188,9 @@ fn bad_inputs() {
             }
             Expect::Denied(message) => {
                 assert_eq!(answered.status, 200, "{name}: {text}");
-                let response: Value = serde_json::from_slice(&answered.body).unwrap();
-                assert_eq!(response["response"]["allowed"], false, "{name}");
-                let got = response["response"]["status"]["message"].as_str().unwrap();
+                let response: ReviewResponse = serde_json::from_slice(&answered.body).unwrap();
+                assert!(!response.response.allowed, "{name}");
+                let got = response.response.status.as_ref().unwrap().message.as_ref();
                 assert!(got.contains(message), "{name}: {got:?} should name {message:?}");
             }
         }

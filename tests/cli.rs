@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use sidecar_injector::engine::wire::ReviewResponse;
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
@@ -25,10 +26,10 @@ fn text(bytes: &[u8]) -> String {
 fn review_answers_the_custom_resource_fixture_untouched() {
     let out = run(&["review", "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(response["response"]["uid"], "uidValue");
-    assert_eq!(response["response"]["allowed"], true);
-    assert!(response["response"].get("patch").is_none());
+    let response: ReviewResponse = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response.response.uid, "uidValue");
+    assert!(response.response.allowed);
+    assert!(response.response.patch.is_none());
 }
 
 #[test]
@@ -38,8 +39,8 @@ fn review_reads_stdin_and_explains_on_stderr() {
         "operation":"CREATE","namespace":"shop","object":{"metadata":{"name":"web"},"spec":{"containers":[{"name":"app","image":"nginx"}]}}}}"#;
     let out = run(&["review", "--explain", "-"], review.as_bytes());
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(response["response"]["uid"], "u1");
+    let response: ReviewResponse = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response.response.uid, "u1");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("CREATE Pod shop/web: injected: example"), "{stderr}");
     assert!(stderr.contains("\"path\": \"/spec/containers/-\""), "{stderr}");
@@ -52,8 +53,8 @@ fn review_of_a_denied_pod_exits_zero_and_of_garbage_non_zero() {
         "operation":"CREATE","namespace":"shop","object":{"spec":{"containers":[{"name":"example-sidecar","image":"x"}]}}}}"#;
     let out = run(&["review"], clash.as_bytes());
     assert!(out.status.success());
-    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(response["response"]["allowed"], false);
+    let response: ReviewResponse = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!response.response.allowed);
 
     let out = run(&["review"], b"{\"apiVersion\": ");
     assert!(!out.status.success());
@@ -219,9 +220,9 @@ fn every_command_has_help() {
 fn the_readme_quick_start_review() {
     let out = run(&["review", "--explain", "tests/fixtures/pod-create-review.json"], b"");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(response["response"]["uid"], "d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d");
-    assert_eq!(response["response"]["allowed"], true);
+    let response: ReviewResponse = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(response.response.uid, "d5a2c8e4-1b3f-4a6e-9c7d-2f8e0a1b3c5d");
+    assert!(response.response.allowed);
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("\"path\": \"/metadata/labels/foo\"")

@@ -81,7 +81,7 @@ def h2load_results(out, log):
     for values in latencies.values():
         values.sort()
     counts = re.search(r"(\d+) errored, (\d+) timeout", out)
-    rate = re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out)
+    rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
     if not counts or not rate:
         raise RuntimeError(f"h2load did not run:\n{out}")
     return {"statuses": statuses, "latencies_ms": latencies, "lost": int(counts.group(1)) + int(counts.group(2)),

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use sidecar_injector::engine::wire::{Operation, ReviewResponse};
 use sidecar_injector::{Config, ReviewError, review};
 
 fn status_of(pod: &Value) -> Value {
@@ -45,8 +46,8 @@ fn pod_table_builtin_injection() {
     assert!(cases.len() >= 10);
     for (name, pod) in cases {
         let (response, patched) = admit(&pod, "shop", &config);
-        assert_eq!(response["response"]["allowed"], true, "{name}");
-        assert_eq!(response["response"]["uid"], "3b5c1f2e-6a55-4d4f-a1b2-000000000001", "{name}");
+        assert!(response.response.allowed, "{name}");
+        assert_eq!(response.response.uid, "3b5c1f2e-6a55-4d4f-a1b2-000000000001", "{name}");
         assert_eq!(
             patched,
             expected_builtin(&pod, &patched),
@@ -63,7 +64,7 @@ fn pod_table_builtin_injection() {
 
         let (again, unchanged) = admit(&patched, "shop", &config);
         assert_eq!(patch_of(&again).map(|p| p.0.len()), None, "{name}: re-review must give no patch");
-        assert_eq!(again["response"]["auditAnnotations"]["reason"], "already-injected", "{name}");
+        assert_eq!(again.response.audit_annotations["reason"], "already-injected", "{name}");
         assert_eq!(unchanged, patched, "{name}");
     }
 }
@@ -138,20 +139,20 @@ profiles:
     );
     assert_eq!(spec["containers"][1]["volumeMounts"], json!([{"name": "mesh-certs", "mountPath": "/certs"}]));
     assert_eq!(spec["containers"][2].get("env"), None, "injected containers do not get app env");
-    let warnings = response["response"]["warnings"].as_array().unwrap();
+    let warnings = &response.response.warnings;
     assert!(
-        warnings.iter().any(|w| w.as_str().unwrap().contains("\"app\" already sets KEEP")),
+        warnings.iter().any(|w| w.contains("\"app\" already sets KEEP")),
         "{warnings:?}"
     );
 }
 
 fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {
     let (response, patched) = admit(pod, namespace, config);
-    assert_eq!(response["response"]["allowed"], true);
-    assert!(response["response"].get("patch").is_none(), "a skipped Pod gets no patch");
+    assert!(response.response.allowed);
+    assert!(response.response.patch.is_none(), "a skipped Pod gets no patch");
     assert_eq!(&patched, pod);
-    assert_eq!(response["response"]["auditAnnotations"]["decision"], "skipped");
-    response["response"]["auditAnnotations"]["reason"].as_str().unwrap().to_owned()
+    assert_eq!(response.response.audit_annotations["decision"], "skipped");
+    response.response.audit_annotations["reason"].clone()
 }
 
 #[test]
@@ -176,7 +177,7 @@ fn skip_rules_and_opt_out() {
     assert_eq!(skipped_reason(&small_pod(), "shop", &off), "not-requested");
     let asked = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, _) = admit(&asked, "shop", &off);
-    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "example");
+    assert_eq!(response.response.audit_annotations["profiles"], "example");
 }
 
 /// The builtin configuration with one top-level line changed.
@@ -202,7 +203,7 @@ profiles:
     );
     let pod = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "metrics, logs"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(response["response"]["auditAnnotations"]["profiles"], "metrics,logs");
+    assert_eq!(response.response.audit_annotations["profiles"], "metrics,logs");
     let names: Vec<&str> = patched["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -219,31 +220,31 @@ fn on_error_deny_and_allow() {
     let clash =
         json!({"metadata": {}, "spec": {"containers": [{"name": "example-sidecar", "image": "mine"}]}});
     let response = answer(&pod_review(&clash, "shop"), &Config::builtin());
-    assert_eq!(response["response"]["allowed"], false);
-    assert_eq!(response["response"]["status"]["code"], 403);
-    let message = response["response"]["status"]["message"].as_str().unwrap();
+    assert!(!response.response.allowed);
+    assert_eq!(response.response.status.as_ref().unwrap().code, 403);
+    let message = response.response.status.as_ref().unwrap().message.as_ref();
     assert!(message.contains("container \"example-sidecar\", which the Pod already has"), "{message}");
-    assert!(response["response"].get("patch").is_none());
+    assert!(response.response.patch.is_none());
 
     let lenient = config(
         "profiles: {example: {containers: [{name: example-sidecar, image: busybox}], onError: allow}}\ndefaultProfiles: [example]\n",
     );
     let (response, patched) = admit(&clash, "shop", &lenient);
-    assert_eq!(response["response"]["allowed"], true);
+    assert!(response.response.allowed);
     assert_eq!(patched, clash, "onError: allow admits the Pod unchanged");
-    assert_eq!(response["response"]["auditAnnotations"]["reason"], "error-allowed");
-    let warning = response["response"]["warnings"][0].as_str().unwrap();
+    assert_eq!(response.response.audit_annotations["reason"], "error-allowed");
+    let warning = &response.response.warnings[0];
     assert!(warning.contains("already has") && warning.contains("admitted unchanged"), "{warning}");
 
     let unknown = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "nope"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
     let response = answer(&pod_review(&unknown, "shop"), &Config::builtin());
-    assert_eq!(response["response"]["allowed"], false);
+    assert!(!response.response.allowed);
     assert!(
-        response["response"]["status"]["message"].as_str().unwrap().contains("no profile named \"nope\"")
+        response.response.status.as_ref().unwrap().message.as_ref().contains("no profile named \"nope\"")
     );
     let response = answer(&pod_review(&unknown, "shop"), &config_with("onError: allow"));
-    assert_eq!(response["response"]["allowed"], true);
-    assert!(response["response"].get("patch").is_none());
+    assert!(response.response.allowed);
+    assert!(response.response.patch.is_none());
 }
 
 #[test]
@@ -254,8 +255,8 @@ fn a_pod_injected_by_another_configuration_is_left_alone() {
     );
     let (response, patched) = admit(&injected, "shop", &other);
     assert_eq!(patched, injected);
-    assert_eq!(response["response"]["auditAnnotations"]["reason"], "injected-by-other-config");
-    assert!(response["response"]["warnings"][0].as_str().unwrap().contains("re-create it"));
+    assert_eq!(response.response.audit_annotations["reason"], "injected-by-other-config");
+    assert!(response.response.warnings[0].contains("re-create it"));
 }
 
 #[test]
@@ -286,8 +287,8 @@ fn malformed_pods_are_refused_not_mangled() {
     ];
     for (pod, what) in cases {
         let response = answer(&pod_review(&pod, "shop"), &Config::builtin());
-        assert_eq!(response["response"]["allowed"], false, "{what}");
-        let message = response["response"]["status"]["message"].as_str().unwrap();
+        assert!(!response.response.allowed, "{what}");
+        let message = response.response.status.as_ref().unwrap().message.as_ref();
         assert!(message.contains(what), "{message:?} should name {what:?}");
     }
 }
@@ -313,10 +314,10 @@ fn what_is_not_a_pod_create_is_allowed_untouched() {
         (delete, "not-create"),
     ] {
         let response = answer(&request, &config);
-        assert_eq!(response["response"]["allowed"], true, "{reason}");
-        assert!(response["response"].get("patch").is_none(), "{reason}");
-        assert!(response["response"].get("warnings").is_none(), "{reason}: no warning for what is not ours");
-        assert_eq!(response["response"]["auditAnnotations"]["reason"], reason);
+        assert!(response.response.allowed, "{reason}");
+        assert!(response.response.patch.is_none(), "{reason}");
+        assert!(response.response.warnings.is_empty(), "{reason}: no warning for what is not ours");
+        assert_eq!(response.response.audit_annotations["reason"], reason);
     }
 }
 
@@ -336,8 +337,8 @@ fn v1beta1_is_answered_in_v1beta1() {
     let mut request = pod_review(&small_pod(), "shop");
     request["apiVersion"] = json!("admission.k8s.io/v1beta1");
     let response = answer(&request, &Config::builtin());
-    assert_eq!(response["apiVersion"], "admission.k8s.io/v1beta1");
-    assert_eq!(response["kind"], "AdmissionReview");
+    assert_eq!(response.api_version, "admission.k8s.io/v1beta1");
+    assert_eq!(response.kind, "AdmissionReview");
     assert!(patch_of(&response).is_some());
 }
 
@@ -345,13 +346,13 @@ fn v1beta1_is_answered_in_v1beta1() {
 fn the_api_round_trip_fixture_is_answered_untouched() {
     let body = include_bytes!("fixtures/admission.k8s.io.v1.AdmissionReview.json");
     let reviewed = review(body, &Config::builtin()).unwrap();
-    let response: Value = serde_json::from_slice(&reviewed.body).unwrap();
-    assert_eq!(response["apiVersion"], "admission.k8s.io/v1");
-    assert_eq!(response["response"]["uid"], "uidValue");
-    assert_eq!(response["response"]["allowed"], true);
-    assert!(response["response"].get("patch").is_none());
+    let response: ReviewResponse = serde_json::from_slice(&reviewed.body).unwrap();
+    assert_eq!(response.api_version, "admission.k8s.io/v1");
+    assert_eq!(response.response.uid, "uidValue");
+    assert!(response.response.allowed);
+    assert!(response.response.patch.is_none());
     assert_eq!(reviewed.summary.kind, "kindValue");
-    assert_eq!(reviewed.summary.operation, "operationValue");
+    assert_eq!(reviewed.summary.operation, Operation::Other("operationValue".into()));
 }
 
 /// A complete pod template from the Kubernetes round-trip data, with every field filled in, some
@@ -374,7 +375,7 @@ profiles:
 "#,
     );
     let (response, patched) = admit(&pod, "shop", &config);
-    assert_eq!(response["response"]["auditAnnotations"]["decision"], "injected");
+    assert_eq!(response.response.audit_annotations["decision"], "injected");
 
     // Remove exactly what was injected; what remains must be the original, field for field.
     let mut stripped = patched.clone();

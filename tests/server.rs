@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Bytes;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
+use sidecar_injector::engine::wire::ReviewResponse;
 use sidecar_injector::server::certs::{self, Ca, PemPair};
 use sidecar_injector::server::{Limits, MAX_BODY, Options, Server, TlsSource};
 use sidecar_injector::{Config, review};
@@ -494,8 +495,8 @@ fn configuration_reloads_and_a_bad_one_is_refused() {
         let running = Running::start(options(&dir.0, Some(config.clone()), LIMITS)).await;
         let ca_pem = &ca.pem().cert_pem;
         let label = |reply: &Reply| -> String {
-            let response: Value = serde_json::from_slice(&reply.body).unwrap();
-            let patch = response["response"]["patch"].as_str().unwrap_or_default().to_owned();
+            let response: ReviewResponse = serde_json::from_slice(&reply.body).unwrap();
+            let patch = response.response.patch.as_deref().unwrap_or_default().to_owned();
             String::from_utf8(base64_decode(&patch)).unwrap()
         };
         assert!(label(&post_review(&running, ca_pem, REVIEW).await).contains("\"value\":\"one\""));

@@ -10,7 +10,8 @@
 //!   inject::decide       opted out? skipped? which profiles? already injected? any clash?
 //!     inject::Plan         the additions, and nothing else
 //!     patch                the plan as JSON Patch, checked against the plan applied directly
-//!   review::Response     uid echoed, base64 patch, warnings, audit annotations
+//!   wire                 the request as far as it is read; the response: uid echoed, base64
+//!                        patch, warnings, audit annotations
 //! manifests::inject    the same review for each Pod and pod template of offline manifests
 //! config               a configuration checked once, at load, every error with its field path
 //! names                Kubernetes' rules for names, label values and keys
@@ -37,6 +38,7 @@ mod patch;
 mod pod_view;
 pub mod review;
 mod skeleton;
+pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use decision::{Decision, SkipReason};

@@ -16,7 +16,7 @@
 //!
 //! # Why not kube-core's `AdmissionReview`
 //!
-//! We use kube-core's [`GroupVersionKind`] and [`GroupVersionResource`], but not its
+//! We use kube-core's `GroupVersionKind` and `GroupVersionResource`, but not its
 //! `AdmissionRequest`/`AdmissionResponse`, for three reasons a user would feel:
 //! - its `Operation` is a closed enum, so a review with an operation it does not know fails to
 //!   parse, where a webhook must answer "allowed" for anything it does not handle;
@@ -24,17 +24,16 @@
 //!   needs (see [`skeleton`](super::skeleton)), which makes a review several times cheaper;
 //! - it serialises `patch` as a JSON array of numbers, where the API documents a base64 string.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use kube_core::{GroupVersionKind, GroupVersionResource};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::Config;
 use super::decision::{Decision, SkipReason};
 use super::inject;
-use super::skeleton;
+use super::wire::{AdmissionResponse, Incoming, Operation, PatchType, ReviewResponse, Status};
 
 const V1: &str = "admission.k8s.io/v1";
 const V1BETA1: &str = "admission.k8s.io/v1beta1";
@@ -60,7 +59,7 @@ pub enum ReviewError {
     MissingUid,
     /// A CREATE must carry the object being created.
     #[error("the {operation} request has no object")]
-    MissingObject { operation: String },
+    MissingObject { operation: Operation },
     /// The object to inject into is not a JSON object.
     #[error("the request's object is not a JSON object")]
     ObjectNotAnObject,
@@ -89,7 +88,7 @@ pub struct Summary {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    pub operation: String,
+    pub operation: Operation,
     pub decision: Decision,
 }
 
@@ -107,7 +106,7 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     }
     let request = incoming.request.ok_or(ReviewError::MissingRequest)?;
     let uid = request.uid.filter(|uid| !uid.is_empty()).ok_or(ReviewError::MissingUid)?;
-    let is_create = request.operation == "CREATE";
+    let is_create = request.operation == Operation::Create;
     if is_create && request.object.is_none() {
         return Err(ReviewError::MissingObject { operation: request.operation });
     }
@@ -132,9 +131,9 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         Some(_) | None => return Err(ReviewError::ObjectNotAnObject),
     };
 
-    let response = Response::new(&uid, &outcome);
-    let body = serde_json::to_vec(&Outgoing { api_version: &incoming.api_version, kind: KIND, response })
-        .expect("responses always serialize");
+    let response = response(&uid, &outcome);
+    let answer = ReviewResponse { api_version: incoming.api_version.as_str().into(), kind: KIND.into(), response };
+    let body = serde_json::to_vec(&answer).expect("responses always serialize");
     Ok(Reviewed {
         body,
         patch: outcome.patch,
@@ -214,97 +213,36 @@ fn lone_surrogate(body: &[u8]) -> Option<usize> {
     None
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Incoming {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    request: Option<Request>,
-}
-
-// Only the fields the decision needs; serde still checks that the rest is well-formed JSON.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Request {
-    uid: Option<String>,
-    kind: GroupVersionKind,
-    #[allow(dead_code)] // required by the API; parsed so a review without it is refused
-    resource: GroupVersionResource,
-    #[serde(default)]
-    sub_resource: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    namespace: Option<String>,
-    operation: String,
-    /// Only the parts injection reads: see [`skeleton`](super::skeleton) for why that is enough.
-    #[serde(default, deserialize_with = "skeleton::pod_skeleton")]
-    object: Option<Value>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Outgoing<'a> {
-    api_version: &'a str,
-    kind: &'static str,
-    response: Response<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Response<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<Status<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    audit_annotations: BTreeMap<&'static str, String>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    warnings: &'a [String],
-}
-
-/// metav1.Status, as much of it as a denial needs.
-#[derive(Serialize)]
-struct Status<'a> {
-    status: &'static str,
-    message: &'a str,
-    reason: &'static str,
-    code: u16,
-}
-
-impl<'a> Response<'a> {
-    fn new(uid: &'a str, outcome: &'a inject::Outcome) -> Self {
-        let patch = outcome.patch.as_ref().map(|patch| {
-            let json = serde_json::to_vec(patch).expect("patches always serialize");
-            base64::engine::general_purpose::STANDARD.encode(json)
-        });
-        let mut audit = BTreeMap::from([("decision", outcome.decision.as_str().to_owned())]);
-        let status = match &outcome.decision {
-            Decision::Injected { profiles } => {
-                audit.insert("profiles", profiles.join(","));
-                None
-            }
-            Decision::Skipped(_) => {
-                audit.insert("reason", outcome.decision.reason().to_owned());
-                None
-            }
-            Decision::Denied { message } => {
-                Some(Status { status: "Failure", message, reason: "Forbidden", code: 403 })
-            }
-        };
-        Response {
-            uid,
-            allowed: status.is_none(),
-            status,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            audit_annotations: audit,
-            warnings: &outcome.warnings,
+/// The response to a request with `uid`, carrying out `outcome`.
+fn response<'a>(uid: &'a str, outcome: &'a inject::Outcome) -> AdmissionResponse<'a> {
+    let patch = outcome.patch.as_ref().map(|patch| {
+        let json = serde_json::to_vec(patch).expect("patches always serialize");
+        base64::engine::general_purpose::STANDARD.encode(json)
+    });
+    let mut audit = BTreeMap::from([("decision".into(), outcome.decision.as_str().to_owned())]);
+    let status = match &outcome.decision {
+        Decision::Injected { profiles } => {
+            audit.insert("profiles".into(), profiles.join(","));
+            None
         }
+        Decision::Skipped(_) => {
+            audit.insert("reason".into(), outcome.decision.reason().to_owned());
+            None
+        }
+        Decision::Denied { message } => Some(Status {
+            status: "Failure".into(),
+            message: message.into(),
+            reason: "Forbidden".into(),
+            code: 403,
+        }),
+    };
+    AdmissionResponse {
+        uid: uid.into(),
+        allowed: status.is_none(),
+        status,
+        patch_type: patch.as_ref().map(|_| PatchType::JsonPatch),
+        patch,
+        audit_annotations: audit,
+        warnings: Cow::Borrowed(&outcome.warnings),
     }
 }

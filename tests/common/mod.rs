@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+use sidecar_injector::engine::wire::{PatchType, ReviewResponse};
 use sidecar_injector::{Config, review};
 
 /// An AdmissionReview v1 for a Pod CREATE in `namespace`.
@@ -29,24 +30,24 @@ pub fn pod_review(pod: &Value, namespace: &str) -> Value {
     })
 }
 
-/// The response AdmissionReview for `request`, parsed.
-pub fn answer(request: &Value, config: &Config) -> Value {
+/// The response AdmissionReview for `request`, parsed with the engine's own wire types.
+pub fn answer(request: &Value, config: &Config) -> ReviewResponse<'static> {
     let body = serde_json::to_vec(request).unwrap();
     let reviewed = review(&body, config).unwrap_or_else(|e| panic!("review failed: {e}"));
-    serde_json::from_slice(&reviewed.body).expect("the response is JSON")
+    serde_json::from_slice(&reviewed.body).expect("the response is a response AdmissionReview")
 }
 
 /// The JSON Patch in a response, base64-decoded, if there is one.
-pub fn patch_of(response: &Value) -> Option<json_patch::Patch> {
-    let encoded = response["response"]["patch"].as_str()?;
-    assert_eq!(response["response"]["patchType"], "JSONPatch");
+pub fn patch_of(response: &ReviewResponse) -> Option<json_patch::Patch> {
+    let encoded = response.response.patch.as_ref()?;
+    assert_eq!(response.response.patch_type, Some(PatchType::JsonPatch));
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).expect("the patch is base64");
     Some(serde_json::from_slice(&bytes).expect("the patch is a JSON Patch"))
 }
 
 /// Review `pod` and apply the answer's patch, as the API server would. Returns the response and
 /// the resulting Pod (the original when there is no patch).
-pub fn admit(pod: &Value, namespace: &str, config: &Config) -> (Value, Value) {
+pub fn admit(pod: &Value, namespace: &str, config: &Config) -> (ReviewResponse<'static>, Value) {
     let response = answer(&pod_review(pod, namespace), config);
     let mut result = pod.clone();
     if let Some(patch) = patch_of(&response) {
