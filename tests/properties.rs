@@ -9,6 +9,8 @@ use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use sidecar_injector::Config;
+use sidecar_injector::engine::http_answer::answer;
+use sidecar_injector::engine::wire::ReviewResponse;
 
 // Small name pools, so that generated Pods and profiles collide often enough to exercise the
 // "app wins" and onError paths. Keys include `/` to exercise pointer escaping.
@@ -269,9 +271,22 @@ proptest! {
         prop_assert_eq!(twice, patched);
     }
 
-    /// Arbitrary bytes never panic: they are answered or refused with an error.
+    /// Arbitrary bytes never panic: they are answered 200 with a response AdmissionReview, or
+    /// refused 400 with a reason that says what was wrong.
     #[test]
-    fn arbitrary_bodies_never_panic(body in vec(any::<u8>(), 0..512)) {
-        let _ = sidecar_injector::review(&body, &Config::builtin());
+    fn arbitrary_bodies_are_answered_or_refused_with_a_reason(body in vec(any::<u8>(), 0..512)) {
+        let answered = answer(Some("application/json"), &body, &Config::builtin());
+        match answered.status {
+            200 => {
+                let parsed = serde_json::from_slice::<ReviewResponse>(&answered.body);
+                prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            }
+            400 => {
+                let reason = String::from_utf8(answered.body).expect("reasons are text");
+                let known = ["malformed AdmissionReview", "not an AdmissionReview", "the AdmissionReview", "the "];
+                prop_assert!(known.iter().any(|k| reason.starts_with(k)), "{}", reason);
+            }
+            other => prop_assert!(false, "status {} for a body under the size limit", other),
+        }
     }
 }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use sidecar_injector::engine::config::BUILTIN_YAML;
 use sidecar_injector::engine::wire::{Operation, ReviewResponse};
 use sidecar_injector::{Config, ReviewError, review};
 
@@ -13,8 +14,16 @@ fn status_of(pod: &Value) -> Value {
     serde_json::from_str(raw).expect("the status annotation is JSON")
 }
 
+/// The hash the built-in configuration's status annotation carries, taken from another Pod's
+/// review with a configuration loaded anew: every Pod injected with one configuration carries the
+/// same hash (the tests below check that it changes when the configuration does).
+fn builtin_hash() -> String {
+    let (_, patched) = admit(&small_pod(), "shop", &Config::from_yaml(BUILTIN_YAML).unwrap());
+    status_of(&patched)["hash"].as_str().unwrap().to_owned()
+}
+
 /// The builtin injection done by hand: what a user expects the webhook to do to `original`.
-fn expected_builtin(original: &Value, patched: &Value) -> Value {
+fn expected_builtin(original: &Value) -> Value {
     let mut expected = original.clone();
     let metadata = expected.as_object_mut().unwrap().entry("metadata").or_insert(json!({}));
     if metadata.is_null() {
@@ -26,46 +35,86 @@ fn expected_builtin(original: &Value, patched: &Value) -> Value {
         }
     }
     metadata["labels"].as_object_mut().unwrap().entry("foo").or_insert(json!("bar"));
-    // The hash is checked for shape in `status_of`; its value is the program's to choose.
-    metadata["annotations"]["sidecar-injector.io/status"] =
-        patched["metadata"]["annotations"]["sidecar-injector.io/status"].clone();
+    let status = json!({"hash": builtin_hash(), "profiles": ["example"]});
+    metadata["annotations"]["sidecar-injector.io/status"] = json!(status.to_string());
     let containers = expected["spec"].as_object_mut().unwrap().entry("containers").or_insert(json!([]));
     containers.as_array_mut().unwrap().push(example_sidecar());
     expected
 }
 
-/// Every kind of Pod the table covers gets exactly the builtin additions and nothing else, and a
-/// second review of the result gives no patch.
-#[test]
-fn pod_table_builtin_injection() {
-    let config = Config::builtin();
-    // The table is data, so that the Lambda's emulator test (.ci/lambda_emulator.py) sends the
-    // same Pods.
-    let cases: serde_json::Map<String, Value> =
+/// One row of the Pod table: the Pod gets exactly the builtin additions and nothing else, and a
+/// second review of the result gives no patch. The table is data (tests/fixtures/pods.json), so
+/// that the Lambda's emulator test (tests/lambda_emulator.py) sends the same Pods.
+fn pod_row(name: &str) {
+    let table: serde_json::Map<String, Value> =
         serde_json::from_str(include_str!("fixtures/pods.json")).unwrap();
-    assert!(cases.len() >= 10);
-    for (name, pod) in cases {
-        let (response, patched) = admit(&pod, "shop", &config);
-        assert!(response.response.allowed, "{name}");
-        assert_eq!(response.response.uid, "3b5c1f2e-6a55-4d4f-a1b2-000000000001", "{name}");
-        assert_eq!(
-            patched,
-            expected_builtin(&pod, &patched),
-            "{name}: the Pod must gain exactly the label, status and sidecar"
-        );
-        let status = status_of(&patched);
-        assert_eq!(status["profiles"], json!(["example"]), "{name}");
-        assert!(
-            status["hash"]
-                .as_str()
-                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
-            "{name}"
-        );
+    let pod = &table[name];
+    let config = Config::builtin();
+    let (response, patched) = admit(pod, "shop", &config);
+    assert!(response.response.allowed);
+    assert_eq!(response.response.uid, "3b5c1f2e-6a55-4d4f-a1b2-000000000001");
+    assert_eq!(patched, expected_builtin(pod), "the Pod must gain exactly the label, status and sidecar");
 
-        let (again, unchanged) = admit(&patched, "shop", &config);
-        assert_eq!(patch_of(&again).map(|p| p.0.len()), None, "{name}: re-review must give no patch");
-        assert_eq!(again.response.audit_annotations["reason"], "already-injected", "{name}");
-        assert_eq!(unchanged, patched, "{name}");
+    let (again, unchanged) = admit(&patched, "shop", &config);
+    assert_eq!(patch_of(&again).map(|p| p.0.len()), None, "re-review must give no patch");
+    assert_eq!(again.response.audit_annotations["reason"], "already-injected");
+    assert_eq!(unchanged, patched);
+}
+
+/// Each row of tests/fixtures/pods.json, a test case of its own.
+macro_rules! pod_table {
+    ($($test:ident: $name:literal,)*) => {
+        rows! { pod_row; $($test: ($name),)* }
+        const POD_TABLE: &[&str] = &[$($name),*];
+    };
+}
+
+pod_table! {
+    pod_table_typical: "a typical Pod",
+    pod_table_no_labels_map: "no labels map",
+    pod_table_no_labels_map_and_a_slash_in_an_annotation_key: "no labels map, an annotation key with /",
+    pod_table_no_metadata: "no metadata at all",
+    pod_table_labels_null: "labels: null, as YAML writes `labels:`",
+    pod_table_empty_labels_and_annotations: "empty labels and annotations maps",
+    pod_table_keys_with_slash_and_tilde: "label and annotation keys with / and ~",
+    pod_table_no_volumes_no_init_containers: "no volumes, no init containers",
+    pod_table_existing_sidecars_and_init_containers: "existing native sidecars and init containers",
+    pod_table_own_foo_label_kept: "the Pod already has foo=baz: its value is kept",
+    pod_table_fields_k8s_openapi_does_not_model: "fields k8s-openapi does not model",
+}
+
+#[test]
+fn every_row_of_the_pod_table_is_a_test_case() {
+    let table: serde_json::Map<String, Value> =
+        serde_json::from_str(include_str!("fixtures/pods.json")).unwrap();
+    let mut listed = POD_TABLE.to_vec();
+    listed.sort_unstable();
+    assert_eq!(table.keys().map(String::as_str).collect::<Vec<_>>(), listed);
+}
+
+/// The status hash is stable for the same configuration and changes with any template, label or
+/// annotation the configuration adds: it is what tells a current Pod from a stale one.
+#[test]
+fn the_status_hash_follows_the_configuration() {
+    let hash = |yaml: &str| -> String {
+        let (_, patched) = admit(&small_pod(), "shop", &config(yaml));
+        status_of(&patched)["hash"].as_str().unwrap().to_owned()
+    };
+    let base =
+        "labels: {foo: bar}\nprofiles: {p: {containers: [{name: s, image: 'i:1'}]}}\ndefaultProfiles: [p]\n";
+    let first = hash(base);
+    assert!(first.len() == 16 && first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
+    assert_eq!(hash(base), first, "the same configuration, loaded again");
+    assert_eq!(hash(&format!("# a comment\n{base}")), first, "comments are not content");
+    for changed in [
+        base.replace("'i:1'", "'i:2'"),
+        base.replace("foo: bar", "foo: baz"),
+        base.replace(
+            "containers: [{name: s, image: 'i:1'}]",
+            "containers: [{name: s, image: 'i:1'}], annotations: {a: b}",
+        ),
+    ] {
+        assert_ne!(hash(&changed), first, "{changed}");
     }
 }
 
@@ -140,10 +189,7 @@ profiles:
     assert_eq!(spec["containers"][1]["volumeMounts"], json!([{"name": "mesh-certs", "mountPath": "/certs"}]));
     assert_eq!(spec["containers"][2].get("env"), None, "injected containers do not get app env");
     let warnings = &response.response.warnings;
-    assert!(
-        warnings.iter().any(|w| w.contains("\"app\" already sets KEEP")),
-        "{warnings:?}"
-    );
+    assert!(warnings.iter().any(|w| w.contains("\"app\" already sets KEEP")), "{warnings:?}");
 }
 
 fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {

@@ -132,7 +132,8 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     };
 
     let response = response(&uid, &outcome);
-    let answer = ReviewResponse { api_version: incoming.api_version.as_str().into(), kind: KIND.into(), response };
+    let answer =
+        ReviewResponse { api_version: incoming.api_version.as_str().into(), kind: KIND.into(), response };
     let body = serde_json::to_vec(&answer).expect("responses always serialize");
     Ok(Reviewed {
         body,

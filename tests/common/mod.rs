@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests. They read answers the way the API server does: from
 //! the response bytes, base64-decoding the patch, never from the library's internal values.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code, unused_macros, unused_imports)] // each test binary uses a different subset
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -80,3 +80,25 @@ pub fn example_sidecar() -> Value {
 pub fn config(yaml: &str) -> Config {
     Config::from_yaml(yaml).unwrap_or_else(|e| panic!("test configuration is invalid: {e}"))
 }
+
+/// A table test whose rows are each a test case of their own, so that a failing row does not hide
+/// the rows after it and `cargo test` names the one that failed:
+///
+/// ```ignore
+/// rows! { check;
+///     a_row_name: ("an input", "what it must give"),
+/// }
+/// ```
+///
+/// makes `#[test] fn a_row_name() { check("an input", "what it must give") }`.
+macro_rules! rows {
+    ($check:path; $($name:ident: ($($arg:expr),* $(,)?)),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $check($($arg),*)
+            }
+        )*
+    };
+}
+pub(crate) use rows;
