@@ -3,6 +3,9 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
+use common::TempDir;
 use serde_json::Value;
 use sidecar_injector::engine::wire::ReviewResponse;
 
@@ -170,8 +173,8 @@ fn config_check_and_default() {
     let printed = text(&out.stdout);
     assert!(printed.contains("foo: bar"));
 
-    let dir = std::env::temp_dir().join(format!("sidecar-injector-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli");
+    let dir = &dir.0;
     let good = dir.join("good.yaml");
     std::fs::write(&good, &printed).unwrap();
     let out = run(&["config", "check", good.to_str().unwrap()], b"");
@@ -197,7 +200,6 @@ fn config_check_and_default() {
         b"",
     );
     assert!(!out.status.success(), "a bad configuration is never used");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -235,8 +237,8 @@ fn the_readme_quick_start_review() {
 /// their pod templates survives offline injection.
 #[test]
 fn inject_keeps_every_field_of_complete_workloads() {
-    let dir = std::env::temp_dir().join(format!("sidecar-injector-workloads-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("workloads");
+    let dir = &dir.0;
     // The fixtures use hostNetwork: true, which the built-in configuration skips.
     let config = dir.join("config.yaml");
     std::fs::write(&config, "labels: {foo: bar}\ndefaultProfiles: [p]\nprofiles: {p: {containers: [{name: agent, image: agent}]}}\nskip: {hostNetwork: false}\n").unwrap();
@@ -254,7 +256,6 @@ fn inject_keeps_every_field_of_complete_workloads() {
         assert_eq!(added, serde_json::json!({"name": "agent", "image": "agent"}), "{fixture}");
         assert_eq!(injected, original, "{fixture}: everything else is as it was");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// kubectl reads YAML 1.1, where a bare `yes`, `on` or `1_000` is not a string: such strings must

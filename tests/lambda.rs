@@ -3,7 +3,10 @@
 //! runs.
 #![cfg(feature = "lambda")]
 
+mod common;
+
 use base64::Engine as _;
+use common::runtime;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use serde_json::{Value, json};
@@ -49,10 +52,6 @@ fn bytes(response: &Response<Body>) -> Vec<u8> {
 
 fn lambda() -> Lambda {
     Lambda::new(Config::builtin(), TOKEN).unwrap()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 #[test]

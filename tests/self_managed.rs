@@ -6,7 +6,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::runtime;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,12 +23,10 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::PostParams;
-use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use sidecar_injector::server::certs::Ca;
-use sidecar_injector::server::{FIELD_MANAGER, Limits, Options, SelfManaged, Server, TlsSource};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use sidecar_injector::server::certs::Loaded;
+use sidecar_injector::server::{FIELD_MANAGER, Limits, Managed, Options, SelfManaged, Server, TlsSource};
 
 const NAMESPACE: &str = "sidecar-injector";
 const SERVICE: &str = "sidecar-injector";
@@ -188,31 +190,10 @@ fn stub_settings(api: SocketAddr) -> SelfManaged {
     settings(kube, NAMESPACE, CONFIGURATION, Duration::from_secs(365 * 86400))
 }
 
-/// A TLS handshake for the Service's name, trusting only `ca_pem`, then a health check.
+/// A TLS handshake for the Service's name in `namespace`, trusting only `ca_pem`, then a health
+/// check.
 async fn verifies(addr: SocketAddr, ca_pem: &str, namespace: &str) -> bool {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let name = ServerName::try_from(format!("{SERVICE}.{namespace}.svc")).unwrap();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let Ok(mut tls) = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await else {
-        return false;
-    };
-    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut reply = String::new();
-    let _ = tls.read_to_string(&mut reply).await;
-    reply.starts_with("HTTP/1.1 200")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    common::tls::verifies(addr, ca_pem, &format!("{SERVICE}.{namespace}.svc")).await
 }
 
 fn start(server: Server) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -293,7 +274,7 @@ fn on_a_real_api_server() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         runtime().block_on(async {
             two_replicas_starting_together_share_one_ca().await;
-            a_rotated_ca_shares_the_bundle_with_the_old_one().await;
+            renewal_and_rotation_follow_the_clock().await;
         });
         return;
     }
@@ -396,32 +377,55 @@ async fn two_replicas_starting_together_share_one_ca() {
     println!("real API server: two replicas starting together share one CA, applied by {FIELD_MANAGER}");
 }
 
-async fn a_rotated_ca_shares_the_bundle_with_the_old_one() {
+/// Renewal and rotation on a fake clock: the time is an argument, so years pass in a moment.
+async fn renewal_and_rotation_follow_the_clock() {
     let cluster = Cluster::new("rotation").await;
-    // Rotation is due when a third of the CA's life is left: with 3 s, after 2 s.
-    let server =
-        Server::bind(options(cluster.settings(Duration::from_secs(3)).await)).await.expect("bootstrap");
-    let (addr, stop) = start(server);
+    let day: time::Duration = time::Duration::DAY;
+    let t0 = time::OffsetDateTime::now_utc();
+    let mut settings = cluster.settings(Duration::from_secs(3650 * 86400)).await;
+    settings.serving_validity = Duration::from_secs(30 * 86400);
+    let (mut managed, serving) = Managed::bootstrap(settings, t0).await.expect("bootstrap");
     let first = cluster.stored_ca().await;
-    assert!(verifies(addr, &first, &cluster.namespace).await);
+    assert!(signed_by(&serving, &first, &cluster.namespace, t0));
 
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let bundle = loop {
-        let bundle = cluster.bundle().await;
-        if bundle.matches("BEGIN CERTIFICATE").count() == 2 {
-            break bundle;
-        }
-        assert!(Instant::now() < deadline, "the CA was never rotated");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    assert!(managed.tick(t0 + day).await.unwrap().is_none(), "nothing to do a day later");
+    // A third of the serving certificate's 30 days left: renewed, by the same CA.
+    let renewed = managed.tick(t0 + day * 21).await.unwrap().expect("renewed after 21 days");
+    assert_ne!(renewed.serial, serving.serial);
+    let t51: time::OffsetDateTime = t0 + day * 51;
+    assert_eq!(renewed.not_after, t51.unix_timestamp());
+    assert_eq!(cluster.stored_ca().await, first, "renewal keeps the CA");
+    assert!(signed_by(&renewed, &first, &cluster.namespace, t0 + day * 21));
+
+    // A third of the CA's ten years left: a new CA, with the old one kept in the bundle.
+    let later = t0 + day * 2434;
+    let rotated = managed.tick(later).await.unwrap().expect("a certificate from the new CA");
     let second = cluster.stored_ca().await;
     assert_ne!(first, second, "the Secret holds a new CA");
+    let bundle = cluster.bundle().await;
     assert!(bundle.contains(&first) && bundle.contains(&second), "old and new CA are both trusted");
-    assert_eq!(cluster.previous_ca().await, Some(first), "the old CA is kept in the Secret");
-    assert!(
-        verifies(addr, &second, &cluster.namespace).await,
-        "new connections get the new CA's certificate"
-    );
-    stop.send(()).unwrap();
-    println!("real API server: a rotated CA shares the bundle with the old one");
+    assert_eq!(cluster.previous_ca().await, Some(first.clone()), "the old CA is kept in the Secret");
+    assert!(signed_by(&rotated, &second, &cluster.namespace, later), "new certificates come from the new CA");
+    assert!(!signed_by(&rotated, &first, &cluster.namespace, later));
+    // Once the old CA has expired, a bundle leaves it out.
+    assert_eq!(managed.bundle(t0 + day * 3651), second);
+    println!("real API server: renewal and CA rotation on a fake clock");
+}
+
+/// `loaded` verifies for the Service's name in `namespace` at `now`, with `ca_pem` as the only root.
+fn signed_by(loaded: &Loaded, ca_pem: &str, namespace: &str, now: time::OffsetDateTime) -> bool {
+    use rustls::client::danger::ServerCertVerifier;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+            .build()
+            .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(format!("{SERVICE}.{namespace}.svc")).unwrap();
+    let at = rustls::pki_types::UnixTime::since_unix_epoch(Duration::from_secs(now.unix_timestamp() as u64));
+    let chain = &loaded.key.cert;
+    verifier.verify_server_cert(&chain[0], &chain[1..], &name, &[], at).is_ok()
 }

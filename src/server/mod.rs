@@ -88,6 +88,12 @@ impl Options {
     }
 }
 
+/// The HTTPS routes with `config` in force, without TLS, sockets or reloads: what the server
+/// serves, for in-process tests (`tower::ServiceExt::oneshot`).
+pub fn routes(config: Config, limits: Limits) -> axum::Router {
+    handlers::router(Arc::new(AppState::new(config)), limits)
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -2,6 +2,11 @@
 //! the response bytes, base64-decoding the patch, never from the library's internal values.
 #![allow(dead_code, unused_macros, unused_imports)] // each test binary uses a different subset
 
+#[cfg(feature = "server")]
+pub mod tls;
+
+use std::path::PathBuf;
+
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sidecar_injector::engine::wire::{PatchType, ReviewResponse};
@@ -102,3 +107,27 @@ macro_rules! rows {
     };
 }
 pub(crate) use rows;
+
+/// A folder of the test's own, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sidecar-injector-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The runtime the async tests run on: two workers, as the machine has two cores.
+#[cfg(any(feature = "server", feature = "lambda"))]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
