@@ -236,26 +236,34 @@ fn add_profile<'c>(
         plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
     }
     for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
-        for var in &profile.app_env {
-            let name = name_of(var);
-            if app.env_names.contains(&name) || added.env.iter().any(|v| name_of(v) == name) {
+        let env = AppField { own: &app.env_names, key: name_of, kept: "sets", what: "value" };
+        env.add(&mut added.env, &profile.app_env, app.name, warnings);
+        let mounts = AppField { own: &app.mount_paths, key: mount_path, kept: "mounts", what: "mount" };
+        mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, app.name, warnings);
+    }
+}
+
+/// A list of an app container's (env or volumeMounts), keyed by name or mount path: what the
+/// container has itself is kept, with a warning, and ours is not added.
+struct AppField<'a> {
+    own: &'a [&'a str],
+    key: fn(&Value) -> &str,
+    /// For the warning: "already sets X; its own value is kept".
+    kept: &'static str,
+    what: &'static str,
+}
+
+impl AppField<'_> {
+    fn add<'c>(&self, added: &mut Vec<&'c Value>, ours: &'c [Value], app: &str, warnings: &mut Vec<String>) {
+        for item in ours {
+            let key = (self.key)(item);
+            if self.own.contains(&key) || added.iter().any(|other| (self.key)(other) == key) {
+                let (kept, what) = (self.kept, self.what);
                 warnings.push(format!(
-                    "sidecar-injector: container {:?} already sets {name}; its own value is kept",
-                    app.name
+                    "sidecar-injector: container {app:?} already {kept} {key}; its own {what} is kept"
                 ));
             } else {
-                added.env.push(var);
-            }
-        }
-        for mount in &profile.app_volume_mounts {
-            let path = mount_path(mount);
-            if app.mount_paths.contains(&path) || added.volume_mounts.iter().any(|m| mount_path(m) == path) {
-                warnings.push(format!(
-                    "sidecar-injector: container {:?} already mounts {path}; its own mount is kept",
-                    app.name
-                ));
-            } else {
-                added.volume_mounts.push(mount);
+                added.push(item);
             }
         }
     }

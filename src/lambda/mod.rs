@@ -15,8 +15,12 @@ use std::time::Instant;
 use lambda_http::{Body, Request, Response};
 use subtle::ConstantTimeEq;
 
+mod cold_start;
+
+pub use cold_start::cold_start;
+
 use crate::engine::http_answer as http;
-use crate::{Config, config_file, logging};
+use crate::{Config, logging};
 
 /// The route prefix; the token follows it.
 pub const ROUTE: &str = "/mutate/";
@@ -72,56 +76,4 @@ fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
         response = response.header("allow", "POST");
     }
     response.body(Body::Binary(body)).expect("status and headers are valid")
-}
-
-/// Where the configuration and the token come from, as named by the environment:
-/// - `SIDECAR_INJECTOR_CONFIG_PARAMETER`: an SSM parameter holding the configuration; else
-///   `SIDECAR_INJECTOR_CONFIG_FILE`; else `config.yaml` beside the binary (shipped in the zip);
-///   else the built-in configuration;
-/// - `SIDECAR_INJECTOR_TOKEN_PARAMETER`: an SSM SecureString holding the token; else
-///   `SIDECAR_INJECTOR_TOKEN`.
-pub async fn cold_start() -> Result<Lambda, String> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let config_parameter = var("SIDECAR_INJECTOR_CONFIG_PARAMETER");
-    let token_parameter = var("SIDECAR_INJECTOR_TOKEN_PARAMETER");
-    let ssm = match (&config_parameter, &token_parameter) {
-        (None, None) => None,
-        _ => Some(aws_sdk_ssm::Client::new(&aws_config::load_from_env().await)),
-    };
-
-    let config = match (&ssm, config_parameter) {
-        (Some(ssm), Some(name)) => {
-            let text = parameter(ssm, &name).await?;
-            Config::from_yaml(&text).map_err(|e| format!("SSM parameter {name}: {e}"))?
-        }
-        _ => {
-            let shipped =
-                std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("config.yaml")));
-            match var("SIDECAR_INJECTOR_CONFIG_FILE")
-                .map(std::path::PathBuf::from)
-                .or(shipped.filter(|p| p.exists()))
-            {
-                Some(path) => config_file::load(&path).map_err(|e| e.to_string())?,
-                None => Config::builtin(),
-            }
-        }
-    };
-    let token = match (&ssm, token_parameter) {
-        (Some(ssm), Some(name)) => parameter(ssm, &name).await?,
-        _ => var("SIDECAR_INJECTOR_TOKEN")
-            .ok_or("neither SIDECAR_INJECTOR_TOKEN_PARAMETER nor SIDECAR_INJECTOR_TOKEN is set")?,
-    };
-    Lambda::new(config, token.trim()).map_err(str::to_owned)
-}
-
-/// One parameter's value, decrypted if it is a SecureString.
-async fn parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
-    let output = ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| format!("SSM parameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-    output.parameter.and_then(|p| p.value).ok_or_else(|| format!("SSM parameter {name} has no value"))
 }

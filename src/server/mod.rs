@@ -15,7 +15,7 @@ mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +88,43 @@ impl Options {
     }
 }
 
+/// The configuration to start with, and the file to watch for changes when there is one.
+fn first_config(path: Option<&Path>) -> Result<(Config, Option<Watched>), ServeError> {
+    let Some(path) = path else {
+        return Ok((Config::builtin(), None));
+    };
+    let mut watched = Watched::new([path]);
+    let read =
+        watched.read_if_changed().map_err(|e| ConfigFileError::Read { path: e.path, source: e.source })?;
+    let bytes = read.expect("the first read always reports a change");
+    Ok((config_file::parse(path, &bytes[0])?, Some(watched)))
+}
+
+/// The serving certificate to start with, and what keeps it fresh.
+async fn first_certificate(tls: &TlsSource) -> Result<(certs::Loaded, Renewal), ServeError> {
+    Ok(match tls {
+        TlsSource::Files { cert, key } => {
+            let mut files = CertFiles::new(cert, key);
+            let first = files.load_if_changed()?.expect("the first load always reports a change");
+            (first, Renewal::Files(files))
+        }
+        TlsSource::SelfManaged(settings) => {
+            let now = time::OffsetDateTime::now_utc();
+            let (managed, first) = Managed::bootstrap((**settings).clone(), now).await?;
+            (first, Renewal::Managed(Box::new(managed)))
+        }
+        TlsSource::Generated { names, ca_out } => {
+            let (ca, serving) = certs::generate_local(names)?;
+            std::fs::write(ca_out, &ca.pem().cert_pem).map_err(|source| ServeError::Io {
+                what: "writing the CA certificate to",
+                addr: ca_out.display().to_string(),
+                source,
+            })?;
+            (certs::load(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())?, Renewal::Fixed)
+        }
+    })
+}
+
 /// The HTTPS routes with `config` in force, without TLS, sockets or reloads: what the server
 /// serves, for in-process tests (`tower::ServiceExt::oneshot`).
 pub fn routes(config: Config, limits: Limits) -> axum::Router {
@@ -125,40 +162,9 @@ impl Server {
         // The kube client asks rustls for the process's default provider; when another crate
         // brings a second one (the AWS SDK in an all-features build), there is no default.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let (config, config_file) = match &options.config {
-            Some(path) => {
-                let mut watched = Watched::new([path.as_path()]);
-                let read = watched
-                    .read_if_changed()
-                    .map_err(|e| ConfigFileError::Read { path: e.path, source: e.source })?;
-                let bytes = read.expect("the first read always reports a change");
-                (config_file::parse(path, &bytes[0])?, Some(watched))
-            }
-            None => (Config::builtin(), None),
-        };
+        let (config, config_file) = first_config(options.config.as_deref())?;
         let state = Arc::new(AppState::new(config));
-
-        let (first, renewal) = match &options.tls {
-            TlsSource::Files { cert, key } => {
-                let mut files = CertFiles::new(cert, key);
-                let first = files.load_if_changed()?.expect("the first load always reports a change");
-                (first, Renewal::Files(files))
-            }
-            TlsSource::SelfManaged(settings) => {
-                let now = time::OffsetDateTime::now_utc();
-                let (managed, first) = Managed::bootstrap((**settings).clone(), now).await?;
-                (first, Renewal::Managed(Box::new(managed)))
-            }
-            TlsSource::Generated { names, ca_out } => {
-                let (ca, serving) = certs::generate_local(names)?;
-                std::fs::write(ca_out, &ca.pem().cert_pem).map_err(|source| ServeError::Io {
-                    what: "writing the CA certificate to",
-                    addr: ca_out.display().to_string(),
-                    source,
-                })?;
-                (certs::load(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())?, Renewal::Fixed)
-            }
-        };
+        let (first, renewal) = first_certificate(&options.tls).await?;
         state.metrics.cert_expiry(first.not_after);
         tracing::info!(serial = %first.serial, not_after = first.not_after, "serving certificate loaded");
 

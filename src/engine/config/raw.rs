@@ -10,78 +10,65 @@ use serde_json::Value;
 
 use super::OnError;
 
-// The file's shape. Our own structs deny unknown fields; the Kubernetes types ignore them, which is
-// why `unknown_fields` below compares the input with its round trip.
+/// Every field may be left out: a missing one takes its value from `Default`.
 #[derive(Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawConfig {
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default = "yes")]
     pub inject_by_default: bool,
-    #[serde(default)]
     pub default_profiles: Vec<String>,
-    #[serde(default)]
     pub on_error: OnError,
-    #[serde(default)]
     pub profiles: BTreeMap<String, RawProfile>,
-    #[serde(default)]
     pub skip: RawSkip,
 }
 
-#[derive(Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            inject_by_default: true,
+            default_profiles: Vec::new(),
+            on_error: OnError::default(),
+            profiles: BTreeMap::new(),
+            skip: RawSkip::default(),
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawProfile {
-    #[serde(default)]
     pub containers: Vec<Container>,
-    #[serde(default)]
     pub init_containers: Vec<Container>,
-    #[serde(default)]
     pub sidecars: Vec<Container>,
-    #[serde(default)]
     pub volumes: Vec<Volume>,
-    #[serde(default)]
     pub app_containers: RawAppContainers,
-    #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    #[serde(default)]
     pub on_error: OnError,
 }
 
 #[derive(Deserialize, Serialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawAppContainers {
-    #[serde(default)]
     pub env: Vec<EnvVar>,
-    #[serde(default)]
     pub volume_mounts: Vec<VolumeMount>,
 }
 
 #[derive(Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawSkip {
-    #[serde(default = "system_namespaces")]
     pub namespaces: Vec<String>,
-    #[serde(default = "yes")]
     pub host_network: bool,
 }
 
 impl Default for RawSkip {
     fn default() -> Self {
-        RawSkip { namespaces: system_namespaces(), host_network: true }
+        let system = ["kube-system", "kube-public", "kube-node-lease"];
+        RawSkip { namespaces: system.map(String::from).to_vec(), host_network: true }
     }
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn system_namespaces() -> Vec<String> {
-    ["kube-system", "kube-public", "kube-node-lease"].map(String::from).to_vec()
 }
 
 /// The path of the first key that is in `input` but was dropped by the typed round trip: a field
