@@ -1,6 +1,6 @@
 locals {
   config_yaml = coalesce(var.config_yaml, file("${path.module}/../src/engine/default-config.yaml"))
-  # The Lambda's route is /mutate/{token}: see src/lambda.rs.
+  # The Lambda's route is /mutate/{token}: see src/lambda/mod.rs.
   webhook_url = "${trimsuffix(aws_lambda_function_url.this.function_url, "/")}/mutate/${random_password.token.result}"
 }
 

@@ -70,7 +70,7 @@ def main():
     locals_ = {k: v for entry in main_tf["locals"] for k, v in entry.items()}
 
     # The url: the Function URL, the Lambda's route, the token.
-    with open(os.path.join(ROOT, "src", "lambda.rs")) as f:
+    with open(os.path.join(ROOT, "src", "lambda", "mod.rs")) as f:
         route = re.search(r'pub const ROUTE: &str = "([^"]+)";', f.read()).group(1)
     webhook = block(resources[("kubernetes_mutating_webhook_configuration_v1", "this")]["webhook"])
     url = block(webhook["client_config"])["url"]
