@@ -5,6 +5,7 @@
 //! only move bytes to and from it:
 //! - the in-cluster HTTPS [`server`] (feature `server`), with its certificates and reloads;
 //! - the AWS [`lambda`] behind a Function URL (feature `lambda`);
+//! - the [`audit`] of a cluster's Pods against the configuration (feature `audit`);
 //! - the command line, `src/bin/sidecar-injector/` (feature `cli`), which also starts the server;
 //!   the Lambda's binary is `src/bin/sidecar-injector-lambda.rs`.
 //!
@@ -14,6 +15,8 @@
 
 pub use sidecar_injector_engine as engine;
 
+#[cfg(feature = "audit")]
+pub mod audit;
 #[cfg(any(feature = "cli", feature = "server", feature = "lambda"))]
 pub mod config_file;
 #[cfg(feature = "lambda")]
@@ -23,4 +26,6 @@ pub mod logging;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use engine::{Config, ConfigError, Decision, ReviewError, Reviewed, SkipReason, Summary, review};
+pub use engine::{
+    Config, ConfigError, Decision, ReviewError, Reviewed, SkipReason, Summary, review, review_pod,
+};

@@ -293,3 +293,28 @@ fn hostile_yaml_is_refused() {
         assert!(text(&out.stderr).contains(expected), "{what}: {}", text(&out.stderr));
     }
 }
+
+/// One row: `audit` with these arguments exits with `status`, naming `what` on stderr.
+#[cfg(feature = "audit")]
+fn audit_refuses(args: &[&str], status: i32, what: &str) {
+    let mut all = vec!["audit"];
+    all.extend(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
+        .args(&all)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(status), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(what), "{:?} should name {what:?}", text(&out.stderr));
+}
+
+#[cfg(feature = "audit")]
+common::rows! { audit_refuses;
+    audit_dry_run_without_restart: (&["--dry-run"], 2, "--restart"),
+    audit_page_size_zero: (&["--page-size", "0"], 2, "--page-size"),
+    audit_namespace_and_all_namespaces: (&["-n", "a", "-A"], 2, "--all-namespaces"),
+    audit_bad_configuration: (&["-c", "tests/fixtures/seed-test.yaml"], 2, "seed-test.yaml"),
+    audit_without_a_cluster: (&[], 3, "cannot reach the API server"),
+}

@@ -24,6 +24,7 @@ The API server's own view of the webhook's latency is printed at the end.
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -323,26 +324,47 @@ def report_latency(what, latency):
           + (f", mean {1000 * latency['sum'] / latency['count']:.2f} ms" if latency["count"] else ""))
 
 
+class Deployed:
+    """deploy-incluster/ created with `kubectl create -f`, and what its Pods would be given: the
+    ServiceAccount's credentials as the kubelet projects them, the ConfigMap volume, and the
+    Service's ClusterIP and port to listen on."""
+
+    def __init__(self, binary, work):
+        kubectl("create", "-f", str(DEPLOY))
+        service = get("service", SERVICE, "-n", NAMESPACE)["spec"]
+        self.listen = f"{service['clusterIP']}:{service['ports'][0]['port']}"
+        self.binary = binary
+        self.token_dir = work / "serviceaccount"
+        self.token_dir.mkdir(mode=0o755)
+        token = kubectl("create", "token", SERVICE, "-n", NAMESPACE, "--duration=2h").stdout.strip()
+        (self.token_dir / "token").write_text(token)
+        (self.token_dir / "ca.crt").write_text(Path(os.environ["KUBE_CA"]).read_text())
+        (self.token_dir / "namespace").write_text(NAMESPACE)
+        for f in self.token_dir.iterdir():
+            f.chmod(0o644)
+        self.kubelet = Kubelet(work / "config")
+        self.kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
+
+    def replica(self, address=None):
+        """A replica, listening on the Service's address unless told otherwise."""
+        volumes = {"config": self.kubelet.folder}
+        return Replica(self.binary, self.token_dir, volumes, address or self.listen)
+
+    def change_configuration(self, change):
+        """`change` applied to the ConfigMap's configuration text, the ConfigMap replaced, and the
+        kubelet's symlink swap done; the new text."""
+        config_map = get("configmap", SERVICE, "-n", NAMESPACE)
+        config_map["data"]["config.yaml"] = change(config_map["data"]["config.yaml"])
+        kubectl("replace", "-f", "-", stdin=json.dumps(config_map))
+        self.kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
+        return config_map["data"]["config.yaml"]
+
+
 def in_cluster(binary, work):
-    kubectl("create", "-f", str(DEPLOY))
+    deployed = Deployed(binary, work)
     check(True, "kubectl create -f deploy-incluster/ succeeds with the API server's validation")
-
-    service_ip = get("service", SERVICE, "-n", NAMESPACE)["spec"]["clusterIP"]
-    service_port = get("service", SERVICE, "-n", NAMESPACE)["spec"]["ports"][0]["port"]
-    listen = f"{service_ip}:{service_port}"
-
-    # The ServiceAccount's credentials, as the kubelet projects them.
-    token_dir = work / "serviceaccount"
-    token_dir.mkdir(mode=0o755)
-    (token_dir / "token").write_text(kubectl("create", "token", SERVICE, "-n", NAMESPACE, "--duration=2h").stdout.strip())
-    (token_dir / "ca.crt").write_text(Path(os.environ["KUBE_CA"]).read_text())
-    (token_dir / "namespace").write_text(NAMESPACE)
-    for f in token_dir.iterdir():
-        f.chmod(0o644)
-    kubelet = Kubelet(work / "config")
-    kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
-    volumes = {"config": kubelet.folder}
-    replica = lambda address: Replica(binary, token_dir, volumes, address)  # noqa: E731
+    listen = deployed.listen
+    replica = deployed.replica
 
     # Two replicas starting together: one creates the CA Secret, the other loses the race or reads it.
     first = replica(listen).start()
@@ -416,14 +438,8 @@ def in_cluster(binary, work):
     check(injected(created), f"Pods are still injected after both applies{said(error)}")
 
     # A configuration change: the ConfigMap updated, the kubelet's symlink swap, the reload.
-    config_map = get("configmap", SERVICE, "-n", NAMESPACE)
-    text = config_map["data"]["config.yaml"]
-    if "\nskip:" not in text:
-        raise RuntimeError("the ConfigMap's configuration has no skip: section to add a profile before")
-    config_map["data"]["config.yaml"] = text.replace("\nskip:", NATIVE_SIDECAR + "\nskip:", 1)
-    kubectl("replace", "-f", "-", stdin=json.dumps(config_map))
     reloads = first.metric("sidecar_injector_config_reloads_total")
-    kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
+    deployed.change_configuration(with_profile(NATIVE_SIDECAR))
     check(bool(wait_for("the reload", lambda: first.metric("sidecar_injector_config_reloads_total") > reloads, 30)),
           "a configuration change written to the mounted ConfigMap is reloaded")
     manifest = pod("with-agent", annotations={INJECT: "example,agent"})
@@ -448,6 +464,16 @@ def in_cluster(binary, work):
     created, _ = create_pod(off, manifest)
     check(untouched(created, manifest), "with every replica stopped, other namespaces are unaffected")
     return on, reference, get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
+
+
+def with_profile(profile):
+    """A change for `Deployed.change_configuration`: `profile` added to the configuration's
+    profiles (the deploy's configuration ends with its `skip:` section)."""
+    def change(text):
+        if "\nskip:" not in text:
+            raise RuntimeError("the ConfigMap's configuration has no skip: section to add a profile before")
+        return text.replace("\nskip:", profile + "\nskip:", 1)
+    return change
 
 
 # A second profile for the ConfigMap's configuration: a native sidecar (restartPolicy: Always, which
@@ -520,10 +546,10 @@ def lambda_registration(work, ns, reference, config_text):
                 process.wait(timeout=30)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--server-bin", required=True, help="the image's sidecar-injector binary")
-    args = parser.parse_args()
+@contextlib.contextmanager
+def inside_the_cluster(server_bin):
+    """A work folder, and the server binary copied where the Deployment's user can run it (the
+    build's folder may not be reachable for it); only inside `cluster run`."""
     if "KUBE_CA" not in os.environ:
         sys.exit("run me inside ../shared/kube/cluster run -- ...")
     # Runtimes let containers bind any port; the Service's port here is 443. Per network
@@ -532,12 +558,19 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         work.chmod(0o755)
-        # The binary runs as the Deployment's user, which may not reach the build's folder.
         binary = work / "sidecar-injector"
-        binary.write_bytes(Path(args.server_bin).read_bytes())
+        binary.write_bytes(Path(server_bin).read_bytes())
         binary.chmod(0o755)
+        yield work, str(binary)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--server-bin", required=True, help="the image's sidecar-injector binary")
+    args = parser.parse_args()
+    with inside_the_cluster(args.server_bin) as (work, binary):
         try:
-            result = in_cluster(str(binary), work)
+            result = in_cluster(binary, work)
             if result:
                 lambda_registration(work, *result)
         except RuntimeError as error:

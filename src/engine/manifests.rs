@@ -5,11 +5,11 @@
 //! does), then the answer's patch is applied to the template. What a manifest shows here is what the
 //! cluster would do.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::config::Config;
 use super::decision::Decision;
-use super::review::review;
+use super::review::review_pod;
 
 /// Manifests with every pod template injected, and a line per document for the user.
 #[derive(Debug)]
@@ -89,20 +89,8 @@ fn inject_object(
     let fail = |message: String| ManifestError::Document { index, what: what.clone(), message };
 
     let template = doc.pointer_mut(path).ok_or_else(|| fail(format!("it has no pod template at {path}")))?;
-    let request = json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("offline-{index}"),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": namespace,
-            "operation": "CREATE",
-            "object": template,
-        }
-    });
-    let body = serde_json::to_vec(&request).expect("values always serialize");
-    let reviewed = review(&body, config).map_err(|e| fail(e.to_string()))?;
+    let reviewed = review_pod(template, &namespace, &format!("offline-{index}"), config)
+        .map_err(|e| fail(e.to_string()))?;
     notes.extend(reviewed.warnings.iter().map(|w| format!("{what}: {w}")));
     match (&reviewed.summary.decision, reviewed.patch) {
         (Decision::Denied { message }, _) => return Err(fail(message.clone())),

@@ -42,4 +42,4 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use decision::{Decision, SkipReason};
-pub use review::{ReviewError, Reviewed, Summary, review};
+pub use review::{ReviewError, Reviewed, Summary, review, review_pod};

@@ -150,6 +150,25 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     })
 }
 
+/// Review `pod` as the webhook would review its creation in `namespace`: the Pod wrapped in an
+/// AdmissionReview and answered by [`review`] itself, for callers that hold a Pod rather than a
+/// review (offline manifests, the audit of a cluster), so that they can never decide otherwise.
+pub fn review_pod(pod: &Value, namespace: &str, uid: &str, config: &Config) -> Result<Reviewed, ReviewError> {
+    let request = serde_json::json!({
+        "apiVersion": V1,
+        "kind": KIND,
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "object": pod,
+        }
+    });
+    review(&serde_json::to_vec(&request).expect("values always serialize"), config)
+}
+
 fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
     let value = object.as_ref()?.get("metadata")?.get(field)?.as_str()?;
     Some(value.to_owned()).filter(|v| !v.is_empty())

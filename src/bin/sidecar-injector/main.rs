@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
 use sidecar_injector::{Config, config_file, review};
 
+#[cfg(feature = "audit")]
+mod audit;
 #[cfg(feature = "server")]
 mod serve;
 
@@ -61,6 +63,13 @@ enum Command {
         #[arg(short, long, default_value = "default")]
         namespace: String,
     },
+    /// Find the Pods the configuration has left behind: current, stale (injected with another
+    /// configuration), missed (never injected), by workload; optionally restart them.
+    ///
+    /// Exits 0 when nothing is stale or missed, 1 when something is, 2 when it cannot run (bad
+    /// flags or configuration), 3 when talking to the cluster fails.
+    #[cfg(feature = "audit")]
+    Audit(Box<audit::AuditArgs>),
     /// Check or print configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -89,7 +98,12 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    #[cfg(feature = "audit")]
+    if let Command::Audit(args) = cli.command {
+        return audit::audit(*args);
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("sidecar-injector: {message}");
@@ -138,6 +152,8 @@ fn run(cli: Cli) -> Result<(), String> {
             print!("{BUILTIN_YAML}");
             Ok(())
         }
+        #[cfg(feature = "audit")]
+        Command::Audit(_) => unreachable!("main runs audit for its exit status"),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::serve(*args),
         #[cfg(feature = "server")]

@@ -1,0 +1,282 @@
+//! The audit's conversation with the cluster, with the user's kubeconfig: the webhook
+//! configuration's selectors, the namespaces and Pods they select (page by page, so memory stays
+//! flat however many Pods there are), the owners of those Pods, and the restarts.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::api::{ListParams, ObjectList, PartialObjectMeta, Patch, PatchParams};
+use kube::core::{Selector, SelectorExt};
+use kube::{Api, Client};
+use serde_json::json;
+
+use super::report::{Report, Restarted};
+use super::{Class, Workload, classify};
+use crate::Config;
+
+/// What to audit.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The MutatingWebhookConfiguration, and the webhook in it, whose selectors say which Pods the
+    /// webhook is sent.
+    pub configuration: String,
+    pub webhook: String,
+    pub scope: Scope,
+    /// Pods (and ReplicaSets, Jobs, Namespaces) asked for per request.
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Namespace(String),
+    AllNamespaces,
+}
+
+/// Why the audit could not read or change the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot reach the API server: {0}")]
+    Unreachable(String),
+    #[error(
+        "forbidden: cannot {verb} {resource} ({message}); the ClusterRoles in deploy-incluster/90-audit-rbac.yaml list what audit needs"
+    )]
+    Forbidden { verb: &'static str, resource: String, message: String },
+    #[error("{verb} {resource}: {message}")]
+    Api { verb: &'static str, resource: String, message: String },
+    #[error("{0}")]
+    Webhook(String),
+}
+
+/// The error of one call, named by what was asked.
+fn failed(verb: &'static str, resource: impl Into<String>) -> impl FnOnce(kube::Error) -> AuditError {
+    let resource = resource.into();
+    move |error| match error {
+        kube::Error::Api(status) if status.code == 403 => {
+            AuditError::Forbidden { verb, resource, message: status.message }
+        }
+        kube::Error::Api(status) => AuditError::Api { verb, resource, message: status.message },
+        kube::Error::Auth(e) => AuditError::Unreachable(format!("credentials: {e}")),
+        other => AuditError::Unreachable(other.to_string()),
+    }
+}
+
+/// Classify every Pod in scope; `progress` gets a line per namespace (Pods and pages read).
+pub async fn survey(
+    client: &Client,
+    target: &Target,
+    config: &Config,
+    mut progress: impl FnMut(&str),
+) -> Result<Report, AuditError> {
+    let (namespace_selector, object_selector) = selectors(client, target).await?;
+    let namespaces = namespaces(client, target, &namespace_selector).await?;
+    let mut report = Report::new(target, namespaces.iter().filter(|(_, on)| *on).map(|(ns, _)| ns.clone()));
+    for (namespace, selected) in namespaces {
+        let owners = Owners::read(client, &namespace, target.page_size).await?;
+        let api = Api::<Pod>::namespaced(client.clone(), &namespace);
+        let (mut pods, mut pages) = (0, 0);
+        let mut each = |pod: Pod| {
+            let workload = owners.workload_of(&pod.metadata, &namespace);
+            let (class, reason) = match serde_json::to_value(&pod) {
+                Ok(pod) if selected => classify(&pod, &namespace, &object_selector, config),
+                Ok(_) => (Class::NotSelected, "the webhook's namespaceSelector does not match".into()),
+                Err(e) => (Class::Denied, e.to_string()),
+            };
+            report.add(workload, class, reason);
+            pods += 1;
+        };
+        let fetch = |params: ListParams| {
+            let api = &api;
+            async move { api.list(&params).await }
+        };
+        pages += paged(target.page_size, "pods", fetch, |page| page.into_iter().for_each(&mut each)).await?;
+        progress(&format!(
+            "namespace {namespace}: {pods} Pods in {pages} pages of at most {}",
+            target.page_size
+        ));
+    }
+    Ok(report)
+}
+
+/// Every object a list call gives, a page at a time, each page handed to `each` as it comes, so
+/// that no more than a page is held; the number of pages.
+async fn paged<T: Clone, Fut>(
+    page_size: u32,
+    resource: &str,
+    fetch: impl Fn(ListParams) -> Fut,
+    mut each: impl FnMut(Vec<T>),
+) -> Result<usize, AuditError>
+where
+    Fut: Future<Output = kube::Result<ObjectList<T>>>,
+{
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut params = ListParams::default().limit(page_size);
+        if let Some(token) = &token {
+            params = params.continue_token(token);
+        }
+        let page = fetch(params).await.map_err(failed("list", resource))?;
+        pages += 1;
+        token = page.metadata.continue_.filter(|t| !t.is_empty());
+        each(page.items);
+        if token.is_none() {
+            return Ok(pages);
+        }
+    }
+}
+
+/// The webhook's namespaceSelector and objectSelector; absent ones select everything.
+async fn selectors(client: &Client, target: &Target) -> Result<(Selector, Selector), AuditError> {
+    let api = Api::<MutatingWebhookConfiguration>::all(client.clone());
+    let resource = format!("mutatingwebhookconfigurations/{}", target.configuration);
+    let configuration = api.get(&target.configuration).await.map_err(failed("get", resource))?;
+    let hook = configuration.webhooks.unwrap_or_default().into_iter().find(|h| h.name == target.webhook);
+    let hook = hook.ok_or_else(|| {
+        AuditError::Webhook(format!("{} has no webhook named {}", target.configuration, target.webhook))
+    })?;
+    let selector = |s: Option<LabelSelector>, what: &str| {
+        Selector::try_from(s.unwrap_or_default())
+            .map_err(|e| AuditError::Webhook(format!("{}: the {what} cannot be read: {e}", target.webhook)))
+    };
+    Ok((
+        selector(hook.namespace_selector, "namespaceSelector")?,
+        selector(hook.object_selector, "objectSelector")?,
+    ))
+}
+
+/// The namespaces in scope, and whether the webhook is sent their Pods. With all namespaces, only
+/// the selected ones are read at all.
+async fn namespaces(
+    client: &Client,
+    target: &Target,
+    selector: &Selector,
+) -> Result<Vec<(String, bool)>, AuditError> {
+    let api = Api::<Namespace>::all(client.clone());
+    let labels = |ns: &Namespace| ns.metadata.labels.clone().unwrap_or_default();
+    match &target.scope {
+        Scope::Namespace(name) => {
+            let namespace = api.get(name).await.map_err(failed("get", format!("namespaces/{name}")))?;
+            Ok(vec![(name.clone(), selector.matches(&labels(&namespace)))])
+        }
+        Scope::AllNamespaces => {
+            let mut selected = Vec::new();
+            let fetch = |params: ListParams| {
+                let api = &api;
+                async move { api.list(&params).await }
+            };
+            paged(target.page_size, "namespaces", fetch, |page: Vec<Namespace>| {
+                let names = page.iter().filter(|ns| selector.matches(&labels(ns)));
+                selected.extend(names.map(|ns| (ns.metadata.name.clone().unwrap_or_default(), true)));
+            })
+            .await?;
+            Ok(selected)
+        }
+    }
+}
+
+/// The controllers of the ReplicaSets and Jobs of one namespace, to go from a Pod to the workload
+/// a user restarts.
+struct Owners {
+    replica_sets: HashMap<String, Option<OwnerReference>>,
+    jobs: HashMap<String, Option<OwnerReference>>,
+}
+
+impl Owners {
+    async fn read(client: &Client, namespace: &str, page_size: u32) -> Result<Owners, AuditError> {
+        let mut owners = Owners { replica_sets: HashMap::new(), jobs: HashMap::new() };
+        let replica_sets = Api::<ReplicaSet>::namespaced(client.clone(), namespace);
+        let fetch = |params: ListParams| {
+            let api = &replica_sets;
+            async move { api.list_metadata(&params).await }
+        };
+        paged(page_size, "replicasets", fetch, |page| controllers(page, &mut owners.replica_sets)).await?;
+        let jobs = Api::<Job>::namespaced(client.clone(), namespace);
+        let fetch = |params: ListParams| {
+            let api = &jobs;
+            async move { api.list_metadata(&params).await }
+        };
+        paged(page_size, "jobs", fetch, |page| controllers(page, &mut owners.jobs)).await?;
+        Ok(owners)
+    }
+
+    fn workload_of(&self, pod: &ObjectMeta, namespace: &str) -> Workload {
+        let workload = |kind: &str, name: &str| Workload {
+            namespace: namespace.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        };
+        let Some(owner) = controller_of(pod) else {
+            return workload("Pod", pod.name.as_deref().unwrap_or_default());
+        };
+        let parent = match owner.kind.as_str() {
+            "ReplicaSet" => self.replica_sets.get(&owner.name).cloned().flatten(),
+            "Job" => self.jobs.get(&owner.name).cloned().flatten(),
+            _ => None,
+        };
+        let owner = parent.unwrap_or(owner);
+        workload(&owner.kind, &owner.name)
+    }
+}
+
+/// Each object's name and controller, from a page of metadata.
+fn controllers<K>(page: Vec<PartialObjectMeta<K>>, into: &mut HashMap<String, Option<OwnerReference>>) {
+    for meta in page.into_iter().map(|object| object.metadata) {
+        into.insert(meta.name.clone().unwrap_or_default(), controller_of(&meta));
+    }
+}
+
+fn controller_of(meta: &ObjectMeta) -> Option<OwnerReference> {
+    meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)).cloned()
+}
+
+/// Restart every restartable workload of `report` that has stale or missed Pods, as
+/// `kubectl rollout restart` does: the pod template's `kubectl.kubernetes.io/restartedAt`
+/// annotation set to `now`. Bare Pods and Jobs are listed, never touched.
+pub async fn restart(
+    client: &Client,
+    report: &Report,
+    now: &str,
+    dry_run: bool,
+) -> Result<Vec<Restarted>, AuditError> {
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
+    let mut done = Vec::new();
+    for (workload, counts) in report.workloads() {
+        if !counts.needs_restart() {
+            continue;
+        }
+        if !workload.restartable() || dry_run {
+            done.push(Restarted::new(workload, dry_run));
+            continue;
+        }
+        let resource = format!("{}s", workload.kind.to_lowercase());
+        let result = match workload.kind.as_str() {
+            "Deployment" => patch_template::<Deployment>(client, workload, &patch).await,
+            "StatefulSet" => patch_template::<StatefulSet>(client, workload, &patch).await,
+            _ => patch_template::<DaemonSet>(client, workload, &patch).await,
+        };
+        result.map_err(failed("patch", resource))?;
+        done.push(Restarted::new(workload, false));
+    }
+    Ok(done)
+}
+
+async fn patch_template<K>(
+    client: &Client,
+    workload: &Workload,
+    patch: &serde_json::Value,
+) -> kube::Result<()>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), &workload.namespace);
+    api.patch(&workload.name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(drop)
+}

@@ -1,0 +1,125 @@
+//! `sidecar-injector audit`: which Pods the configuration in force has left behind, grouped by
+//! the workload that would have to be restarted.
+//!
+//! Every Pod is put through [`review_pod`], the webhook's own code path, as if it were created
+//! now: the engine answers "already injected" for a Pod whose status annotation matches today's
+//! configuration (current), "injected by another configuration" for one that carries another hash
+//! or profile set (stale), and "injected" for one that carries none (missed). Nothing here decides
+//! injection a second time.
+
+mod cluster;
+mod report;
+
+use std::collections::BTreeMap;
+
+use kube::core::{Selector, SelectorExt};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use cluster::{AuditError, Scope, Target, restart, survey};
+pub use report::{Report, Restarted};
+
+use crate::{Config, Decision, SkipReason, review_pod};
+
+/// What the audit says of one Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Class {
+    /// Injected with what the configuration gives it today.
+    Current,
+    /// Injected, with another hash or profile set than today's configuration would give.
+    Stale,
+    /// The webhook would inject it, and it carries no status annotation.
+    Missed,
+    /// The webhook's objectSelector does not send it (or its namespace is not selected).
+    NotSelected,
+    /// Its label or annotation says `sidecar-injector.io/inject: "false"`.
+    OptedOut,
+    /// The configuration leaves it alone: a skipped namespace, hostNetwork, not requested.
+    Skipped,
+    /// Created now, it would be refused: a clash, or a profile that does not exist.
+    Denied,
+}
+
+impl Class {
+    /// Whether a workload with such a Pod needs a restart to be current.
+    pub fn needs_restart(self) -> bool {
+        matches!(self, Class::Stale | Class::Missed)
+    }
+}
+
+/// The class of one Pod of `namespace`, and why, in the webhook's words.
+pub fn classify(
+    pod: &Value,
+    namespace: &str,
+    object_selector: &Selector,
+    config: &Config,
+) -> (Class, String) {
+    let labels: BTreeMap<String, String> = pod
+        .pointer("/metadata/labels")
+        .and_then(|labels| serde_json::from_value(labels.clone()).ok())
+        .unwrap_or_default();
+    if !object_selector.matches(&labels) {
+        return (Class::NotSelected, "the webhook's objectSelector does not match".into());
+    }
+    let reviewed = match review_pod(pod, namespace, "audit", config) {
+        Ok(reviewed) => reviewed,
+        Err(error) => return (Class::Denied, error.to_string()),
+    };
+    let decision = reviewed.summary.decision;
+    let class = match &decision {
+        Decision::Injected { .. } => Class::Missed,
+        Decision::Skipped(SkipReason::AlreadyInjected) => Class::Current,
+        Decision::Skipped(SkipReason::InjectedByOtherConfig) => Class::Stale,
+        Decision::Skipped(SkipReason::OptedOut) => Class::OptedOut,
+        Decision::Skipped(_) => Class::Skipped,
+        Decision::Denied { .. } => Class::Denied,
+    };
+    (class, decision.to_string())
+}
+
+/// The workload a Pod belongs to: the Deployment behind its ReplicaSet, the CronJob behind its
+/// Job, its StatefulSet, DaemonSet or other controller, or the Pod itself.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Workload {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl Workload {
+    /// Whether `audit --restart` restarts it the way `kubectl rollout restart` does. Bare Pods and
+    /// Jobs are never restarted: a Pod is not re-created by anything, and a Job would run again.
+    pub fn restartable(&self) -> bool {
+        matches!(self.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
+    }
+}
+
+/// What the audit counted for one workload.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub pods: usize,
+    pub by_class: BTreeMap<Class, usize>,
+    /// The webhook's words for each Pod that is not current, with how many Pods each.
+    pub reasons: BTreeMap<String, usize>,
+}
+
+impl Counts {
+    pub fn add(&mut self, class: Class, reason: String) {
+        self.pods += 1;
+        *self.by_class.entry(class).or_default() += 1;
+        if class != Class::Current {
+            *self.reasons.entry(reason).or_default() += 1;
+        }
+    }
+
+    pub fn count(&self, class: Class) -> usize {
+        self.by_class.get(&class).copied().unwrap_or_default()
+    }
+
+    pub fn needs_restart(&self) -> bool {
+        self.by_class.keys().any(|class| class.needs_restart())
+    }
+}
