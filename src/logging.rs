@@ -32,3 +32,11 @@ pub fn refused(status: u16, reason: &[u8]) {
     let reason = String::from_utf8_lossy(&reason[..reason.len().min(300)]);
     tracing::warn!(status, decision = "error", reason = %reason.trim_end(), "request refused");
 }
+
+/// The line for one answer of the review route: the review's, or the refusal's.
+pub fn answered(answer: &crate::engine::http_answer::Answer, latency: Duration) {
+    match &answer.reviewed {
+        Some(reviewed) => review(&reviewed.summary, latency),
+        None => refused(answer.status, &answer.body),
+    }
+}

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use sidecar_injector::Config;
-use sidecar_injector::engine::http_answer::{MAX_BODY, answer};
+use sidecar_injector::engine::http_answer::{MAX_BODY, Request, answer};
 use sidecar_injector::engine::wire::ReviewResponse;
 
 enum Expect {
@@ -82,7 +82,8 @@ fn padded_to(size: usize) -> Vec<u8> {
 }
 
 fn check(body: Vec<u8>, expect: Expect) {
-    let answered = answer(Some("application/json"), &body, &Config::builtin());
+    let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+    let answered = answer(request, &Config::builtin());
     let text = String::from_utf8_lossy(&answered.body).into_owned();
     match expect {
         Refused(status, message) => {

@@ -14,7 +14,10 @@ import subprocess
 import sys
 import tempfile
 
-from http_support import free_port, post, wait_until_answering
+import urllib.error
+import urllib.request
+
+from http_support import free_port, insecure_tls, post, wait_until_answering
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -70,6 +73,17 @@ def reviews():
 
 
 
+def exchange(url, body, content_type, method, context=None):
+    """(status, Allow header, body) of one request, for comparing two servers' answers."""
+    request = urllib.request.Request(url, data=body if method in ("POST", "PUT") else None, method=method)
+    request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return response.status, response.headers.get("Allow"), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Allow"), error.read()
+
+
 def main():
     subprocess.run(["cargo", "build", "--quiet", "--bin", "sidecar-injector", "--bin", "sidecar-injector-lambda"], cwd=ROOT, check=True)
     cli = os.path.join(TARGET, "debug", "sidecar-injector")
@@ -110,6 +124,35 @@ def main():
                 passed += 1
             else:
                 failed.append("%s: got %d" % (name, status))
+
+        # One HTTP edge: the server answers what is not a review exactly as the Lambda does.
+        with tempfile.TemporaryDirectory() as tmp:
+            server_port, metrics_port = free_port(), free_port()
+            server = subprocess.Popen(
+                [cli, "serve", "--listen", "127.0.0.1:%d" % server_port, "--metrics-listen", "127.0.0.1:%d" % metrics_port,
+                 "--ca-out", os.path.join(tmp, "ca.pem")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                served = "https://127.0.0.1:%d/mutate" % server_port
+                wait_until_answering(served, server, "sidecar-injector serve", context=insecure_tls())
+                oversized = b"{" + b" " * (3 * 1024 * 1024) + b"}"
+                for name, body, content_type, method in [
+                    ("an oversized body", oversized, "application/json", "POST"),
+                    ("an oversized text/plain body", oversized, "text/plain", "POST"),
+                    ("a text/plain body", b"{}", "text/plain", "POST"),
+                    ("GET", b"", "application/json", "GET"),
+                    ("PUT", b"{}", "application/json", "PUT"),
+                    ("a malformed body", b"{not json", "application/json", "POST"),
+                ]:
+                    lambda_answer = exchange(base + "/mutate/" + token, body, content_type, method)
+                    server_answer = exchange(served, body, content_type, method, insecure_tls())
+                    if lambda_answer == server_answer:
+                        passed += 1
+                    else:
+                        failed.append("%s: the Lambda answered %r, the server %r" % (name, lambda_answer, server_answer))
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
     finally:
         os.killpg(watch.pid, signal.SIGTERM)
         watch.wait(timeout=30)

@@ -9,7 +9,7 @@ use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use sidecar_injector::Config;
-use sidecar_injector::engine::http_answer::answer;
+use sidecar_injector::engine::http_answer::{Request, answer};
 use sidecar_injector::engine::wire::ReviewResponse;
 
 // Small name pools, so that generated Pods and profiles collide often enough to exercise the
@@ -275,7 +275,8 @@ proptest! {
     /// refused 400 with a reason that says what was wrong.
     #[test]
     fn arbitrary_bodies_are_answered_or_refused_with_a_reason(body in vec(any::<u8>(), 0..512)) {
-        let answered = answer(Some("application/json"), &body, &Config::builtin());
+        let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+        let answered = answer(request, &Config::builtin());
         match answered.status {
             200 => {
                 let parsed = serde_json::from_slice::<ReviewResponse>(&answered.body);

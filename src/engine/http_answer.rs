@@ -1,6 +1,7 @@
-//! What an HTTP adapter answers to a posted review: the same status, type and bytes from the
-//! in-cluster server and from the Lambda. Routing (paths, methods, the Lambda's token) stays with
-//! each adapter; this is what happens once a request has reached the review.
+//! What an HTTP adapter answers to a request for the review route: the same status, headers and
+//! bytes from the in-cluster server and from the Lambda, for a review and for every way a request
+//! can be wrong (method, content type, size). What comes before the route (the server's paths, the
+//! Lambda's token) stays with each adapter.
 
 use super::config::Config;
 use super::review::{Reviewed, review};
@@ -8,31 +9,46 @@ use super::review::{Reviewed, review};
 /// The API server refuses request bodies over 3 MiB, so a review can never be larger.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
-/// The answer to one HTTP request for `/mutate`.
+/// A request for the review route, as an adapter received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub content_type: Option<&'a str>,
+    /// The body; `None` when it was longer than [`MAX_BODY`] and the adapter stopped reading it.
+    pub body: Option<&'a [u8]>,
+}
+
+/// The answer to one HTTP request for the review route.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub content_type: &'static str,
+    /// The `Allow` header, with 405.
+    pub allow: Option<&'static str>,
     pub body: Vec<u8>,
     /// What was reviewed, for the adapter's log line and metrics (its `body` moved to `body`
     /// above); `None` when refused.
     pub reviewed: Option<Reviewed>,
 }
 
-/// Review `body` if it is a JSON body of acceptable size: 200 with the response AdmissionReview,
-/// or 415, 413 or 400 with a plain-text reason.
-pub fn answer(content_type: Option<&str>, body: &[u8], config: &Config) -> Answer {
-    if !is_json(content_type) {
+/// Review the body of a JSON POST of acceptable size: 200 with the response AdmissionReview, or
+/// 405, 415, 413 or 400 with a plain-text reason, checked in that order.
+pub fn answer(request: Request, config: &Config) -> Answer {
+    if request.method != "POST" {
+        return Answer { allow: Some("POST"), ..refused(405, "a review is sent with POST".into()) };
+    }
+    if !is_json(request.content_type) {
         return refused(415, "an AdmissionReview is sent as application/json".into());
     }
-    if body.len() > MAX_BODY {
+    let Some(body) = request.body.filter(|body| body.len() <= MAX_BODY) else {
         return refused(413, format!("the body is over {MAX_BODY} bytes, the API server's own limit"));
-    }
+    };
     match review(body, config) {
         // The body moves to the answer rather than being copied on every review.
         Ok(mut reviewed) => Answer {
             status: 200,
             content_type: "application/json",
+            allow: None,
             body: std::mem::take(&mut reviewed.body),
             reviewed: Some(reviewed),
         },
@@ -44,6 +60,7 @@ fn refused(status: u16, message: String) -> Answer {
     Answer {
         status,
         content_type: "text/plain; charset=utf-8",
+        allow: None,
         body: format!("{message}\n").into_bytes(),
         reviewed: None,
     }
@@ -68,12 +85,20 @@ mod tests {
         }
     }
 
+    fn post<'a>(content_type: &'a str, body: Option<&'a [u8]>) -> Request<'a> {
+        Request { method: "POST", content_type: Some(content_type), body }
+    }
+
     #[test]
     fn statuses() {
         let config = Config::builtin();
-        assert_eq!(answer(Some("text/plain"), b"{}", &config).status, 415);
-        assert_eq!(answer(Some("application/json"), &vec![b' '; MAX_BODY + 1], &config).status, 413);
-        let bad = answer(Some("application/json"), b"{", &config);
+        let get = answer(Request { method: "GET", ..post("application/json", Some(b"{}")) }, &config);
+        assert_eq!((get.status, get.allow), (405, Some("POST")));
+        assert_eq!(answer(post("text/plain", Some(b"{}")), &config).status, 415);
+        assert_eq!(answer(post("text/plain", None), &config).status, 415, "the type is checked first");
+        assert_eq!(answer(post("application/json", None), &config).status, 413);
+        assert_eq!(answer(post("application/json", Some(&vec![b' '; MAX_BODY + 1])), &config).status, 413);
+        let bad = answer(post("application/json", Some(b"{")), &config);
         assert_eq!((bad.status, bad.reviewed.is_none()), (400, true));
         assert!(String::from_utf8(bad.body).unwrap().starts_with("malformed AdmissionReview"));
     }

@@ -4,7 +4,8 @@
 //! nor a query string, so a secret token in the path is what keeps strangers out:
 //! `POST /mutate/{token}`. The token is compared in constant time and checked before anything
 //! else, so a wrong one gets 404 whatever the body, and nothing tells a prober what exists.
-//! Everything after the token check is [`http::answer`], the server's own code.
+//! Everything after the token check is [`http::answer`], the server's own code: the same status,
+//! headers and body for a review and for a wrong method, type or size.
 //!
 //! At cold start ([`cold_start`]) the function reads its configuration and token, from SSM
 //! Parameter Store when parameters are named, else from a file and the environment. Anything
@@ -49,11 +50,7 @@ impl Lambda {
             tracing::warn!(status = 404, "request refused: wrong or missing token");
             return respond(404, "text/plain; charset=utf-8", b"not found\n".to_vec());
         }
-        if request.method() != lambda_http::http::Method::POST {
-            return respond(405, "text/plain; charset=utf-8", b"only POST\n".to_vec());
-        }
         let started = Instant::now();
-        let content_type = request.headers().get("content-type").and_then(|v| v.to_str().ok());
         // lambda_http has already decoded an `isBase64Encoded` body into bytes.
         let body: &[u8] = match request.body() {
             Body::Empty => &[],
@@ -61,19 +58,22 @@ impl Lambda {
             Body::Binary(bytes) => bytes,
             _ => &[],
         };
-        let answer = http::answer(content_type, body, &self.config);
-        match &answer.reviewed {
-            Some(reviewed) => logging::review(&reviewed.summary, started.elapsed()),
-            None => logging::refused(answer.status, &answer.body),
+        let request = http::Request {
+            method: request.method().as_str(),
+            content_type: request.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            body: Some(body),
+        };
+        let answer = http::answer(request, &self.config);
+        logging::answered(&answer, started.elapsed());
+        let mut response = respond(answer.status, answer.content_type, answer.body);
+        if let Some(allow) = answer.allow {
+            response.headers_mut().insert("allow", lambda_http::http::HeaderValue::from_static(allow));
         }
-        respond(answer.status, answer.content_type, answer.body)
+        response
     }
 }
 
 fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::builder().status(status).header("content-type", content_type);
-    if status == 405 {
-        response = response.header("allow", "POST");
-    }
+    let response = Response::builder().status(status).header("content-type", content_type);
     response.body(Body::Binary(body)).expect("status and headers are valid")
 }

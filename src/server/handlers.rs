@@ -5,12 +5,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 
@@ -47,7 +47,9 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .concurrency_limit(limits.max_in_flight)
         .timeout(limits.request_timeout);
     Router::new()
-        .route(MUTATE_PATH, post(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::max(MAX_BODY)))
+        // Every method, and no body limit of axum's: the engine's one edge answers them all, as in
+        // the Lambda.
+        .route(MUTATE_PATH, any(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::disable()))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -85,26 +87,43 @@ async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     }
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn mutate(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // A review runs in one poll, so without this the in-flight limit would count only the reviews
     // being computed right now, never more than the worker threads. Yielding once lets every
     // connection with a request ready take a place first: the limit then bounds the queue of
     // requests waiting for the CPU, and overload is answered with fast 503s, not growing latency.
     tokio::task::yield_now().await;
+    // Read no more than the limit; past it the engine answers 413 as the Lambda does.
+    let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, MAX_BODY)).await {
+        Ok(collected) => Some(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => None,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("the body could not be read: {error}\n"))
+                .into_response();
+        }
+    };
     let started = Instant::now();
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let answer = http::answer(content_type, &body, &state.config.load());
+    let request = http::Request {
+        method: method.as_str(),
+        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        body: body.as_deref(),
+    };
+    let answer = http::answer(request, &state.config.load());
+    let elapsed = started.elapsed();
     match &answer.reviewed {
-        Some(reviewed) => {
-            let elapsed = started.elapsed();
-            state.metrics.review(&reviewed.summary.decision, elapsed.as_secs_f64());
-            logging::review(&reviewed.summary, elapsed);
-        }
-        None => {
-            state.metrics.review_error();
-            logging::refused(answer.status, &answer.body);
-        }
+        Some(reviewed) => state.metrics.review(&reviewed.summary.decision, elapsed.as_secs_f64()),
+        None => state.metrics.review_error(),
     }
+    logging::answered(&answer, elapsed);
     let status = StatusCode::from_u16(answer.status).expect("http::answer gives valid statuses");
-    (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
+    if let Some(allow) = answer.allow {
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    }
+    response
 }
