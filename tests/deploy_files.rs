@@ -131,9 +131,13 @@ fn the_webhook_service_port_path_and_certificate_agree() {
         find(&docs, "RoleBinding", "sidecar-injector")["subjects"][0]["name"]
     );
 
-    // The probes hit routes the server has.
+    // The probes hit the probe thread's plain-HTTP listener, on the port --metrics-listen names.
+    let probe_port = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "metrics").unwrap();
+    let listen = arg(args, "metrics-listen").unwrap();
+    assert!(listen.ends_with(&format!(":{}", probe_port["containerPort"])), "{listen}");
     for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS");
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTP");
+        assert_eq!(container[probe]["httpGet"]["port"], "metrics");
         assert!(["/healthz", "/readyz"].contains(&container[probe]["httpGet"]["path"].as_str().unwrap()));
     }
 }
@@ -184,5 +188,28 @@ fn the_configmap_is_the_built_in_configuration_and_the_pod_is_restricted() {
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert!(pod["containers"][0]["resources"]["limits"]["memory"].is_string());
-    find(&docs, "PodDisruptionBudget", "sidecar-injector");
+}
+
+/// The autoscaler never goes below the Deployment's replicas, which leave the PodDisruptionBudget
+/// a replica to spare, and scales on a CPU request the container has.
+#[test]
+fn the_autoscaler_and_the_disruption_budget_agree() {
+    let docs = documents();
+    let deployment = find(&docs, "Deployment", "sidecar-injector");
+    let hpa = &find(&docs, "HorizontalPodAutoscaler", "sidecar-injector")["spec"];
+    let pdb = &find(&docs, "PodDisruptionBudget", "sidecar-injector")["spec"];
+    assert_eq!(hpa["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["scaleTargetRef"]["name"], deployment["metadata"]["name"]);
+    let (min, max) = (hpa["minReplicas"].as_i64().unwrap(), hpa["maxReplicas"].as_i64().unwrap());
+    assert_eq!(
+        deployment["spec"]["replicas"].as_i64(),
+        Some(min),
+        "the Deployment starts at the autoscaler's minimum"
+    );
+    assert!(min >= 2 && max > min);
+    assert!(pdb["minAvailable"].as_i64().unwrap() < min, "a drain can always evict one replica");
+    assert_eq!(pdb["selector"], deployment["spec"]["selector"]);
+    assert_eq!(hpa["metrics"][0]["resource"]["name"], "cpu");
+    let requests = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"];
+    assert!(requests["cpu"].is_string(), "CPU utilization is a share of the request");
 }

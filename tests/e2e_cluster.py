@@ -209,13 +209,23 @@ class Replica:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
+    def probe_url(self, probe):
+        """The URL the kubelet would probe: the Deployment's probe, on the address where this
+        replica listens for the port the probe names."""
+        get_ = self.container[probe]["httpGet"]
+        port = {p["name"]: p["containerPort"] for p in self.container["ports"]}.get(get_["port"], get_["port"])
+        flag = next(a.split("=", 1)[0] for a in self.container["args"] if a.endswith(f":{port}"))
+        address = dict(a.split("=", 1) for a in self.args() if "=" in a)[flag]
+        return f"{get_['scheme'].lower()}://{address}{get_['path']}"
+
     def ready(self, seconds=60):
-        """The readiness probe, as the kubelet runs it: HTTPS, certificate not verified."""
+        """The readiness probe, as the kubelet runs it (an HTTPS certificate is not verified)."""
+        url = self.probe_url("readinessProbe")
         def probe():
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                return post(f"https://{self.listen}/readyz", b"", method="GET", context=insecure_tls())[0] == 200
+                return post(url, b"", method="GET", context=insecure_tls())[0] == 200
             except OSError:
                 return False
         return wait_for(f"{self.name} to be ready", probe, seconds)

@@ -121,3 +121,29 @@ def finish():
     print(json.dumps({"failed": FAILED}))
     print(f"{len(PASSED)} passed, {len(FAILED)} failed")
     sys.exit(1 if FAILED else 0)
+
+
+class Served:
+    """A server process started for a test, ended with SIGTERM when the `with` block ends (killed if
+    it does not stop within 30 s); ready once `health_url` answers."""
+
+    def __init__(self, command, log_path, health_url):
+        self.command, self.log_path, self.health_url = [str(part) for part in command], log_path, health_url
+
+    def __enter__(self):
+        env = {**os.environ, "MIMALLOC_ARENA_EAGER_COMMIT": "0", "RUST_LOG": "warn"}
+        self.process = subprocess.Popen(self.command, stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_until_answering(self.health_url, self.process, "the server", 60, insecure_tls())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.process
+
+    def __exit__(self, *_):
+        import signal
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

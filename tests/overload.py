@@ -8,9 +8,10 @@
    still answered.
 2. Overload: h2load keeps 2,000 keep-alive connections busy (pinned to another CPU than the
    server), and slow readers pipeline reviews without reading the answers. Throughout, the
-   server answers only 200 or 503 (shedding), /healthz answers a fresh connection every 200 ms
-   within the Deployment's liveness timeout, and RSS stays under --max-rss-mib.
+   server answers only 200 or 503 (shedding), /healthz and /readyz on the probe listener answer a
+   fresh connection every 200 ms within 100 ms, and RSS stays under --max-rss-mib.
 3. Recovery: once the load stops, reviews are answered at once, with no restart.
+4. A wedged review runtime (every worker blocked, through a test-only route) fails liveness.
 
 Prints one PASS/FAIL line per check and exits non-zero if any failed. Figures (statuses, latency,
 RSS) are printed for the record; the checks are of behaviour, not of speed.
@@ -18,10 +19,8 @@ RSS) are printed for the record; the checks are of behaviour, not of speed.
 
 import argparse
 import http.client
-import os
 import re
 import selectors
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,14 +28,16 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import check, finish, free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib, wait_until_answering  # noqa: E402
+from http_support import Served, check, finish, free_port, h2load_results, insecure_tls, make_certificate, pinned, post, status_kib  # noqa: E402
 
 REVIEW = Path(__file__).resolve().parents[1] / "benches" / "load" / "review.json"
 HEADER_READ_TIMEOUT = 2.0
+LIVENESS_WINDOW = 3.0
 
 def tls_socket(port, timeout=5):
     raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -98,8 +99,10 @@ def liveness_timeout():
 
 
 class Prober(threading.Thread):
-    """/healthz on a fresh connection every 200 ms (the kubelet probes every 10 s), each with the
-    Deployment's liveness timeout."""
+    """/healthz and /readyz in turn on a fresh plain-HTTP connection to the probe listener every
+    200 ms (the kubelet probes every few seconds), as the Deployment's probes do."""
+
+    PROMPT = 0.1  # seconds: what "answered at once" means here
 
     def __init__(self, port):
         super().__init__(daemon=True)
@@ -107,17 +110,18 @@ class Prober(threading.Thread):
         self.timeout = liveness_timeout()
 
     def run(self):
+        paths = ["/healthz", "/readyz"]
         while not self.stop.is_set():
+            path = paths[len(self.results) % 2]
             started = time.monotonic()
             try:
-                connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=self.timeout,
-                                                        context=insecure_tls())
-                connection.request("GET", "/healthz")
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                connection.request("GET", path)
                 ok = connection.getresponse().status == 200
                 connection.close()
             except (OSError, http.client.HTTPException):
                 ok = False
-            self.results.append((ok, time.monotonic() - started))
+            self.results.append((path, ok, time.monotonic() - started))
             self.stop.wait(0.2)
 
 
@@ -168,10 +172,10 @@ def read_answers(s, buffer, expected, seconds):
     return statuses
 
 
-def overload(args, port, pid, folder):
+def overload(args, port, metrics_port, pid, folder):
     url = f"https://127.0.0.1:{port}/mutate"
     log = folder / "overload.tsv"
-    prober, sampler = Prober(port), RssSampler(pid)
+    prober, sampler = Prober(metrics_port), RssSampler(pid)
     prober.start()
     sampler.start()
     pipelined = 50
@@ -206,11 +210,13 @@ def overload(args, port, pid, folder):
           f"every request answered 200 or 503 ({results['lost']} lost; statuses {sorted(statuses)})")
     check(statuses.get("503", 0) > 0, f"past saturation it sheds: {statuses.get('503', 0)} fast 503s")
     check(statuses.get("200", 0) > 0, f"and keeps serving: {statuses.get('200', 0)} reviews answered")
-    probes_ok = sum(ok for ok, _ in prober.results)
-    slowest = max(t for _, t in prober.results)
-    check(probes_ok == len(prober.results) and len(prober.results) >= args.seconds * 2,
-          f"/healthz answered {probes_ok} of {len(prober.results)} probes within the Deployment's liveness timeout, "
-          f"{prober.timeout} s (slowest {slowest * 1000:.0f} ms)")
+    for path in ["/healthz", "/readyz"]:
+        probes = [(ok, t) for p, ok, t in prober.results if p == path]
+        prompt = sum(ok and t <= Prober.PROMPT for ok, t in probes)
+        slowest = max(t for _, t in probes)
+        check(prompt == len(probes) and len(probes) >= args.seconds,
+              f"{path} on the probe listener answered {prompt} of {len(probes)} probes 200 within "
+              f"{Prober.PROMPT * 1000:.0f} ms (slowest {slowest * 1000:.1f} ms)")
     peak = max(sampler.samples) / 1024
     check(peak < args.max_rss_mib, f"RSS stayed under {args.max_rss_mib} MiB: peak {peak:.1f} MiB")
 
@@ -223,6 +229,30 @@ def overload(args, port, pid, folder):
     for s in readers:
         s.close()
     return statuses.get("503", 0) + sum(a.count(503) for a in answered)
+
+
+def wedged(port, metrics_port):
+    """Every worker of the review runtime blocked (a test-only route): liveness fails within the
+    liveness window, while readiness, which says nothing of the runtime, still answers; once the
+    workers are free, liveness passes again."""
+    def healthz():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=2).status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except OSError:
+            return None
+    check(healthz() == 200, "before: /healthz 200")
+    post(f"https://127.0.0.1:{port}/testing/wedge", b"", context=insecure_tls())
+    started = time.monotonic()
+    while healthz() != 503 and time.monotonic() - started < LIVENESS_WINDOW + 2:
+        time.sleep(0.1)
+    failed_after = time.monotonic() - started
+    check(failed_after < LIVENESS_WINDOW + 2, f"a wedged review runtime makes /healthz fail: 503 after {failed_after:.1f} s "
+                                              f"(liveness window {LIVENESS_WINDOW} s)")
+    while healthz() != 200 and time.monotonic() - started < 20:
+        time.sleep(0.1)
+    check(healthz() == 200, f"once the workers are free, /healthz is 200 again ({time.monotonic() - started:.1f} s)")
 
 
 def recovery(url):
@@ -244,27 +274,21 @@ def main():
     metrics_port = free_port()
     command = pinned(0, [args.server_bin, "serve", "--listen", f"127.0.0.1:{port}",
                          "--metrics-listen", f"127.0.0.1:{metrics_port}", "--tls-cert", cert, "--tls-key", key,
-                         "--header-read-timeout", str(HEADER_READ_TIMEOUT)])
-    log = open(folder / "server.log", "w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "MIMALLOC_ARENA_EAGER_COMMIT": "0", "RUST_LOG": "warn"})
+                         "--header-read-timeout", str(HEADER_READ_TIMEOUT), "--liveness-window", str(LIVENESS_WINDOW),
+                         # One client opens all 2,000 connections here: tests/edge.py checks the limits.
+                         "--max-connections", "4096", "--max-connections-per-client", "4096",
+                         "--testing-wedge"])
     url = f"https://127.0.0.1:{port}/mutate"
-    try:
-        wait_until_answering(f"https://127.0.0.1:{port}/healthz", server, "the server", 60, insecure_tls())
+    with Served(command, folder / "server.log", f"https://127.0.0.1:{port}/healthz") as server:
         print(f"     idle RSS {status_kib(server.pid) / 1024:.1f} MiB")
         slowloris(port, url)
-        shed = overload(args, port, server.pid, folder)
+        shed = overload(args, port, metrics_port, server.pid, folder)
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         counted = int(float(re.search(r"^sidecar_injector_shed_requests_total (\S+)", text, re.M).group(1)))
         check(counted >= shed > 0, f"sidecar_injector_shed_requests_total counts the 503s ({counted} >= {shed})")
         recovery(url)
+        wedged(port, metrics_port)
         check(server.poll() is None, "the server is still running")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
     finish()
 
 

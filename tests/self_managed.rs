@@ -172,6 +172,7 @@ fn options(managed: SelfManaged) -> Options {
         header_read_timeout: Duration::from_secs(2),
         drain_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(5),
+        ..Options::local()
     }
 }
 

@@ -69,6 +69,7 @@ fn options(dir: &Path, config: Option<PathBuf>, limits: Limits) -> Options {
         header_read_timeout: Duration::from_secs(2),
         drain_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(10),
+        ..Options::local()
     }
 }
 

@@ -1,7 +1,8 @@
-//! Accepting connections: TLS, then HTTP/1.1 or HTTP/2 on the same port, each connection watched
-//! for a graceful shutdown.
+//! Accepting connections: a place under the connection limits, TLS, then HTTP/1.1 or HTTP/2 on
+//! the same port, with an idle timeout, each connection watched for a graceful shutdown.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -11,6 +12,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::admission::{Admission, Admitted};
+use super::idle::IdleTimeout;
+
 /// What each accepted connection is served with.
 pub(super) struct Connections {
     pub tls: TlsAcceptor,
@@ -18,6 +22,8 @@ pub(super) struct Connections {
     pub app: axum::Router,
     pub graceful: GracefulShutdown,
     pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub admission: Arc<Admission>,
 }
 
 impl Connections {
@@ -27,7 +33,11 @@ impl Connections {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => self.spawn(tcp),
+                    Ok((tcp, peer)) => match self.admission.admit(peer.ip()) {
+                        Some(place) => self.spawn(tcp, place),
+                        // Past a limit: closed at once (and counted), before any TLS work.
+                        None => drop(tcp),
+                    },
                     // Out of file descriptors and the like: wait a little rather than spin.
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
@@ -39,7 +49,7 @@ impl Connections {
         }
     }
 
-    fn spawn(&self, tcp: tokio::net::TcpStream) {
+    fn spawn(&self, tcp: tokio::net::TcpStream, place: Admitted) {
         // An answer goes out as several small writes (TLS records, HTTP/2 frames); with Nagle's
         // algorithm the last waits for the client's delayed ACK, 40 ms on Linux. The load
         // benchmark showed those stalls on HTTP/2 until this was set.
@@ -48,14 +58,17 @@ impl Connections {
         }
         let (tls, builder, app) = (self.tls.clone(), self.builder.clone(), self.app.clone());
         let (watcher, handshake_timeout) = (self.graceful.watcher(), self.handshake_timeout);
+        let idle_timeout = self.idle_timeout;
         tokio::spawn(async move {
             // A client that never finishes its handshake is dropped like one that never finishes
             // its headers.
             let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await else {
                 return;
             };
-            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+            let stream = TokioIo::new(IdleTimeout::new(stream, idle_timeout));
+            let connection = builder.serve_connection(stream, TowerToHyperService::new(app));
             let _ = watcher.watch(connection.into_owned()).await;
+            drop(place);
         });
     }
 }

@@ -1,5 +1,5 @@
-//! The routes: `POST /mutate` runs the pure function; `/healthz` and `/readyz` are the probes;
-//! `/metrics` lives on its own plain-HTTP listener.
+//! The HTTPS routes: `/mutate` runs the pure function; `/healthz` and `/readyz` answer here too,
+//! but the Deployment probes the plain-HTTP listener of `probes`, which overload cannot starve.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,10 +10,11 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 
+use super::probes;
 use super::state::AppState;
 use crate::engine::http_answer as http;
 use crate::logging;
@@ -33,8 +34,8 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The HTTPS routes.
-pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
+/// The HTTPS routes; with `wedge`, also `POST /testing/wedge` (see [`wedge`]).
+pub fn router(state: Arc<AppState>, limits: Limits, wedge: bool) -> Router {
     let guard = ServiceBuilder::new()
         .layer(HandleErrorLayer::new({
             let state = state.clone();
@@ -46,26 +47,24 @@ pub fn router(state: Arc<AppState>, limits: Limits) -> Router {
         .load_shed()
         .concurrency_limit(limits.max_in_flight)
         .timeout(limits.request_timeout);
-    Router::new()
+    let router = Router::new()
         // Every method, and no body limit of axum's: the engine's one edge answers them all, as in
         // the Lambda.
         .route(MUTATE_PATH, any(mutate).layer::<_, Infallible>(guard).layer(DefaultBodyLimit::disable()))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz));
+    let router = if wedge { router.route("/testing/wedge", post(wedge_the_runtime)) } else { router };
+    router.with_state(state)
 }
 
-/// The metrics route, served on its own port so that it never needs a certificate.
-pub fn metrics_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(|State(state): State<Arc<AppState>>| async move {
-                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                ([(header::CONTENT_TYPE, content_type)], state.metrics.encode())
-            }),
-        )
-        .with_state(state)
+/// For the overload test only: block every worker of the review runtime for 8 s, to show that
+/// liveness then fails. Only served with `serve --testing-wedge`.
+async fn wedge_the_runtime() -> &'static str {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    for _ in 0..workers {
+        tokio::spawn(async { std::thread::sleep(Duration::from_secs(8)) });
+    }
+    "wedged\n"
 }
 
 fn overloaded(state: &AppState, error: BoxError) -> Response {
@@ -77,14 +76,6 @@ fn overloaded(state: &AppState, error: BoxError) -> Response {
         return (StatusCode::REQUEST_TIMEOUT, "the request took too long\n").into_response();
     }
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response()
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    if state.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
 }
 
 async fn mutate(

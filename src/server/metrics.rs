@@ -29,6 +29,8 @@ pub struct Metrics {
     reviews: Family<ReviewLabels, Counter>,
     latency: Histogram,
     shed: Counter,
+    refused_connections: Counter,
+    open_connections: Gauge,
     config_reloads: Family<ReloadLabels, Counter>,
     cert_reloads: Family<ReloadLabels, Counter>,
     cert_expiry: Gauge,
@@ -58,6 +60,11 @@ impl Default for Metrics {
             "Requests answered 503 because too many were in flight",
             shed.clone(),
         );
+        let refused_connections = Counter::default();
+        let help = "Connections closed at once because of --max-connections or --max-connections-per-client";
+        registry.register("refused_connections", help, refused_connections.clone());
+        let open_connections = Gauge::default();
+        registry.register("open_connections", "Connections being served", open_connections.clone());
         let config_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             "config_reloads",
@@ -76,7 +83,17 @@ impl Default for Metrics {
             "notAfter of the certificate being served",
             cert_expiry.clone(),
         );
-        Metrics { registry, reviews, latency, shed, config_reloads, cert_reloads, cert_expiry }
+        Metrics {
+            registry,
+            reviews,
+            latency,
+            shed,
+            refused_connections,
+            open_connections,
+            config_reloads,
+            cert_reloads,
+            cert_expiry,
+        }
     }
 }
 
@@ -93,6 +110,15 @@ impl Metrics {
 
     pub fn shed(&self) {
         self.shed.inc();
+    }
+
+    pub fn refused_connection(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// One connection more (`1`) or fewer (`-1`) being served.
+    pub fn open_connections(&self, change: i64) {
+        self.open_connections.inc_by(change);
     }
 
     pub fn config_reload(&self, ok: bool) {

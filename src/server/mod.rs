@@ -5,10 +5,13 @@
 //! certificate files when their content changes. Shutdown is graceful: readiness fails first, so
 //! that the Service stops sending new reviews, then in-flight requests finish, then it exits.
 
+mod admission;
 pub mod certs;
 mod connections;
 mod handlers;
+mod idle;
 mod metrics;
+mod probes;
 mod reload;
 mod self_managed;
 mod state;
@@ -29,8 +32,10 @@ pub use handlers::{Limits, MAX_BODY, MUTATE_PATH};
 pub use self_managed::{FIELD_MANAGER, Managed, ManagedError, SelfManaged};
 use state::AppState;
 
+use self::admission::Admission;
 use self::certs::{CertFiles, CurrentCert};
 use self::connections::Connections;
+use self::probes::Probes;
 use self::reload::{Renewal, Watched};
 use crate::Config;
 use crate::config_file::{self, ConfigFileError};
@@ -66,6 +71,22 @@ pub struct Options {
     pub drain_delay: Duration,
     /// After that: how long in-flight requests get to finish.
     pub shutdown_timeout: Duration,
+    /// `/healthz` fails once the review runtime has not run its heartbeat for this long.
+    pub liveness_window: Duration,
+    /// Connections served at once; past it a new one is closed at once and counted.
+    pub max_connections: usize,
+    /// Connections served at once from one client address.
+    pub max_connections_per_client: usize,
+    /// A connection that sends nothing for this long is closed (idle keep-alive, idle HTTP/2, a
+    /// HEADERS frame that never completes).
+    pub idle_timeout: Duration,
+    /// HTTP/2: a PING after this long without a frame; no answer within the same time closes it.
+    pub http2_keepalive: Duration,
+    /// HTTP/2: streams one connection may have open at once.
+    pub http2_max_streams: u32,
+    /// Serve `POST /testing/wedge`, which blocks every worker of the review runtime for 8 s: for
+    /// the overload test only, to show that liveness fails when the review runtime is stuck.
+    pub testing_wedge: bool,
 }
 
 impl Options {
@@ -84,6 +105,15 @@ impl Options {
             header_read_timeout: Duration::from_secs(5),
             drain_delay: Duration::from_secs(0),
             shutdown_timeout: Duration::from_secs(20),
+            liveness_window: Duration::from_secs(5),
+            // About 30 KiB an idle TLS connection (BENCHMARKS.md): 1,024 of them stay well inside
+            // the Deployment's 64 MiB limit, above the process's own ~10 MiB.
+            max_connections: 1024,
+            max_connections_per_client: 256,
+            idle_timeout: Duration::from_secs(60),
+            http2_keepalive: Duration::from_secs(20),
+            http2_max_streams: 128,
+            testing_wedge: false,
         }
     }
 }
@@ -128,7 +158,7 @@ async fn first_certificate(tls: &TlsSource) -> Result<(certs::Loaded, Renewal), 
 /// The HTTPS routes with `config` in force, without TLS, sockets or reloads: what the server
 /// serves, for in-process tests (`tower::ServiceExt::oneshot`).
 pub fn routes(config: Config, limits: Limits) -> axum::Router {
-    handlers::router(Arc::new(AppState::new(config)), limits)
+    handlers::router(Arc::new(AppState::new(config, Options::local().liveness_window)), limits, false)
 }
 
 /// Why the server could not start.
@@ -152,7 +182,8 @@ pub struct Server {
     renewal: Renewal,
     config_file: Option<Watched>,
     listener: TcpListener,
-    metrics_listener: TcpListener,
+    /// Bound here, served from the probe thread's own runtime.
+    metrics_listener: std::net::TcpListener,
 }
 
 impl Server {
@@ -163,7 +194,7 @@ impl Server {
         // brings a second one (the AWS SDK in an all-features build), there is no default.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (config, config_file) = first_config(options.config.as_deref())?;
-        let state = Arc::new(AppState::new(config));
+        let state = Arc::new(AppState::new(config, options.liveness_window));
         let (first, renewal) = first_certificate(&options.tls).await?;
         state.metrics.cert_expiry(first.not_after);
         tracing::info!(serial = %first.serial, not_after = first.not_after, "serving certificate loaded");
@@ -176,7 +207,13 @@ impl Server {
             })
         };
         let listener = bind(options.listen, "listening on").await?;
-        let metrics_listener = bind(options.metrics_listen, "serving metrics on").await?;
+        let metrics_listener = std::net::TcpListener::bind(options.metrics_listen)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|source| ServeError::Io {
+                what: "serving probes and metrics on",
+                addr: options.metrics_listen.to_string(),
+                source,
+            })?;
         Ok(Server {
             current_cert: CurrentCert::new(&first),
             options,
@@ -201,28 +238,36 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Server { options, state, current_cert, renewal, config_file, listener, metrics_listener } = self;
         let tls = TlsAcceptor::from(certs::server_config(current_cert.clone()));
-        let app = handlers::router(state.clone(), options.limits);
-
-        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-        let metrics_app = handlers::metrics_router(state.clone());
-        let metrics = tokio::spawn(async move {
-            let stopped = async {
-                let _ = metrics_stopped.await;
-            };
-            axum::serve(metrics_listener, metrics_app).with_graceful_shutdown(stopped).await
-        });
+        let app = handlers::router(state.clone(), options.limits, options.testing_wedge);
+        let probes = Probes::spawn(metrics_listener, state.clone()).map_err(|source| ServeError::Io {
+            what: "starting the probe thread for",
+            addr: options.metrics_listen.to_string(),
+            source,
+        })?;
+        let heartbeat = tokio::spawn(probes::beat(state.clone()));
         let reloads = reload::Reloads { config: options.config.clone().zip(config_file), renewal };
         let reloader = tokio::spawn(reloads.run(state.clone(), current_cert, options.reload_interval));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(options.http2_keepalive)
+            .keep_alive_timeout(options.http2_keepalive)
+            .max_concurrent_streams(options.http2_max_streams);
         let connections = Connections {
             tls,
             builder,
             app,
             graceful: GracefulShutdown::new(),
             handshake_timeout: options.header_read_timeout,
+            idle_timeout: options.idle_timeout,
+            admission: Admission::new(
+                options.max_connections.max(1),
+                options.max_connections_per_client.max(1),
+                state.clone(),
+            ),
         };
         state.set_ready(true);
         tracing::info!(listen = %options.listen, metrics = %options.metrics_listen, "ready");
@@ -238,8 +283,8 @@ impl Server {
             tracing::warn!("in-flight requests did not finish in time");
         }
         reloader.abort();
-        let _ = stop_metrics.send(());
-        let _ = metrics.await;
+        heartbeat.abort();
+        let _ = tokio::task::spawn_blocking(move || probes.stop()).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -1,10 +1,12 @@
 //! What every request handler shares.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use super::metrics::Metrics;
+use super::probes::Heartbeat;
 use crate::Config;
 
 pub struct AppState {
@@ -12,14 +14,19 @@ pub struct AppState {
     pub config: ArcSwap<Config>,
     ready: AtomicBool,
     pub metrics: Metrics,
+    pub heartbeat: Heartbeat,
+    /// How old the heartbeat may be before liveness fails.
+    pub liveness_window: Duration,
 }
 
 impl AppState {
-    pub fn new(config: Config) -> Self {
+    pub fn new(config: Config, liveness_window: Duration) -> Self {
         AppState {
             config: ArcSwap::from_pointee(config),
             ready: AtomicBool::new(false),
             metrics: Metrics::default(),
+            heartbeat: Heartbeat::default(),
+            liveness_window,
         }
     }
 

@@ -15,7 +15,7 @@ pub struct ServeArgs {
     /// The HTTPS address.
     #[arg(long, default_value_t = Options::local().listen)]
     listen: SocketAddr,
-    /// The plain-HTTP address of /metrics.
+    /// The plain-HTTP address of /healthz, /readyz and /metrics, served from a thread of its own.
     #[arg(long, default_value_t = Options::local().metrics_listen)]
     metrics_listen: SocketAddr,
     /// The injection configuration, reloaded when it changes; the built-in one when left out.
@@ -49,6 +49,27 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after that.
     #[arg(long, default_value_t = Options::local().shutdown_timeout.as_secs_f64())]
     shutdown_timeout: f64,
+    /// Seconds the review runtime may go without running its heartbeat before /healthz fails.
+    #[arg(long, default_value_t = Options::local().liveness_window.as_secs_f64())]
+    liveness_window: f64,
+    /// Connections served at once; past it a new one is closed at once and counted.
+    #[arg(long, default_value_t = Options::local().max_connections)]
+    max_connections: usize,
+    /// Connections served at once from one client address.
+    #[arg(long, default_value_t = Options::local().max_connections_per_client)]
+    max_connections_per_client: usize,
+    /// Seconds a connection may send nothing before it is closed.
+    #[arg(long, default_value_t = Options::local().idle_timeout.as_secs_f64())]
+    idle_timeout: f64,
+    /// HTTP/2: seconds without a frame before a PING, and then for its answer.
+    #[arg(long, default_value_t = Options::local().http2_keepalive.as_secs_f64())]
+    http2_keepalive: f64,
+    /// HTTP/2: streams one connection may have open at once.
+    #[arg(long, default_value_t = Options::local().http2_max_streams)]
+    http2_max_streams: u32,
+    /// For the overload test only: serve POST /testing/wedge, which blocks the review runtime.
+    #[arg(long, hide = true)]
+    testing_wedge: bool,
     #[command(flatten)]
     managed: ManagedArgs,
 }
@@ -108,6 +129,13 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         header_read_timeout: seconds(args.header_read_timeout)?,
         drain_delay: seconds(args.drain_delay)?,
         shutdown_timeout: seconds(args.shutdown_timeout)?,
+        liveness_window: seconds(args.liveness_window)?,
+        max_connections: args.max_connections,
+        max_connections_per_client: args.max_connections_per_client,
+        idle_timeout: seconds(args.idle_timeout)?,
+        http2_keepalive: seconds(args.http2_keepalive)?,
+        http2_max_streams: args.http2_max_streams,
+        testing_wedge: args.testing_wedge,
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
