@@ -202,19 +202,22 @@ fn config_check_and_default() {
     assert!(!out.status.success(), "a bad configuration is never used");
 }
 
-#[test]
-fn every_command_has_help() {
-    for args in [
-        &["--help"][..],
-        &["review", "--help"],
-        &["inject", "--help"],
-        &["config", "check", "--help"],
-        &["config", "default", "--help"],
-    ] {
-        let out = run(args, b"");
-        assert!(out.status.success(), "{args:?}");
-        assert!(text(&out.stdout).contains("Usage:"), "{args:?}");
-    }
+/// One row: the command's help is printed, and it exits 0.
+fn has_help(args: &[&str]) {
+    let out = run(args, b"");
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("Usage:"));
+}
+
+common::rows! { has_help;
+    help: (&["--help"]),
+    review_help: (&["review", "--help"]),
+    inject_help: (&["inject", "--help"]),
+    config_check_help: (&["config", "check", "--help"]),
+    config_default_help: (&["config", "default", "--help"]),
+    audit_help: (&["audit", "--help"]),
+    serve_help: (&["serve", "--help"]),
+    certs_help: (&["certs", "--help"]),
 }
 
 /// The README's first command: the article's test Pod gains `foo=bar` and the example sidecar.
@@ -275,23 +278,27 @@ fn inject_output_keeps_yaml_1_1_lookalikes_strings() {
     }
 }
 
-/// YAML nested 10,000 deep, and an alias bomb that would expand to 10^9 nodes, are refused with a
-/// message rather than exhausting the stack or the memory.
-#[test]
-fn hostile_yaml_is_refused() {
-    let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+/// One row: hostile YAML is refused with a message rather than exhausting the stack or the memory.
+fn hostile_yaml_refused(yaml: String, expected: &str) {
+    let out = run(&["inject", "-f", "-"], yaml.as_bytes());
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
+}
+
+/// An alias bomb that would expand to 10^9 nodes.
+fn alias_bomb() -> String {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for (name, previous) in
         ["b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["a", "b", "c", "d", "e", "f", "g", "h"])
     {
         bomb.push_str(&format!("{name}: &{name} [{}]\n", vec![format!("*{previous}"); 10].join(", ")));
     }
-    for (what, yaml, expected) in [("deep", deep, "recursion limit"), ("alias bomb", bomb, "budget breached")]
-    {
-        let out = run(&["inject", "-f", "-"], yaml.as_bytes());
-        assert!(!out.status.success(), "{what}");
-        assert!(text(&out.stderr).contains(expected), "{what}: {}", text(&out.stderr));
-    }
+    bomb
+}
+
+common::rows! { hostile_yaml_refused;
+    yaml_nested_10000_deep: (format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000)), "recursion limit"),
+    yaml_alias_bomb: (alias_bomb(), "budget breached"),
 }
 
 /// One row: `audit` with these arguments exits with `status`, naming `what` on stderr.

@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine as _;
-use common::runtime;
+use common::{rows, runtime};
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Body, Error, Request, Response, service_fn};
 use serde_json::{Value, json};
@@ -54,70 +54,72 @@ fn lambda() -> Lambda {
     Lambda::new(Config::builtin(), TOKEN).unwrap()
 }
 
-#[test]
-fn plain_and_base64_bodies_get_the_pure_functions_bytes() {
-    runtime().block_on(async {
-        let lambda = lambda();
-        let expected = review(REVIEW, &Config::builtin()).unwrap().body;
+/// One row: the review in `fixture`'s event, plain or base64-encoded, gets the pure function's bytes.
+fn gets_the_pure_functions_bytes(fixture: &str, base64: bool) {
+    let response = runtime().block_on(async {
         let path = format!("/mutate/{TOKEN}");
-        for fixture in [FUNCTION_URL, APIGW_V2] {
-            for base64 in [false, true] {
-                let response =
-                    call(&lambda, event(fixture, "POST", &path, "application/json", REVIEW, base64)).await;
-                assert_eq!(response.status(), 200, "base64: {base64}");
-                assert_eq!(response.headers()["content-type"], "application/json");
-                assert_eq!(bytes(&response), expected, "base64: {base64}");
-            }
-        }
+        call(&lambda(), event(fixture, "POST", &path, "application/json", REVIEW, base64)).await
     });
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(bytes(&response), review(REVIEW, &Config::builtin()).unwrap().body);
 }
 
-#[test]
-fn the_token_is_checked_first() {
-    runtime().block_on(async {
-        let lambda = lambda();
-        let wrong = "0123456789abcdef0123456789abcdeX";
-        for path in [
-            format!("/mutate/{wrong}"),
-            "/mutate/".into(),
-            "/mutate".into(),
-            format!("/mutate/{TOKEN}x"),
-            format!("/other/{TOKEN}"),
-            "/".into(),
-        ] {
-            for (method, body) in [("POST", REVIEW), ("POST", &b"{not json"[..]), ("GET", &b""[..])] {
-                let response =
-                    call(&lambda, event(FUNCTION_URL, method, &path, "application/json", body, false)).await;
-                assert_eq!(response.status(), 404, "{method} {path}");
-                assert!(
-                    !String::from_utf8(bytes(&response)).unwrap().contains("AdmissionReview"),
-                    "nothing about the body leaks"
-                );
-            }
-        }
-        // With the right token, the same malformed body is a 400 that names the problem.
-        let right = format!("/mutate/{TOKEN}");
-        let response =
-            call(&lambda, event(FUNCTION_URL, "POST", &right, "application/json", b"{not json", false)).await;
-        assert_eq!(response.status(), 400);
-        assert!(String::from_utf8(bytes(&response)).unwrap().starts_with("malformed AdmissionReview"));
-    });
+rows! { gets_the_pure_functions_bytes;
+    function_url_plain_body: (FUNCTION_URL, false),
+    function_url_base64_body: (FUNCTION_URL, true),
+    api_gateway_v2_plain_body: (APIGW_V2, false),
+    api_gateway_v2_base64_body: (APIGW_V2, true),
 }
 
-#[test]
-fn only_json_posts_under_the_size_limit_are_served() {
-    runtime().block_on(async {
-        let lambda = lambda();
-        let path = format!("/mutate/{TOKEN}");
-        let get = call(&lambda, event(FUNCTION_URL, "GET", &path, "application/json", b"", false)).await;
-        assert_eq!(get.status(), 405);
-        assert_eq!(get.headers()["allow"], "POST");
-        let text = call(&lambda, event(FUNCTION_URL, "POST", &path, "text/plain", REVIEW, false)).await;
-        assert_eq!(text.status(), 415);
-        let big = vec![b' '; sidecar_injector::engine::http_answer::MAX_BODY + 1];
-        let big = call(&lambda, event(FUNCTION_URL, "POST", &path, "application/json", &big, true)).await;
-        assert_eq!(big.status(), 413);
+/// One row: without the right token, every method and body gets 404, and nothing about the body.
+fn not_found_without_the_token(path: &str) {
+    let wrong = "0123456789abcdef0123456789abcdeX";
+    let path = path.replace("{wrong}", wrong).replace("{token}", TOKEN);
+    for (method, body) in [("POST", REVIEW), ("POST", &b"{not json"[..]), ("GET", &b""[..])] {
+        let response = runtime().block_on(async {
+            call(&lambda(), event(FUNCTION_URL, method, &path, "application/json", body, false)).await
+        });
+        assert_eq!(response.status(), 404, "{method} {path}");
+        let text = String::from_utf8(bytes(&response)).unwrap();
+        assert!(!text.contains("AdmissionReview"), "nothing about the body leaks");
+    }
+}
+
+rows! { not_found_without_the_token;
+    a_wrong_token: ("/mutate/{wrong}"),
+    no_token: ("/mutate/"),
+    no_token_no_slash: ("/mutate"),
+    the_token_and_more: ("/mutate/{token}x"),
+    the_token_on_another_route: ("/other/{token}"),
+    the_root: ("/"),
+}
+
+/// One row: with the right token, what the engine's HTTP edge answers.
+fn with_the_token(method: &str, content_type: &str, body: Vec<u8>, status: u16, starts: &str) {
+    let path = format!("/mutate/{TOKEN}");
+    let response = runtime().block_on(async {
+        call(&lambda(), event(FUNCTION_URL, method, &path, content_type, &body, true)).await
     });
+    assert_eq!(response.status(), status);
+    if status == 405 {
+        assert_eq!(response.headers()["allow"], "POST");
+    }
+    let text = String::from_utf8(bytes(&response)).unwrap();
+    assert!(text.starts_with(starts), "{text:?} should start with {starts:?}");
+}
+
+rows! { with_the_token;
+    a_malformed_body_names_the_problem: ("POST", "application/json", b"{not json".to_vec(), 400, "malformed AdmissionReview"),
+    get_is_refused_405: ("GET", "application/json", Vec::new(), 405, "a review is sent with POST"),
+    text_plain_is_refused_415: ("POST", "text/plain", REVIEW.to_vec(), 415, "an AdmissionReview is sent as application/json"),
+    a_body_over_the_limit_is_refused_413: (
+        "POST",
+        "application/json",
+        vec![b' '; sidecar_injector::engine::http_answer::MAX_BODY + 1],
+        413,
+        "the body is over",
+    ),
 }
 
 #[test]

@@ -201,28 +201,45 @@ fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {
     response.response.audit_annotations["reason"].clone()
 }
 
-#[test]
-fn skip_rules_and_opt_out() {
-    let config = Config::builtin();
-    let opted_out = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(skipped_reason(&opted_out, "shop", &config), "opted-out");
-    let opted_out_label = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(skipped_reason(&opted_out_label, "shop", &config), "opted-out");
-    let both = json!({"metadata": {"labels": {"sidecar-injector.io/inject": "false"}, "annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(
-        skipped_reason(&both, "shop", &config),
-        "opted-out",
-        "a label opt-out wins over an annotation asking"
-    );
-    assert_eq!(skipped_reason(&small_pod(), "kube-system", &config), "namespace-skipped");
-    let host =
-        json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "x"}]}});
-    assert_eq!(skipped_reason(&host, "shop", &config), "host-network");
+/// A Pod with `metadata` and one container, `spec` fields added from `spec`.
+fn pod_with(metadata: Value, spec: Value) -> Value {
+    let mut pod = json!({"metadata": metadata, "spec": {"containers": [{"name": "a", "image": "x"}]}});
+    for (key, value) in spec.as_object().unwrap() {
+        pod["spec"][key] = value.clone();
+    }
+    pod
+}
 
-    let off = config_with("injectByDefault: false");
-    assert_eq!(skipped_reason(&small_pod(), "shop", &off), "not-requested");
-    let asked = json!({"metadata": {"annotations": {"sidecar-injector.io/inject": "true"}}, "spec": {"containers": [{"name": "a", "image": "x"}]}});
-    let (response, _) = admit(&asked, "shop", &off);
+/// One row: the Pod is admitted unchanged for `reason`.
+fn skipped_for(pod: Value, namespace: &str, config: Config, reason: &str) {
+    assert_eq!(skipped_reason(&pod, namespace, &config), reason);
+}
+
+rows! { skipped_for;
+    opted_out_by_annotation: (
+        pod_with(json!({"annotations": {"sidecar-injector.io/inject": "false"}}), json!({})),
+        "shop", Config::builtin(), "opted-out",
+    ),
+    opted_out_by_label: (
+        pod_with(json!({"labels": {"sidecar-injector.io/inject": "false"}}), json!({})),
+        "shop", Config::builtin(), "opted-out",
+    ),
+    a_label_opt_out_wins_over_an_annotation_asking: (
+        pod_with(
+            json!({"labels": {"sidecar-injector.io/inject": "false"}, "annotations": {"sidecar-injector.io/inject": "true"}}),
+            json!({}),
+        ),
+        "shop", Config::builtin(), "opted-out",
+    ),
+    a_skipped_namespace: (small_pod(), "kube-system", Config::builtin(), "namespace-skipped"),
+    host_network: (pod_with(json!({}), json!({"hostNetwork": true})), "shop", Config::builtin(), "host-network"),
+    not_requested_when_injection_is_off_by_default: (small_pod(), "shop", config_with("injectByDefault: false"), "not-requested"),
+}
+
+#[test]
+fn asking_gets_the_default_profiles_when_injection_is_off_by_default() {
+    let asked = pod_with(json!({"annotations": {"sidecar-injector.io/inject": "true"}}), json!({}));
+    let (response, _) = admit(&asked, "shop", &config_with("injectByDefault: false"));
     assert_eq!(response.response.audit_annotations["profiles"], "example");
 }
 
@@ -305,66 +322,78 @@ fn a_pod_injected_by_another_configuration_is_left_alone() {
     assert!(response.response.warnings[0].contains("re-create it"));
 }
 
-#[test]
-fn malformed_pods_are_refused_not_mangled() {
-    let cases = [
-        (
-            json!({"metadata": {"labels": "app=web"}, "spec": {"containers": []}}),
-            "metadata.labels is not an object",
-        ),
-        (
-            json!({"metadata": {"annotations": {"a": 5}}, "spec": {"containers": []}}),
-            "metadata.annotations.a is not a string",
-        ),
-        (json!({"metadata": {}}), "it has no spec"),
-        (json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}), "spec.containers is not a list"),
-        (
-            json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}),
-            "spec.containers[0].name is missing",
-        ),
-        (
-            json!({"metadata": {}, "spec": {"containers": [{"name": "a", "env": "X=1"}]}}),
-            "spec.containers[0].env is not a list",
-        ),
-        (
-            json!({"metadata": {}, "spec": {"containers": [], "hostNetwork": "yes"}}),
-            "spec.hostNetwork is not a boolean",
-        ),
-    ];
-    for (pod, what) in cases {
-        let response = answer(&pod_review(&pod, "shop"), &Config::builtin());
-        assert!(!response.response.allowed, "{what}");
-        let message = response.response.status.as_ref().unwrap().message.as_ref();
-        assert!(message.contains(what), "{message:?} should name {what:?}");
-    }
+/// One row: a Pod of a shape Kubernetes never gives is refused, the message naming the field.
+fn malformed_pod_refused(pod: Value, what: &str) {
+    let response = answer(&pod_review(&pod, "shop"), &Config::builtin());
+    assert!(!response.response.allowed, "{what}");
+    let message = response.response.status.as_ref().unwrap().message.as_ref();
+    assert!(message.contains(what), "{message:?} should name {what:?}");
 }
 
-#[test]
-fn what_is_not_a_pod_create_is_allowed_untouched() {
-    let config = Config::builtin();
-    let mut update = pod_review(&small_pod(), "shop");
-    update["request"]["operation"] = json!("UPDATE");
-    update["request"]["oldObject"] = small_pod();
-    let mut subresource = pod_review(&small_pod(), "shop");
-    subresource["request"]["subResource"] = json!("ephemeralcontainers");
-    let mut deployment = pod_review(&small_pod(), "shop");
-    deployment["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
-    let mut delete = pod_review(&small_pod(), "shop");
-    delete["request"]["operation"] = json!("DELETE");
-    delete["request"]["object"] = Value::Null;
+rows! { malformed_pod_refused;
+    malformed_labels_not_a_map: (
+        json!({"metadata": {"labels": "app=web"}, "spec": {"containers": []}}),
+        "metadata.labels is not an object",
+    ),
+    malformed_annotation_not_a_string: (
+        json!({"metadata": {"annotations": {"a": 5}}, "spec": {"containers": []}}),
+        "metadata.annotations.a is not a string",
+    ),
+    malformed_no_spec: (json!({"metadata": {}}), "it has no spec"),
+    malformed_containers_not_a_list: (
+        json!({"metadata": {}, "spec": {"containers": {"name": "a"}}}),
+        "spec.containers is not a list",
+    ),
+    malformed_container_without_a_name: (
+        json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}),
+        "spec.containers[0].name is missing",
+    ),
+    malformed_env_not_a_list: (
+        json!({"metadata": {}, "spec": {"containers": [{"name": "a", "env": "X=1"}]}}),
+        "spec.containers[0].env is not a list",
+    ),
+    malformed_host_network_not_a_boolean: (
+        json!({"metadata": {}, "spec": {"containers": [], "hostNetwork": "yes"}}),
+        "spec.hostNetwork is not a boolean",
+    ),
+}
 
-    for (request, reason) in [
-        (update, "not-create"),
-        (subresource, "subresource"),
-        (deployment, "not-a-pod"),
-        (delete, "not-create"),
-    ] {
-        let response = answer(&request, &config);
-        assert!(response.response.allowed, "{reason}");
-        assert!(response.response.patch.is_none(), "{reason}");
-        assert!(response.response.warnings.is_empty(), "{reason}: no warning for what is not ours");
-        assert_eq!(response.response.audit_annotations["reason"], reason);
-    }
+/// The small Pod's review, changed by `change`.
+fn review_with(change: impl FnOnce(&mut Value)) -> Value {
+    let mut request = pod_review(&small_pod(), "shop");
+    change(&mut request);
+    request
+}
+
+/// One row: what is not a Pod CREATE is allowed untouched, with no warning, for `reason`.
+fn allowed_untouched(request: Value, reason: &str) {
+    let response = answer(&request, &Config::builtin());
+    assert!(response.response.allowed);
+    assert!(response.response.patch.is_none());
+    assert!(response.response.warnings.is_empty(), "no warning for what is not ours");
+    assert_eq!(response.response.audit_annotations["reason"], reason);
+}
+
+rows! { allowed_untouched;
+    an_update_is_not_a_create: (
+        review_with(|r| {
+            r["request"]["operation"] = json!("UPDATE");
+            r["request"]["oldObject"] = small_pod();
+        }),
+        "not-create",
+    ),
+    a_subresource_is_not_the_pod: (review_with(|r| r["request"]["subResource"] = json!("ephemeralcontainers")), "subresource"),
+    a_deployment_is_not_a_pod: (
+        review_with(|r| r["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"})),
+        "not-a-pod",
+    ),
+    a_delete_is_not_a_create: (
+        review_with(|r| {
+            r["request"]["operation"] = json!("DELETE");
+            r["request"]["object"] = Value::Null;
+        }),
+        "not-create",
+    ),
 }
 
 #[test]
