@@ -101,6 +101,32 @@ rows! { refused;
     skipped_namespace_not_a_dns_label: ("skip: {namespaces: [Kube_System]}", "skip.namespaces[0]: namespace name"),
     misspelt_skip_field: ("skip: {hostnetwork: false}", "skip.hostnetwork: unknown field `hostnetwork`"),
     a_list_instead_of_a_map: ("- just\n- a list\n", "(top level): a configuration is a map"),
+    selector_with_an_unknown_operator: (
+        "profiles: {p: {selector: {matchExpressions: [{key: a, operator: Equals, values: [b]}]}}}",
+        "profiles.p.selector.matchExpressions[0].operator: \"Equals\" is not one of In, NotIn, Exists, DoesNotExist",
+    ),
+    selector_in_without_values: (
+        "profiles: {p: {selector: {matchExpressions: [{key: a, operator: In}]}}}",
+        "profiles.p.selector.matchExpressions[0].values: In and NotIn need values",
+    ),
+    selector_exists_with_values: (
+        "profiles: {p: {selector: {matchExpressions: [{key: a, operator: Exists, values: [b]}]}}}",
+        "profiles.p.selector.matchExpressions[0].values: Exists and DoesNotExist take no values",
+    ),
+    selector_key_not_a_qualified_name: (
+        "profiles: {p: {selector: {matchExpressions: [{key: \"bad key\", operator: Exists}]}}}",
+        "profiles.p.selector.matchExpressions[0].key: key",
+    ),
+    selector_value_not_a_label_value: (
+        "profiles: {p: {selector: {matchLabels: {tier: \"not valid\"}}}}",
+        "profiles.p.selector.matchLabels.tier: value",
+    ),
+    selector_expression_value_not_a_label_value: (
+        "profiles: {p: {selector: {matchExpressions: [{key: a, operator: In, values: [\"not valid\"]}]}}}",
+        "profiles.p.selector.matchExpressions[0].values[0]: value",
+    ),
+    misspelt_selector_field: ("profiles: {p: {selector: {matchLabel: {a: b}}}}", "profiles.p.selector.matchLabel: unknown field"),
+    profile_namespace_not_a_dns_label: ("profiles: {p: {namespaces: [Shop_1]}}", "profiles.p.namespaces[0]: namespace name"),
 }
 
 #[test]

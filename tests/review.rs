@@ -513,3 +513,90 @@ fn deep_nesting_where_injection_does_not_read_is_answered() {
     let reviewed = review(&deeply_nested_in("managedFields"), &Config::builtin()).unwrap();
     assert_eq!(reviewed.summary.decision.as_str(), "injected");
 }
+
+/// A configuration with a `metrics` profile that selects by itself, beside the built-in one.
+fn selecting(selection: &str) -> Config {
+    config(&format!(
+        "labels: {{foo: bar}}\ndefaultProfiles: [example]\nprofiles:\n  example: {{containers: [{{name: example-sidecar, image: busybox:1.37}}]}}\n  metrics: {{containers: [{{name: metrics-agent, image: agent:1}}], {selection}}}\n"
+    ))
+}
+
+/// One row: with the profile `metrics` selecting as `selection`, a Pod with `labels` and
+/// `annotations` in `namespace` gets exactly `expected`.
+fn chosen(selection: &str, labels: Value, annotations: Value, namespace: &str, expected: &[&str]) {
+    let pod = pod_with(json!({"name": "p", "labels": labels, "annotations": annotations}), json!({}));
+    let (response, _) = admit(&pod, namespace, &selecting(selection));
+    let profiles = response.response.audit_annotations.get("profiles").cloned().unwrap_or_default();
+    assert_eq!(profiles, expected.join(","), "{:?}", response.response.audit_annotations);
+}
+
+rows! { chosen;
+    selector_match_labels: ("selector: {matchLabels: {tier: web}}", json!({"tier": "web"}), json!({}), "shop", &["example", "metrics"]),
+    selector_match_labels_no_match: ("selector: {matchLabels: {tier: web}}", json!({"tier": "db"}), json!({}), "shop", &["example"]),
+    selector_in: (
+        "selector: {matchExpressions: [{key: tier, operator: In, values: [web, api]}]}",
+        json!({"tier": "api"}), json!({}), "shop", &["example", "metrics"],
+    ),
+    selector_not_in: (
+        "selector: {matchExpressions: [{key: tier, operator: NotIn, values: [db]}]}",
+        json!({}), json!({}), "shop", &["example", "metrics"],
+    ),
+    selector_not_in_excludes: (
+        "selector: {matchExpressions: [{key: tier, operator: NotIn, values: [db]}]}",
+        json!({"tier": "db"}), json!({}), "shop", &["example"],
+    ),
+    selector_exists: ("selector: {matchExpressions: [{key: metrics, operator: Exists}]}", json!({"metrics": ""}), json!({}), "shop", &["example", "metrics"]),
+    selector_does_not_exist: (
+        "selector: {matchExpressions: [{key: legacy, operator: DoesNotExist}]}",
+        json!({"legacy": "yes"}), json!({}), "shop", &["example"],
+    ),
+    namespaces_match: ("namespaces: [shop]", json!({}), json!({}), "shop", &["example", "metrics"]),
+    namespaces_do_not_match: ("namespaces: [shop]", json!({}), json!({}), "other", &["example"]),
+    selector_and_namespaces_must_both_match: (
+        "selector: {matchLabels: {tier: web}}, namespaces: [shop]",
+        json!({"tier": "web"}), json!({}), "other", &["example"],
+    ),
+    an_annotation_naming_profiles_overrides_selection: (
+        "selector: {matchLabels: {tier: web}}",
+        json!({"tier": "web"}), json!({"sidecar-injector.io/inject": "example"}), "shop", &["example"],
+    ),
+    an_annotation_true_gets_defaults_and_selected: (
+        "selector: {matchLabels: {tier: web}}",
+        json!({"tier": "web"}), json!({"sidecar-injector.io/inject": "true"}), "shop", &["example", "metrics"],
+    ),
+}
+
+#[test]
+fn an_opt_out_beats_a_matching_selector() {
+    let pod = pod_with(
+        json!({"labels": {"tier": "web"}, "annotations": {"sidecar-injector.io/inject": "false"}}),
+        json!({}),
+    );
+    assert_eq!(skipped_reason(&pod, "shop", &selecting("selector: {matchLabels: {tier: web}}")), "opted-out");
+}
+
+#[test]
+fn a_selector_injects_even_when_injection_is_off_by_default() {
+    let off = config(
+        "injectByDefault: false\nprofiles: {metrics: {containers: [{name: agent, image: a}], namespaces: [shop]}}\n",
+    );
+    let (response, _) = admit(&small_pod(), "shop", &off);
+    assert_eq!(response.response.audit_annotations["profiles"], "metrics");
+    assert_eq!(skipped_reason(&small_pod(), "other", &off), "not-requested");
+}
+
+#[test]
+fn explain_says_which_rule_chose_each_profile() {
+    let pod = pod_with(json!({"name": "p", "labels": {"tier": "web"}}), json!({}));
+    let body = serde_json::to_vec(&pod_review(&pod, "shop")).unwrap();
+    let reviewed = review(&body, &selecting("selector: {matchLabels: {tier: web}}")).unwrap();
+    let rules: Vec<(String, String)> =
+        reviewed.chosen.iter().map(|c| (c.profile.clone(), c.rule.to_string())).collect();
+    assert_eq!(
+        rules,
+        [
+            ("example".to_owned(), "a default profile (defaultProfiles)".to_owned()),
+            ("metrics".to_owned(), "its selector and namespaces match the Pod".to_owned()),
+        ]
+    );
+}

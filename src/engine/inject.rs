@@ -12,6 +12,7 @@ use super::decision::{Decision, SkipReason};
 use super::patch;
 use super::pod_view::{Malformed, PodView};
 use super::review::ReviewError;
+use super::selection::{Chosen, Rule};
 
 /// The decision, the patch that carries it out, and what to tell the user.
 #[derive(Debug)]
@@ -19,11 +20,13 @@ pub(crate) struct Outcome {
     pub decision: Decision,
     pub patch: Option<json_patch::Patch>,
     pub warnings: Vec<String>,
+    /// The profiles injected, with the rule that chose each.
+    pub chosen: Vec<Chosen>,
 }
 
 impl Outcome {
     pub fn skipped(reason: SkipReason) -> Self {
-        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new() }
+        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new(), chosen: Vec::new() }
     }
 
     fn skipped_because(reason: SkipReason, why: impl std::fmt::Display) -> Self {
@@ -72,18 +75,24 @@ pub(crate) fn decide(
         return Ok(outcome);
     }
     // Each step either hands on what the next needs or is the answer.
-    let planned = selected(&view, config).and_then(|profiles| planned(&view, config, profiles));
-    let Planned { plan, profiles, warnings } = match planned {
+    let chosen = selected(&view, namespace, config);
+    let planned = chosen.and_then(|chosen| {
+        let (profiles, rules): (Vec<&Profile>, Vec<Rule>) = chosen.into_iter().unzip();
+        Ok((planned(&view, config, profiles)?, rules))
+    });
+    let (Planned { plan, profiles, warnings }, rules) = match planned {
         Ok(planned) => planned,
         Err(outcome) => return Ok(outcome),
     };
     let mut pod = Value::Object(pod);
     let operations = patch::operations(&plan, &pod);
     patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
+    let chosen = profiles.iter().zip(rules).map(|(p, rule)| Chosen { profile: p.name.clone(), rule });
     Ok(Outcome {
         decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
         patch: Some(operations),
         warnings,
+        chosen: chosen.collect(),
     })
 }
 
@@ -106,24 +115,52 @@ fn skipped(view: &PodView, namespace: &str, config: &Config) -> Option<Outcome> 
     None
 }
 
-/// Step 2: the profiles the Pod asks for, or gets by default, each once.
-fn selected<'c>(view: &PodView, config: &'c Config) -> Result<Vec<&'c Profile>, Outcome> {
-    let requested: Vec<&str> = match view.annotation(keys::INJECT).map(str::trim) {
-        Some(v) if v.eq_ignore_ascii_case("true") => {
-            config.default_profiles.iter().map(String::as_str).collect()
+/// Step 2: the profiles for the Pod, each once, with the rule that chose it: those its annotation
+/// names if it names any; otherwise the default profiles (with `injectByDefault` or an annotation
+/// `"true"`) and every profile whose own selection matches.
+fn selected<'c>(
+    view: &PodView,
+    namespace: &str,
+    config: &'c Config,
+) -> Result<Vec<(&'c Profile, Rule)>, Outcome> {
+    let annotation = view.annotation(keys::INJECT).map(str::trim).filter(|v| !v.is_empty());
+    let asked = annotation.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if let Some(list) = annotation.filter(|_| !asked) {
+        return named(list.split(',').map(str::trim).filter(|s| !s.is_empty()), config);
+    }
+    let mut chosen: Vec<(&Profile, Rule)> = Vec::new();
+    if asked || config.inject_by_default {
+        for name in &config.default_profiles {
+            chosen.push((&config.profiles[name], Rule::Default));
         }
-        Some(list) if !list.is_empty() => list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect(),
-        _ if config.inject_by_default => config.default_profiles.iter().map(String::as_str).collect(),
-        _ => {
-            let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
-            return Err(Outcome::skipped_because(SkipReason::NotRequested, why));
+    }
+    let mut labels = None;
+    for profile in config.profiles.values().filter(|p| !p.selection.is_empty()) {
+        let labels = labels.get_or_insert_with(|| view.label_map());
+        if profile.selection.matches(labels, namespace) && !chosen.iter().any(|(p, _)| p.name == profile.name)
+        {
+            chosen.push((profile, Rule::Selected));
         }
-    };
-    let mut profiles: Vec<&Profile> = Vec::with_capacity(requested.len());
+    }
+    if chosen.is_empty() && !asked && !config.inject_by_default {
+        let why = format_args!("injection is off by default; annotate the Pod {}=true", keys::INJECT);
+        return Err(Outcome::skipped_because(SkipReason::NotRequested, why));
+    }
+    Ok(chosen)
+}
+
+/// The profiles an annotation names, each once; a name that is no profile is an error.
+fn named<'c, 'n>(
+    names: impl Iterator<Item = &'n str>,
+    config: &'c Config,
+) -> Result<Vec<(&'c Profile, Rule)>, Outcome> {
+    let mut profiles: Vec<(&Profile, Rule)> = Vec::new();
     let mut unknown = Vec::new();
-    for name in requested {
+    for name in names {
         match config.profiles.get(name) {
-            Some(profile) if !profiles.iter().any(|p| p.name == name) => profiles.push(profile),
+            Some(profile) if !profiles.iter().any(|(p, _)| p.name == name) => {
+                profiles.push((profile, Rule::Named))
+            }
             Some(_) => {}
             None => unknown.push(format!("no profile named {name:?}")),
         }
@@ -188,12 +225,11 @@ fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
     let message = format!("sidecar-injector: cannot inject: {}", problems.join("; "));
     match on_error {
         OnError::Deny => {
-            Outcome { decision: Decision::Denied { message }, patch: None, warnings: Vec::new() }
+            Outcome { decision: Decision::Denied { message }, ..Outcome::skipped(SkipReason::ErrorAllowed) }
         }
         OnError::Allow => Outcome {
-            decision: Decision::Skipped(SkipReason::ErrorAllowed),
-            patch: None,
             warnings: vec![format!("{message}; the Pod is admitted unchanged")],
+            ..Outcome::skipped(SkipReason::ErrorAllowed)
         },
     }
 }

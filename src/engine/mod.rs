@@ -14,6 +14,8 @@
 //!                        patch, warnings, audit annotations
 //! manifests::inject    the same review for each Pod and pod template of offline manifests
 //! config               a configuration checked once, at load, every error with its field path
+//! selection            where a profile applies by itself (selector, namespaces), and which rule
+//!                      chose each profile for a Pod
 //! names                Kubernetes' rules for names, label values and keys
 //! ```
 //!
@@ -37,6 +39,7 @@ mod names;
 mod patch;
 mod pod_view;
 pub mod review;
+pub mod selection;
 mod skeleton;
 pub mod wire;
 

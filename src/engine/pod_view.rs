@@ -60,6 +60,12 @@ impl<'p> PodView<'p> {
     pub fn annotation(&self, key: &str) -> Option<&'p str> {
         self.annotations?.get(key)?.as_str()
     }
+
+    /// The labels as a map of strings, for label selectors (read checked them all for strings).
+    pub fn label_map(&self) -> std::collections::BTreeMap<String, String> {
+        let labels = self.labels.into_iter().flatten();
+        labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+    }
 }
 
 impl<'p> AppContainer<'p> {

@@ -33,6 +33,7 @@ use serde_json::Value;
 use super::config::Config;
 use super::decision::{Decision, SkipReason};
 use super::inject;
+use super::selection::Chosen;
 use super::wire::{AdmissionResponse, Incoming, Operation, PatchType, ReviewResponse, Status};
 
 const V1: &str = "admission.k8s.io/v1";
@@ -78,6 +79,8 @@ pub struct Reviewed {
     pub patch: Option<json_patch::Patch>,
     /// The warnings sent back to the user, as in the body.
     pub warnings: Vec<String>,
+    /// The profiles injected, with the rule that chose each (for `review --explain`).
+    pub chosen: Vec<Chosen>,
     pub summary: Summary,
 }
 
@@ -139,6 +142,7 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         body,
         patch: outcome.patch,
         warnings: outcome.warnings,
+        chosen: outcome.chosen,
         summary: Summary {
             uid,
             kind: request.kind.kind,

@@ -183,6 +183,9 @@ fn explain_review(reviewed: &sidecar_injector::Reviewed) {
         "{} {} {}/{}: {}",
         summary.operation, summary.kind, summary.namespace, summary.name, summary.decision
     );
+    for chosen in &reviewed.chosen {
+        eprintln!("profile {}: {}", chosen.profile, chosen.rule);
+    }
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");
     }

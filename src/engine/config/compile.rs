@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::raw::{RawConfig, RawProfile};
 use super::{Config, ConfigError, Profile, digest_of, keys};
 use crate::names;
+use crate::selection::Selection;
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     check_string_map(&raw.labels, "labels", true)?;
@@ -56,7 +57,8 @@ fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile,
     check_containers(&raw, path)?;
     check_volumes(&raw, path)?;
     check_app_containers(&raw, path)?;
-    Ok(build_profile(name, raw))
+    let selection = Selection::compile(raw.selector.as_ref(), &raw.namespaces, path)?;
+    Ok(build_profile(name, raw, selection))
 }
 
 /// Names are DNS labels, once each in the profile; every container has an image; only sidecars
@@ -139,7 +141,7 @@ fn check_app_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError>
 
 /// The templates as the JSON they are inserted as (sidecars become init containers with
 /// `restartPolicy: Always`), and the hash of everything the profile adds.
-fn build_profile(name: String, raw: RawProfile) -> Profile {
+fn build_profile(name: String, raw: RawProfile, selection: Selection) -> Profile {
     let mut sidecars = raw.sidecars;
     for sidecar in &mut sidecars {
         sidecar.restart_policy = Some("Always".into());
@@ -155,6 +157,7 @@ fn build_profile(name: String, raw: RawProfile) -> Profile {
         labels: raw.labels,
         annotations: raw.annotations,
         on_error: raw.on_error,
+        selection,
         digest: String::new(),
     };
     profile.digest = digest_of(&(

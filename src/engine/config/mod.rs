@@ -24,6 +24,8 @@ use sha2::{Digest, Sha256};
 mod compile;
 mod raw;
 
+use super::selection::Selection;
+
 use raw::RawConfig;
 
 /// The configuration compiled into the binary, used when no file is given.
@@ -79,6 +81,8 @@ pub struct Profile {
     pub(crate) labels: BTreeMap<String, String>,
     pub(crate) annotations: BTreeMap<String, String>,
     pub(crate) on_error: OnError,
+    /// Where it applies by itself; empty when it is only chosen by name or as a default.
+    pub(crate) selection: Selection,
     /// Hash of everything this profile adds; changes whenever its content does.
     pub(crate) digest: String,
 }
@@ -95,7 +99,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid { path: path.into(), message: message.into() }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -48,6 +49,8 @@ pub(super) struct RawProfile {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub on_error: OnError,
+    pub selector: Option<LabelSelector>,
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Deserialize, Serialize, Default)]
