@@ -214,7 +214,11 @@ proptest! {
         let config = Config::from_value(config_json.clone()).expect("generated configurations are valid");
         let (response, patched) = admit(&pod, "shop", &config);
         let profile = &config_json["profiles"]["p"];
-        let clash = names(&profile["containers"]).contains(&"app0");
+        // A clash of names, or an app-container mount of a volume neither the Pod nor the profile
+        // has (the API server would refuse that Pod): refused, never patched.
+        let dangling = !profile["appContainers"]["volumeMounts"].as_array().unwrap().is_empty()
+            && !names(&profile["volumes"]).contains(&"pv0");
+        let clash = names(&profile["containers"]).contains(&"app0") || dangling;
 
         if clash {
             prop_assert!(!response.response.allowed);

@@ -600,3 +600,43 @@ fn explain_says_which_rule_chose_each_profile() {
         ]
     );
 }
+
+/// One row: an injected mount of a volume the resulting Pod would not have is handled by the
+/// profile's onError, the message naming the mount; never a patch the API server would refuse.
+fn dangling_mount(profile: &str, on_error: &str, allowed: bool, what: &str) {
+    let config =
+        config(&format!("defaultProfiles: [p]\nprofiles: {{p: {{{profile}, onError: {on_error}}}}}\n"));
+    let response = answer(&pod_review(&small_pod(), "shop"), &config);
+    assert_eq!(response.response.allowed, allowed);
+    assert!(response.response.patch.is_none(), "never a patch");
+    let said = match &response.response.status {
+        Some(status) => status.message.to_string(),
+        None => response.response.warnings.join("; "),
+    };
+    assert!(said.contains(what), "{said:?} should name {what:?}");
+}
+
+rows! { dangling_mount;
+    a_sidecar_mounting_a_volume_nobody_adds_is_denied: (
+        "sidecars: [{name: agent, image: a, volumeMounts: [{name: logs, mountPath: /logs}]}]",
+        "deny", false, "container \"agent\" mounts volume \"logs\", which the Pod does not have",
+    ),
+    a_sidecar_mounting_a_volume_nobody_adds_is_allowed_unchanged: (
+        "containers: [{name: agent, image: a, volumeMounts: [{name: logs, mountPath: /logs}]}]",
+        "allow", true, "mounts volume \"logs\", which the Pod does not have",
+    ),
+    an_app_mount_of_a_volume_nobody_adds_is_denied: (
+        "appContainers: {volumeMounts: [{name: certs, mountPath: /certs}]}",
+        "deny", false, "mounts volume \"certs\" in the app containers",
+    ),
+}
+
+#[test]
+fn a_mount_of_a_volume_the_profile_adds_is_injected() {
+    let config = config(
+        "defaultProfiles: [p]\nprofiles: {p: {sidecars: [{name: agent, image: a, volumeMounts: [{name: logs, mountPath: /logs}]}], volumes: [{name: logs, emptyDir: {}}]}}\n",
+    );
+    let (response, patched) = admit(&small_pod(), "shop", &config);
+    assert!(response.response.allowed);
+    assert_eq!(patched["spec"]["volumes"][0]["name"], "logs");
+}

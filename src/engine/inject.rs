@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::config::{Config, OnError, Profile, combined_digest, keys};
 use super::decision::{Decision, SkipReason};
 use super::patch;
+use super::plan::{Plan, add_metadata, add_profile, unmounted};
 use super::pod_view::{Malformed, PodView};
 use super::review::ReviewError;
 use super::selection::{Chosen, Rule};
@@ -35,28 +36,6 @@ impl Outcome {
             ..Outcome::skipped(reason)
         }
     }
-}
-
-/// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
-#[derive(Debug, Default)]
-pub(crate) struct Plan<'c> {
-    /// Labels the Pod does not have yet.
-    pub labels: Vec<(&'c str, &'c str)>,
-    /// Annotations the Pod does not have yet, the status annotation last.
-    pub annotations: Vec<(&'c str, String)>,
-    /// Init containers and native sidecars, to run before the Pod's own init containers.
-    pub init_containers: Vec<&'c Value>,
-    pub containers: Vec<&'c Value>,
-    pub volumes: Vec<&'c Value>,
-    /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
-    /// anything to the app containers.
-    pub app_containers: Vec<AppAdditions<'c>>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct AppAdditions<'c> {
-    pub env: Vec<&'c Value>,
-    pub volume_mounts: Vec<&'c Value>,
 }
 
 /// Decide for a Pod CREATE and build the checked patch.
@@ -202,6 +181,14 @@ fn planned<'c>(
             worst = OnError::Deny;
         }
     }
+    // Once every profile is in: a mount may name a volume another selected profile adds.
+    for profile in &profiles {
+        let missing = unmounted(&plan, view, profile);
+        if !missing.is_empty() && profile.on_error == OnError::Deny {
+            worst = OnError::Deny;
+        }
+        problems.extend(missing);
+    }
     if !problems.is_empty() {
         return Err(failed(worst, problems));
     }
@@ -232,113 +219,4 @@ fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
             ..Outcome::skipped(SkipReason::ErrorAllowed)
         },
     }
-}
-
-fn add_profile<'c>(
-    plan: &mut Plan<'c>,
-    profile: &'c Profile,
-    view: &PodView,
-    problems: &mut Vec<String>,
-    warnings: &mut Vec<String>,
-) {
-    let p = &profile.name;
-    for container in profile.init_containers.iter().chain(&profile.containers) {
-        let name = name_of(container);
-        if view.container_names.contains(&name) {
-            problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
-        } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
-            problems.push(format!(
-                "profile {p:?} adds container {name:?}, which another selected profile adds too"
-            ));
-        }
-    }
-    for volume in &profile.volumes {
-        let name = name_of(volume);
-        if view.volume_names.contains(&name) {
-            problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
-        } else if plan.volumes.iter().any(|v| name_of(v) == name) {
-            problems
-                .push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
-        }
-    }
-    plan.init_containers.extend(&profile.init_containers);
-    plan.containers.extend(&profile.containers);
-    plan.volumes.extend(&profile.volumes);
-
-    if profile.app_env.is_empty() && profile.app_volume_mounts.is_empty() {
-        return;
-    }
-    if plan.app_containers.is_empty() {
-        plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
-    }
-    for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
-        let env = AppField { own: &app.env_names, key: name_of, kept: "sets", what: "value" };
-        env.add(&mut added.env, &profile.app_env, app.name, warnings);
-        let mounts = AppField { own: &app.mount_paths, key: mount_path, kept: "mounts", what: "mount" };
-        mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, app.name, warnings);
-    }
-}
-
-/// A list of an app container's (env or volumeMounts), keyed by name or mount path: what the
-/// container has itself is kept, with a warning, and ours is not added.
-struct AppField<'a> {
-    own: &'a [&'a str],
-    key: fn(&Value) -> &str,
-    /// For the warning: "already sets X; its own value is kept".
-    kept: &'static str,
-    what: &'static str,
-}
-
-impl AppField<'_> {
-    fn add<'c>(&self, added: &mut Vec<&'c Value>, ours: &'c [Value], app: &str, warnings: &mut Vec<String>) {
-        for item in ours {
-            let key = (self.key)(item);
-            if self.own.contains(&key) || added.iter().any(|other| (self.key)(other) == key) {
-                let (kept, what) = (self.kept, self.what);
-                warnings.push(format!(
-                    "sidecar-injector: container {app:?} already {kept} {key}; its own {what} is kept"
-                ));
-            } else {
-                added.push(item);
-            }
-        }
-    }
-}
-
-fn mount_path(mount: &Value) -> &str {
-    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
-}
-
-/// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
-/// it differs from ours.
-fn add_metadata<'c>(
-    plan: &mut Plan<'c>,
-    labels: &'c std::collections::BTreeMap<String, String>,
-    annotations: &'c std::collections::BTreeMap<String, String>,
-    view: &PodView,
-    warnings: &mut Vec<String>,
-) {
-    for (key, value) in labels {
-        match view.label(key) {
-            Some(own) if own != value => warnings
-                .push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
-            Some(_) => {}
-            None if plan.labels.iter().any(|(k, _)| k == key) => {}
-            None => plan.labels.push((key, value)),
-        }
-    }
-    for (key, value) in annotations {
-        match view.annotation(key) {
-            Some(own) if own != value => {
-                warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it"))
-            }
-            Some(_) => {}
-            None if plan.annotations.iter().any(|(k, _)| k == key) => {}
-            None => plan.annotations.push((key, value.clone())),
-        }
-    }
-}
-
-fn name_of(item: &Value) -> &str {
-    item.get("name").and_then(Value::as_str).unwrap_or_default()
 }

@@ -8,7 +8,7 @@
 //! review::review       parse the AdmissionReview (the Pod only as far as `skeleton` needs),
 //!                      answer what is not a Pod CREATE
 //!   inject::decide       opted out? skipped? which profiles? already injected? any clash?
-//!     inject::Plan         the additions, and nothing else
+//!     plan::Plan           the additions, and nothing else
 //!     patch                the plan as JSON Patch, checked against the plan applied directly
 //!   wire                 the request as far as it is read; the response: uid echoed, base64
 //!                        patch, warnings, audit annotations
@@ -37,6 +37,7 @@ pub mod inject;
 pub mod manifests;
 mod names;
 mod patch;
+mod plan;
 mod pod_view;
 pub mod review;
 pub mod selection;

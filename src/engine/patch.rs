@@ -16,7 +16,7 @@ use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::{Map, Value};
 
-use super::inject::Plan;
+use super::plan::Plan;
 
 /// The JSON Patch for `plan`, against the Pod it was planned for.
 pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {

@@ -1,0 +1,167 @@
+//! [`Plan`]: everything to add to one Pod, built profile by profile, with the clashes found on
+//! the way. Only additions: nothing the Pod has is replaced or removed.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::config::Profile;
+use super::pod_view::PodView;
+
+/// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'c> {
+    /// Labels the Pod does not have yet.
+    pub labels: Vec<(&'c str, &'c str)>,
+    /// Annotations the Pod does not have yet, the status annotation last.
+    pub annotations: Vec<(&'c str, String)>,
+    /// Init containers and native sidecars, to run before the Pod's own init containers.
+    pub init_containers: Vec<&'c Value>,
+    pub containers: Vec<&'c Value>,
+    pub volumes: Vec<&'c Value>,
+    /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
+    /// anything to the app containers.
+    pub app_containers: Vec<AppAdditions<'c>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct AppAdditions<'c> {
+    pub env: Vec<&'c Value>,
+    pub volume_mounts: Vec<&'c Value>,
+}
+
+pub(crate) fn add_profile<'c>(
+    plan: &mut Plan<'c>,
+    profile: &'c Profile,
+    view: &PodView,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let p = &profile.name;
+    for container in profile.init_containers.iter().chain(&profile.containers) {
+        let name = name_of(container);
+        if view.container_names.contains(&name) {
+            problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
+        } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
+            problems.push(format!(
+                "profile {p:?} adds container {name:?}, which another selected profile adds too"
+            ));
+        }
+    }
+    for volume in &profile.volumes {
+        let name = name_of(volume);
+        if view.volume_names.contains(&name) {
+            problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
+        } else if plan.volumes.iter().any(|v| name_of(v) == name) {
+            problems
+                .push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
+        }
+    }
+    plan.init_containers.extend(&profile.init_containers);
+    plan.containers.extend(&profile.containers);
+    plan.volumes.extend(&profile.volumes);
+
+    if profile.app_env.is_empty() && profile.app_volume_mounts.is_empty() {
+        return;
+    }
+    if plan.app_containers.is_empty() {
+        plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
+    }
+    for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
+        let env = AppField { own: &app.env_names, key: name_of, kept: "sets", what: "value" };
+        env.add(&mut added.env, &profile.app_env, app.name, warnings);
+        let mounts = AppField { own: &app.mount_paths, key: mount_path, kept: "mounts", what: "mount" };
+        mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, app.name, warnings);
+    }
+}
+
+/// A list of an app container's (env or volumeMounts), keyed by name or mount path: what the
+/// container has itself is kept, with a warning, and ours is not added.
+struct AppField<'a> {
+    own: &'a [&'a str],
+    key: fn(&Value) -> &str,
+    /// For the warning: "already sets X; its own value is kept".
+    kept: &'static str,
+    what: &'static str,
+}
+
+impl AppField<'_> {
+    fn add<'c>(&self, added: &mut Vec<&'c Value>, ours: &'c [Value], app: &str, warnings: &mut Vec<String>) {
+        for item in ours {
+            let key = (self.key)(item);
+            if self.own.contains(&key) || added.iter().any(|other| (self.key)(other) == key) {
+                let (kept, what) = (self.kept, self.what);
+                warnings.push(format!(
+                    "sidecar-injector: container {app:?} already {kept} {key}; its own {what} is kept"
+                ));
+            } else {
+                added.push(item);
+            }
+        }
+    }
+}
+
+fn mount_path(mount: &Value) -> &str {
+    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
+/// it differs from ours.
+pub(crate) fn add_metadata<'c>(
+    plan: &mut Plan<'c>,
+    labels: &'c BTreeMap<String, String>,
+    annotations: &'c BTreeMap<String, String>,
+    view: &PodView,
+    warnings: &mut Vec<String>,
+) {
+    for (key, value) in labels {
+        match view.label(key) {
+            Some(own) if own != value => warnings
+                .push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
+            Some(_) => {}
+            None if plan.labels.iter().any(|(k, _)| k == key) => {}
+            None => plan.labels.push((key, value)),
+        }
+    }
+    for (key, value) in annotations {
+        match view.annotation(key) {
+            Some(own) if own != value => {
+                warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it"))
+            }
+            Some(_) => {}
+            None if plan.annotations.iter().any(|(k, _)| k == key) => {}
+            None => plan.annotations.push((key, value.clone())),
+        }
+    }
+}
+
+fn name_of(item: &Value) -> &str {
+    item.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The mounts of `profile` that name a volume the Pod would not have (neither its own nor one the
+/// plan adds): the API server refuses such a Pod, so it is a problem found here, with the
+/// profile's `onError`, never a patch the API server will refuse.
+pub(crate) fn unmounted(plan: &Plan, view: &PodView, profile: &Profile) -> Vec<String> {
+    let exists = |volume: &str| {
+        view.volume_names.contains(&volume) || plan.volumes.iter().any(|v| name_of(v) == volume)
+    };
+    let mut missing = Vec::new();
+    for container in profile.init_containers.iter().chain(&profile.containers) {
+        let mounts = container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
+        for volume in mounts.map(name_of).filter(|volume| !exists(volume)) {
+            missing.push(format!(
+                "profile {:?} container {:?} mounts volume {volume:?}, which the Pod does not have",
+                profile.name,
+                name_of(container)
+            ));
+        }
+    }
+    for volume in profile.app_volume_mounts.iter().map(name_of).filter(|volume| !exists(volume)) {
+        missing.push(format!(
+            "profile {:?} mounts volume {volume:?} in the app containers, which the Pod does not have",
+            profile.name
+        ));
+    }
+    missing
+}
