@@ -126,6 +126,35 @@ rows! { refused;
         "profiles.p.selector.matchExpressions[0].values[0]: value",
     ),
     misspelt_selector_field: ("profiles: {p: {selector: {matchLabel: {a: b}}}}", "profiles.p.selector.matchLabel: unknown field"),
+    a_quantity_that_does_not_parse: (
+        "profiles: {p: {sidecars: [{name: s, image: i, resources: {limits: {cpu: lots}}}]}}",
+        "profiles.p.sidecars[0].resources.limits.cpu: \"lots\" is not a quantity",
+    ),
+    a_request_in_megabytes: (
+        "profiles: {p: {containers: [{name: c, image: i, resources: {requests: {memory: 64MB}}}]}}",
+        "profiles.p.containers[0].resources.requests.memory: \"64MB\" is not a quantity",
+    ),
+    a_container_port_out_of_range: (
+        "profiles: {p: {containers: [{name: c, image: i, ports: [{containerPort: 70000}]}]}}",
+        "profiles.p.containers[0].ports[0].containerPort: 70000 is not a port",
+    ),
+    a_container_port_of_zero: (
+        "profiles: {p: {containers: [{name: c, image: i, ports: [{containerPort: 0}]}]}}",
+        "profiles.p.containers[0].ports[0].containerPort: 0 is not a port",
+    ),
+    an_unknown_protocol: (
+        "profiles: {p: {containers: [{name: c, image: i, ports: [{containerPort: 80, protocol: HTTP}]}]}}",
+        "profiles.p.containers[0].ports[0].protocol: \"HTTP\" is not TCP, UDP or SCTP",
+    ),
+    a_port_name_too_long: (
+        "profiles: {p: {containers: [{name: c, image: i, ports: [{containerPort: 80, name: a-very-long-port-name}]}]}}",
+        "profiles.p.containers[0].ports[0].name: port name",
+    ),
+    an_env_var_name_with_equals: (
+        "profiles: {p: {initContainers: [{name: c, image: i, env: [{name: \"A=B\", value: x}]}]}}",
+        "profiles.p.initContainers[0].env[0].name: env var name",
+    ),
+    an_app_env_var_without_a_name: ("profiles: {p: {appContainers: {env: [{name: \"\"}]}}}", "profiles.p.appContainers.env[0].name: env var name"),
     profile_namespace_not_a_dns_label: ("profiles: {p: {namespaces: [Shop_1]}}", "profiles.p.namespaces[0]: namespace name"),
 }
 

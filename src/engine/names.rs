@@ -51,6 +51,49 @@ pub(crate) fn label_value(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A resource quantity as `resource.Quantity` parses it: a signed decimal number and an optional
+/// suffix, binary (`Ki` to `Ei`), decimal (`m`, `k`, `M` to `E`) or an exponent (`e3`, `E-2`).
+pub(crate) fn quantity(text: &str) -> Result<(), String> {
+    let refuse = || Err(format!("{text:?} is not a quantity such as 100m, 64Mi or 1.5"));
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let number_end = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
+    let (number, suffix) = unsigned.split_at(number_end);
+    let digits = number.replace('.', "");
+    if digits.is_empty() || number.matches('.').count() > 1 {
+        return refuse();
+    }
+    let exponent = suffix.strip_prefix(['e', 'E']).map(|e| e.strip_prefix(['+', '-']).unwrap_or(e));
+    let suffix_ok = match exponent {
+        Some(digits) => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+        None => ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].contains(&suffix),
+    };
+    if suffix_ok { Ok(()) } else { refuse() }
+}
+
+/// An environment variable name: printable ASCII without `=`, as the API server accepts it.
+pub(crate) fn env_var_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'=') {
+        return Err(format!("{name:?} must be printable ASCII characters other than '='"));
+    }
+    Ok(())
+}
+
+/// A port name (IANA service name): at most 15 lower-case letters, digits and '-', with a letter,
+/// not starting or ending with '-', and no '--'.
+pub(crate) fn port_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 15
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().any(|b| b.is_ascii_lowercase())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{name:?} must be at most 15 lower-case letters, digits and single '-', with a letter"))
+    }
+}
+
 fn is_name_chars(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
     s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.')) && s.starts_with(alnum) && s.ends_with(alnum)
@@ -58,6 +101,16 @@ fn is_name_chars(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quantities() {
+        for good in ["1", "100m", "64Mi", "1.5", ".5", "5.", "+1", "-1", "1e3", "1E-2", "2Gi", "0"] {
+            assert!(super::quantity(good).is_ok(), "{good}");
+        }
+        for bad in ["", "lots", "1.2.3", "64MB", "1e", "Mi", "1 Mi", "--1", "1ki"] {
+            assert!(super::quantity(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

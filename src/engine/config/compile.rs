@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::fields;
 use super::raw::{RawConfig, RawProfile};
 use super::{Config, ConfigError, Profile, digest_of, keys};
 use crate::names;
@@ -85,6 +86,7 @@ fn check_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
                 return Err(ConfigError::at(at(".image"), "an image is required"));
             }
             check_restart_policy(field, container.restart_policy.as_deref(), || at(".restartPolicy"))?;
+            fields::check_container(container, &at(""))?;
         }
     }
     Ok(())
@@ -123,11 +125,7 @@ fn check_volumes(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
 }
 
 fn check_app_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
-    for (i, env) in raw.app_containers.env.iter().enumerate() {
-        if env.name.is_empty() {
-            return Err(ConfigError::at(format!("{path}.appContainers.env[{i}].name"), "must not be empty"));
-        }
-    }
+    fields::check_env(&raw.app_containers.env, &format!("{path}.appContainers.env"))?;
     for (i, mount) in raw.app_containers.volume_mounts.iter().enumerate() {
         if mount.name.is_empty() || mount.mount_path.is_empty() {
             return Err(ConfigError::at(

@@ -22,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod compile;
+mod fields;
 mod raw;
 
 use super::selection::Selection;
