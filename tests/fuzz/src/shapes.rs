@@ -159,6 +159,56 @@ pub struct Profile {
     labels: Vec<(Key, Text)>,
     annotations: Vec<(Key, Text)>,
     deny: bool,
+    /// Last, so that the corpus made before it decodes to the same profiles.
+    selection: Option<Selection>,
+}
+
+/// Where a profile applies by itself: label selectors drawn from the keys Pods carry, and
+/// operators valid or not (an invalid one must be refused at load, never panic).
+#[derive(Arbitrary, Debug)]
+pub struct Selection {
+    match_labels: Option<Vec<(Key, Text)>>,
+    expressions: Option<Vec<Requirement>>,
+    namespaces: Vec<Name>,
+}
+
+/// A `matchExpressions` entry: a key, an operator, and values or none.
+type Requirement = (Key, Operator, Option<Vec<Text>>);
+
+#[derive(Arbitrary, Debug)]
+pub enum Operator {
+    In,
+    NotIn,
+    Exists,
+    DoesNotExist,
+    Other(String),
+}
+
+impl Selection {
+    fn json(&self) -> (Value, Value) {
+        let mut selector = Map::new();
+        if let Some(labels) = &self.match_labels {
+            selector.insert("matchLabels".into(), map(labels));
+        }
+        if let Some(expressions) = &self.expressions {
+            let expressions = expressions.iter().map(|(key, operator, values)| {
+                let operator = match operator {
+                    Operator::In => "In".to_owned(),
+                    Operator::NotIn => "NotIn".to_owned(),
+                    Operator::Exists => "Exists".to_owned(),
+                    Operator::DoesNotExist => "DoesNotExist".to_owned(),
+                    Operator::Other(other) => other.clone(),
+                };
+                let mut requirement = json!({"key": key.text(), "operator": operator});
+                if let Some(values) = values {
+                    requirement["values"] = values.iter().map(Text::text).collect();
+                }
+                requirement
+            });
+            selector.insert("matchExpressions".into(), expressions.collect());
+        }
+        (Value::Object(selector), self.namespaces.iter().map(Name::text).collect())
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -198,6 +248,12 @@ impl Configuration {
                     "annotations": map(&p.annotations),
                     "onError": on_error(p.deny),
                 });
+                let mut profile = profile;
+                if let Some(selection) = &p.selection {
+                    let (selector, namespaces) = selection.json();
+                    profile["selector"] = selector;
+                    profile["namespaces"] = namespaces;
+                }
                 (name.text(), profile)
             })
             .collect();
