@@ -1,7 +1,7 @@
 //! sidecar-injector: a Kubernetes mutating admission webhook that adds sidecars, init containers,
 //! volumes, env vars, labels and annotations to Pods, driven by a small configuration.
 //!
-//! The [`engine`] (its own crate, `src/engine/`) is one pure function, [`review`]; the adapters
+//! The [`engine`] (its own crate, `src/engine/`) is one pure function, [`review()`]; the adapters
 //! only move bytes to and from it:
 //! - the in-cluster HTTPS [`server`] (feature `server`), with its certificates and reloads;
 //! - the AWS [`lambda`] behind a Function URL (feature `lambda`);

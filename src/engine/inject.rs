@@ -1,7 +1,7 @@
 //! Deciding what a Pod gets, and turning that into a patch we have checked.
 //!
 //! The steps, in order: is the Pod opted out or skipped; which profiles does it ask for; was it
-//! injected already; can every profile be applied without a clash; then [`Plan`] lists the
+//! injected already; can every profile be applied without a clash; then `plan::Plan` lists the
 //! additions, and `patch` renders them twice, once as JSON Patch operations and once applied
 //! directly, so that the one can be checked against the other before anything is answered.
 

@@ -21,7 +21,7 @@
 //! - its `Operation` is a closed enum, so a review with an operation it does not know fails to
 //!   parse, where a webhook must answer "allowed" for anything it does not handle;
 //! - it parses `object` whole into a `DynamicObject`, where we read only the few parts injection
-//!   needs (see [`skeleton`](super::skeleton)), which makes a review several times cheaper;
+//!   needs (see `skeleton`), which makes a review several times cheaper;
 //! - it serialises `patch` as a JSON array of numbers, where the API documents a base64 string.
 
 use std::borrow::Cow;

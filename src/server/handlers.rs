@@ -34,7 +34,7 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The HTTPS routes; with `wedge`, also `POST /testing/wedge` (see [`wedge`]).
+/// The HTTPS routes; with `wedge`, also `POST /testing/wedge` (see [`wedge_the_runtime`]).
 pub fn router(state: Arc<AppState>, limits: Limits, wedge: bool) -> Router {
     let guard = ServiceBuilder::new()
         .layer(HandleErrorLayer::new({
