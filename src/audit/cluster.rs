@@ -82,10 +82,13 @@ pub async fn survey(
         let (mut pods, mut pages) = (0, 0);
         let mut each = |pod: Pod| {
             let workload = owners.workload_of(&pod.metadata, &namespace);
-            let (class, reason) = match serde_json::to_value(&pod) {
-                Ok(pod) if selected => classify(&pod, &namespace, &object_selector, config),
-                Ok(_) => (Class::NotSelected, "the webhook's namespaceSelector does not match".into()),
-                Err(e) => (Class::Denied, e.to_string()),
+            let (class, reason) = if !selected {
+                (Class::NotSelected, "the webhook's namespaceSelector does not match".into())
+            } else {
+                match serde_json::to_value(&pod) {
+                    Ok(pod) => classify(&pod, &namespace, &object_selector, config),
+                    Err(e) => (Class::Denied, e.to_string()),
+                }
             };
             report.add(workload, class, reason);
             pods += 1;

@@ -172,25 +172,22 @@ fn planned<'c>(
             Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
         });
     }
-    let (mut problems, mut worst) = (Vec::new(), OnError::Allow);
-    let (mut plan, mut warnings) = (Plan::default(), Vec::new());
+    // Each problem with the onError of the profile it is found in.
+    let (mut problems, mut plan, mut warnings) = (Vec::new(), Plan::default(), Vec::new());
     for profile in &profiles {
-        let before = problems.len();
-        add_profile(&mut plan, profile, view, &mut problems, &mut warnings);
-        if problems.len() > before && profile.on_error == OnError::Deny {
-            worst = OnError::Deny;
-        }
+        let mut found = Vec::new();
+        add_profile(&mut plan, profile, view, &mut found, &mut warnings);
+        problems.extend(found.into_iter().map(|problem| (profile.on_error, problem)));
     }
     // Once every profile is in: a mount may name a volume another selected profile adds.
     for profile in &profiles {
         let missing = unmounted(&plan, view, profile);
-        if !missing.is_empty() && profile.on_error == OnError::Deny {
-            worst = OnError::Deny;
-        }
-        problems.extend(missing);
+        problems.extend(missing.into_iter().map(|problem| (profile.on_error, problem)));
     }
     if !problems.is_empty() {
-        return Err(failed(worst, problems));
+        let any_deny = problems.iter().any(|(on_error, _)| *on_error == OnError::Deny);
+        let worst = if any_deny { OnError::Deny } else { OnError::Allow };
+        return Err(failed(worst, problems.into_iter().map(|(_, problem)| problem).collect()));
     }
     add_metadata(&mut plan, &config.labels, &config.annotations, view, &mut warnings);
     for profile in &profiles {
@@ -211,9 +208,12 @@ fn status_annotation(config: &Config, profiles: &[&Profile]) -> String {
 fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
     let message = format!("sidecar-injector: cannot inject: {}", problems.join("; "));
     match on_error {
-        OnError::Deny => {
-            Outcome { decision: Decision::Denied { message }, ..Outcome::skipped(SkipReason::ErrorAllowed) }
-        }
+        OnError::Deny => Outcome {
+            decision: Decision::Denied { message },
+            patch: None,
+            warnings: Vec::new(),
+            chosen: Vec::new(),
+        },
         OnError::Allow => Outcome {
             warnings: vec![format!("{message}; the Pod is admitted unchanged")],
             ..Outcome::skipped(SkipReason::ErrorAllowed)
