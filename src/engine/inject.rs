@@ -5,13 +5,17 @@
 //! additions, and `patch` renders them twice, once as JSON Patch operations and once applied
 //! directly, so that the one can be checked against the other before anything is answered.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::config::{Config, OnError, Profile, combined_digest, keys};
 use super::decision::{Decision, SkipReason};
 use super::patch;
-use super::plan::{Plan, add_metadata, add_profile, unmounted};
+use super::plan::{Plan, add_metadata, add_profile, unmounted, volume_names};
 use super::pod_view::{Malformed, PodView};
+use super::resolve::{Resolved, resolve};
 use super::review::ReviewError;
 use super::selection::{Chosen, Rule};
 
@@ -57,7 +61,7 @@ pub(crate) fn decide(
     let chosen = selected(&view, namespace, config);
     let planned = chosen.and_then(|chosen| {
         let (profiles, rules): (Vec<&Profile>, Vec<Rule>) = chosen.into_iter().unzip();
-        Ok((planned(&view, config, profiles)?, rules))
+        Ok((planned(&view, namespace, config, profiles)?, rules))
     });
     let (Planned { plan, profiles, warnings }, rules) = match planned {
         Ok(planned) => planned,
@@ -154,16 +158,27 @@ struct Planned<'c> {
     warnings: Vec<String>,
 }
 
-/// Step 3: not injected before (the status annotation is the only record of that), and every
-/// profile applies without a clash; then the plan, the status annotation last.
+/// Step 3: each profile resolved for this Pod; not injected before (the status annotation is the
+/// only record of that); every profile applies without a clash. Then the plan, the status
+/// annotation last. Each problem is handled by the `onError` of the profile it is found in.
 fn planned<'c>(
     view: &PodView,
+    namespace: &str,
     config: &'c Config,
     profiles: Vec<&'c Profile>,
 ) -> Result<Planned<'c>, Outcome> {
-    let status = status_annotation(config, &profiles);
+    let (mut resolved, mut problems, mut warnings) =
+        (Vec::with_capacity(profiles.len()), Vec::new(), Vec::new());
+    for profile in &profiles {
+        match resolve(profile, view, namespace, &mut warnings) {
+            Ok(profile) => resolved.push(profile),
+            Err(found) => problems.extend(found.into_iter().map(|problem| (profile.on_error, problem))),
+        }
+    }
     if let Some(existing) = view.annotation(keys::STATUS) {
-        return Err(if existing == status {
+        // Values this configuration cannot resolve were not resolved by it.
+        let status = problems.is_empty().then(|| status_annotation(config, &resolved));
+        return Err(if status.as_deref() == Some(existing) {
             Outcome::skipped(SkipReason::AlreadyInjected)
         } else {
             let why = format_args!(
@@ -172,37 +187,45 @@ fn planned<'c>(
             Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
         });
     }
-    // Each problem with the onError of the profile it is found in.
-    let (mut problems, mut plan, mut warnings) = (Vec::new(), Plan::default(), Vec::new());
-    for profile in &profiles {
-        let mut found = Vec::new();
-        add_profile(&mut plan, profile, view, &mut found, &mut warnings);
-        problems.extend(found.into_iter().map(|problem| (profile.on_error, problem)));
+    if problems.is_empty() {
+        // Once every profile is resolved: a mount may name a volume another selected profile adds.
+        let added = volume_names(&resolved);
+        for profile in &resolved {
+            let missing = unmounted(&added, view, profile);
+            problems.extend(missing.into_iter().map(|problem| (profile.profile.on_error, problem)));
+        }
     }
-    // Once every profile is in: a mount may name a volume another selected profile adds.
-    for profile in &profiles {
-        let missing = unmounted(&plan, view, profile);
-        problems.extend(missing.into_iter().map(|problem| (profile.on_error, problem)));
+    let mut plan = Plan::default();
+    if problems.is_empty() {
+        for profile in &mut resolved {
+            let mut found = Vec::new();
+            add_profile(&mut plan, profile, view, &mut found, &mut warnings);
+            problems.extend(found.into_iter().map(|problem| (profile.profile.on_error, problem)));
+        }
     }
     if !problems.is_empty() {
         let any_deny = problems.iter().any(|(on_error, _)| *on_error == OnError::Deny);
         let worst = if any_deny { OnError::Deny } else { OnError::Allow };
         return Err(failed(worst, problems.into_iter().map(|(_, problem)| problem).collect()));
     }
-    add_metadata(&mut plan, &config.labels, &config.annotations, view, &mut warnings);
-    for profile in &profiles {
-        add_metadata(&mut plan, &profile.labels, &profile.annotations, view, &mut warnings);
+    let status = status_annotation(config, &resolved);
+    let borrowed =
+        |map: &'c BTreeMap<String, String>| map.iter().map(|(k, v)| (k.as_str(), Cow::Borrowed(v.as_str())));
+    add_metadata(&mut plan, borrowed(&config.labels), borrowed(&config.annotations), view, &mut warnings);
+    for profile in resolved {
+        add_metadata(&mut plan, profile.labels, profile.annotations, view, &mut warnings);
     }
-    plan.annotations.push((keys::STATUS, status));
+    plan.annotations.push((keys::STATUS, Cow::Owned(status)));
     Ok(Planned { plan, profiles, warnings })
 }
 
 /// The status annotation's value: which profiles, and a hash of the configuration that injected
-/// them. A Pod that already carries exactly this value is left alone.
-fn status_annotation(config: &Config, profiles: &[&Profile]) -> String {
-    let names: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
-    let status = serde_json::json!({ "profiles": names, "hash": combined_digest(config, profiles) });
-    status.to_string()
+/// them and the values their placeholders were filled with. A Pod that already carries exactly
+/// this value is left alone.
+fn status_annotation(config: &Config, profiles: &[Resolved]) -> String {
+    let names: Vec<&str> = profiles.iter().map(|p| p.profile.name.as_str()).collect();
+    let hash = combined_digest(config, profiles.iter().map(|p| (p.profile, p.values.as_slice())));
+    serde_json::json!({ "profiles": names, "hash": hash }).to_string()
 }
 
 fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {

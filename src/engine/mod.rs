@@ -8,6 +8,8 @@
 //! review::review       parse the AdmissionReview (the Pod only as far as `skeleton` needs),
 //!                      answer what is not a Pod CREATE
 //!   inject::decide       opted out? skipped? which profiles? already injected? any clash?
+//!     resolve              each profile for this Pod: parameters, built-ins, copyEnv,
+//!                          shareVolumeMounts, filled (`template`) and checked (`fields`)
 //!     plan::Plan           the additions, and nothing else
 //!     patch                the plan as JSON Patch, checked against the plan applied directly
 //!   wire                 the request as far as it is read; the response: uid echoed, base64
@@ -32,6 +34,7 @@
 
 pub mod config;
 mod decision;
+mod fields;
 pub mod http_answer;
 pub mod inject;
 pub mod manifests;
@@ -39,9 +42,11 @@ mod names;
 mod patch;
 mod plan;
 mod pod_view;
+mod resolve;
 pub mod review;
 pub mod selection;
 mod skeleton;
+mod template;
 pub mod wire;
 
 pub use config::{Config, ConfigError};

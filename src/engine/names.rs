@@ -17,6 +17,15 @@ pub(crate) fn dns_label(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A DNS-1123 subdomain: the names of ConfigMaps, Secrets and claims a volume refers to.
+pub(crate) fn dns_subdomain(name: &str) -> Result<(), String> {
+    let parts_ok = name.split('.').all(|part| dns_label(part).is_ok());
+    if name.is_empty() || name.len() > 253 || !parts_ok {
+        return Err(format!("{name:?} must be lower-case DNS labels joined by '.', at most 253 characters"));
+    }
+    Ok(())
+}
+
 /// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of at most 63
 /// characters.
 pub(crate) fn qualified_name(key: &str) -> Result<(), String> {
@@ -24,11 +33,8 @@ pub(crate) fn qualified_name(key: &str) -> Result<(), String> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        let labels_ok = prefix.split('.').all(|part| dns_label(part).is_ok());
-        if prefix.is_empty() || prefix.len() > 253 || !labels_ok {
-            return Err(format!("{key:?} has a prefix that is not a lower-case DNS subdomain"));
-        }
+    if prefix.is_some_and(|prefix| dns_subdomain(prefix).is_err()) {
+        return Err(format!("{key:?} has a prefix that is not a lower-case DNS subdomain"));
     }
     if name.is_empty() || name.len() > 63 || !is_name_chars(name) {
         return Err(format!(

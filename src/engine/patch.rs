@@ -12,6 +12,8 @@
 //! applied directly by separate code. The two renderings must agree; if they ever do
 //! not, it is a bug, and the review fails instead of answering a wrong patch.
 
+use std::borrow::Cow;
+
 use json_patch::jsonptr::{PointerBuf, Token};
 use json_patch::{AddOperation, Patch, PatchOperation};
 use serde_json::{Map, Value};
@@ -21,8 +23,8 @@ use super::plan::Plan;
 /// The JSON Patch for `plan`, against the Pod it was planned for.
 pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {
     let mut ops = Vec::new();
-    let labels = || pairs(plan.labels.iter().map(|(k, v)| (*k, *v)));
-    let annotations = || pairs(plan.annotations.iter().map(|(k, v)| (*k, v.as_str())));
+    let labels = || pairs(plan.labels.iter().map(|(k, v)| (*k, v.as_ref())));
+    let annotations = || pairs(plan.annotations.iter().map(|(k, v)| (*k, v.as_ref())));
 
     match present(pod, "metadata") {
         None => {
@@ -90,24 +92,24 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
         if !plan.labels.is_empty() {
             let labels = object_entry(metadata, "labels");
             for (key, value) in &plan.labels {
-                labels.insert((*key).to_owned(), Value::String((*value).to_owned()));
+                labels.insert((*key).to_owned(), Value::String(value.to_string()));
             }
         }
         if !plan.annotations.is_empty() {
             let annotations = object_entry(metadata, "annotations");
             for (key, value) in &plan.annotations {
-                annotations.insert((*key).to_owned(), Value::String(value.clone()));
+                annotations.insert((*key).to_owned(), Value::String(value.to_string()));
             }
         }
     }
     let spec = object_entry(pod, "spec");
     if !plan.init_containers.is_empty() {
         let list = list_entry(spec, "initContainers");
-        list.splice(0..0, plan.init_containers.iter().map(|c| (*c).clone()));
+        list.splice(0..0, plan.init_containers.iter().map(|c| c.as_ref().clone()));
     }
     for (field, items) in [("containers", &plan.containers), ("volumes", &plan.volumes)] {
         if !items.is_empty() {
-            list_entry(spec, field).extend(items.iter().map(|c| (*c).clone()));
+            list_entry(spec, field).extend(items.iter().map(|c| c.as_ref().clone()));
         }
     }
     if plan.app_containers.is_empty() {
@@ -118,7 +120,7 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
         let container = container.as_object_mut().expect("PodView checked containers are objects");
         for (field, items) in [("env", &added.env), ("volumeMounts", &added.volume_mounts)] {
             if !items.is_empty() {
-                list_entry(container, field).extend(items.iter().map(|v| (*v).clone()));
+                list_entry(container, field).extend(items.iter().map(|v| v.as_ref().clone()));
             }
         }
     }
@@ -135,7 +137,7 @@ fn add_items(
     parent: &Value,
     parent_at: &PointerBuf,
     field: &str,
-    items: &[&Value],
+    items: &[Cow<Value>],
     at: Where,
 ) {
     if items.is_empty() {
@@ -143,7 +145,7 @@ fn add_items(
     }
     let list_at = child(parent_at, field);
     if present(parent, field).is_none() {
-        add(ops, list_at, Value::Array(items.iter().map(|v| (*v).clone()).collect()));
+        add(ops, list_at, Value::Array(items.iter().map(|v| v.as_ref().clone()).collect()));
         return;
     }
     for (i, item) in items.iter().enumerate() {
@@ -154,7 +156,7 @@ fn add_items(
         };
         let mut path = list_at.clone();
         path.push_back(token);
-        add(ops, path, (*item).clone());
+        add(ops, path, item.as_ref().clone());
     }
 }
 

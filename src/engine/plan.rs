@@ -1,24 +1,25 @@
 //! [`Plan`]: everything to add to one Pod, built profile by profile, with the clashes found on
 //! the way. Only additions: nothing the Pod has is replaced or removed.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::config::Profile;
 use super::pod_view::PodView;
+use super::resolve::Resolved;
 
 /// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
+/// Items are borrowed from the configuration, or owned when a profile filled them for this Pod.
 #[derive(Debug, Default)]
 pub(crate) struct Plan<'c> {
     /// Labels the Pod does not have yet.
-    pub labels: Vec<(&'c str, &'c str)>,
+    pub labels: Vec<(&'c str, Cow<'c, str>)>,
     /// Annotations the Pod does not have yet, the status annotation last.
-    pub annotations: Vec<(&'c str, String)>,
+    pub annotations: Vec<(&'c str, Cow<'c, str>)>,
     /// Init containers and native sidecars, to run before the Pod's own init containers.
-    pub init_containers: Vec<&'c Value>,
-    pub containers: Vec<&'c Value>,
-    pub volumes: Vec<&'c Value>,
+    pub init_containers: Vec<Cow<'c, Value>>,
+    pub containers: Vec<Cow<'c, Value>>,
+    pub volumes: Vec<Cow<'c, Value>>,
     /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
     /// anything to the app containers.
     pub app_containers: Vec<AppAdditions<'c>>,
@@ -26,18 +27,20 @@ pub(crate) struct Plan<'c> {
 
 #[derive(Debug, Default)]
 pub(crate) struct AppAdditions<'c> {
-    pub env: Vec<&'c Value>,
-    pub volume_mounts: Vec<&'c Value>,
+    pub env: Vec<Cow<'c, Value>>,
+    pub volume_mounts: Vec<Cow<'c, Value>>,
 }
 
+/// Add one resolved profile; a container or volume the Pod or another profile has already is a
+/// problem. Its labels and annotations are left in `profile` for [`add_metadata`].
 pub(crate) fn add_profile<'c>(
     plan: &mut Plan<'c>,
-    profile: &'c Profile,
+    profile: &mut Resolved<'c>,
     view: &PodView,
     problems: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) {
-    let p = &profile.name;
+    let p = &profile.profile.name;
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let name = name_of(container);
         if view.container_names.contains(&name) {
@@ -57,9 +60,9 @@ pub(crate) fn add_profile<'c>(
                 .push(format!("profile {p:?} adds volume {name:?}, which another selected profile adds too"));
         }
     }
-    plan.init_containers.extend(&profile.init_containers);
-    plan.containers.extend(&profile.containers);
-    plan.volumes.extend(&profile.volumes);
+    plan.init_containers.append(&mut profile.init_containers);
+    plan.containers.append(&mut profile.containers);
+    plan.volumes.append(&mut profile.volumes);
 
     if profile.app_env.is_empty() && profile.app_volume_mounts.is_empty() {
         return;
@@ -86,7 +89,13 @@ struct AppField<'a> {
 }
 
 impl AppField<'_> {
-    fn add<'c>(&self, added: &mut Vec<&'c Value>, ours: &'c [Value], app: &str, warnings: &mut Vec<String>) {
+    fn add<'c>(
+        &self,
+        added: &mut Vec<Cow<'c, Value>>,
+        ours: &[Cow<'c, Value>],
+        app: &str,
+        warnings: &mut Vec<String>,
+    ) {
         for item in ours {
             let key = (self.key)(item);
             if self.own.contains(&key) || added.iter().any(|other| (self.key)(other) == key) {
@@ -95,7 +104,7 @@ impl AppField<'_> {
                     "sidecar-injector: container {app:?} already {kept} {key}; its own {what} is kept"
                 ));
             } else {
-                added.push(item);
+                added.push(item.clone());
             }
         }
     }
@@ -109,8 +118,8 @@ fn mount_path(mount: &Value) -> &str {
 /// it differs from ours.
 pub(crate) fn add_metadata<'c>(
     plan: &mut Plan<'c>,
-    labels: &'c BTreeMap<String, String>,
-    annotations: &'c BTreeMap<String, String>,
+    labels: impl IntoIterator<Item = (&'c str, Cow<'c, str>)>,
+    annotations: impl IntoIterator<Item = (&'c str, Cow<'c, str>)>,
     view: &PodView,
     warnings: &mut Vec<String>,
 ) {
@@ -119,7 +128,7 @@ pub(crate) fn add_metadata<'c>(
             Some(own) if own != value => warnings
                 .push(format!("sidecar-injector: label {key} is kept as {own:?}, not set to {value:?}")),
             Some(_) => {}
-            None if plan.labels.iter().any(|(k, _)| k == key) => {}
+            None if plan.labels.iter().any(|(k, _)| *k == key) => {}
             None => plan.labels.push((key, value)),
         }
     }
@@ -129,8 +138,8 @@ pub(crate) fn add_metadata<'c>(
                 warnings.push(format!("sidecar-injector: annotation {key} is kept as the Pod has it"))
             }
             Some(_) => {}
-            None if plan.annotations.iter().any(|(k, _)| k == key) => {}
-            None => plan.annotations.push((key, value.clone())),
+            None if plan.annotations.iter().any(|(k, _)| *k == key) => {}
+            None => plan.annotations.push((key, value)),
         }
     }
 }
@@ -139,29 +148,32 @@ fn name_of(item: &Value) -> &str {
     item.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
-/// The mounts of `profile` that name a volume the Pod would not have (neither its own nor one the
-/// plan adds): the API server refuses such a Pod, so it is a problem found here, with the
-/// profile's `onError`, never a patch the API server will refuse.
-pub(crate) fn unmounted(plan: &Plan, view: &PodView, profile: &Profile) -> Vec<String> {
-    let exists = |volume: &str| {
-        view.volume_names.contains(&volume) || plan.volumes.iter().any(|v| name_of(v) == volume)
-    };
+/// The mounts of `profile` that name a volume the Pod would not have (neither its own nor one of
+/// `added`, the volumes of every selected profile): the API server refuses such a Pod, so it is a
+/// problem found here, with the profile's `onError`, never a patch the API server will refuse.
+pub(crate) fn unmounted(added: &[&str], view: &PodView, profile: &Resolved) -> Vec<String> {
+    let exists = |volume: &str| view.volume_names.contains(&volume) || added.contains(&volume);
     let mut missing = Vec::new();
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let mounts = container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();
         for volume in mounts.map(name_of).filter(|volume| !exists(volume)) {
             missing.push(format!(
                 "profile {:?} container {:?} mounts volume {volume:?}, which the Pod does not have",
-                profile.name,
+                profile.profile.name,
                 name_of(container)
             ));
         }
     }
-    for volume in profile.app_volume_mounts.iter().map(name_of).filter(|volume| !exists(volume)) {
+    for volume in profile.app_volume_mounts.iter().map(|m| name_of(m)).filter(|volume| !exists(volume)) {
         missing.push(format!(
             "profile {:?} mounts volume {volume:?} in the app containers, which the Pod does not have",
-            profile.name
+            profile.profile.name
         ));
     }
     missing
+}
+
+/// The names of the volumes the resolved profiles add.
+pub(crate) fn volume_names<'r>(profiles: &'r [Resolved]) -> Vec<&'r str> {
+    profiles.iter().flat_map(|p| p.volumes.iter().map(|v| name_of(v))).collect()
 }

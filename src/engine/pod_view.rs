@@ -14,17 +14,22 @@ pub(crate) struct PodView<'p> {
     labels: Option<&'p Map<String, Value>>,
     annotations: Option<&'p Map<String, Value>>,
     pub host_network: bool,
+    pub service_account: Option<&'p str>,
     /// Names of all containers: regular, init and ephemeral, since they share one namespace.
     pub container_names: Vec<&'p str>,
     pub containers: Vec<AppContainer<'p>>,
     pub volume_names: Vec<&'p str>,
 }
 
-/// One of the Pod's own (regular) containers, as far as app-container additions need it.
+/// One of the Pod's own (regular) containers, as far as app-container additions, `copyEnv` and
+/// `shareVolumeMounts` need it.
 pub(crate) struct AppContainer<'p> {
     pub name: &'p str,
     pub env_names: Vec<&'p str>,
     pub mount_paths: Vec<&'p str>,
+    /// Each env var as the skeleton keeps it: name, value, valueFrom.
+    pub env: &'p [Value],
+    pub mounts: &'p [Value],
 }
 
 impl<'p> PodView<'p> {
@@ -39,6 +44,11 @@ impl<'p> PodView<'p> {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err(Malformed("spec.hostNetwork is not a boolean".into())),
         };
+        let service_account = match spec.get("serviceAccountName") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => Some(name.as_str()).filter(|n| !n.is_empty()),
+            Some(_) => return Err(Malformed("spec.serviceAccountName is not a string".into())),
+        };
         let mut container_names = Vec::new();
         let mut containers = Vec::new();
         for (i, container) in optional_array(spec, "containers", || "spec".into())?.iter().enumerate() {
@@ -50,7 +60,15 @@ impl<'p> PodView<'p> {
             container_names.extend(keys_of(spec, field, "name", || "spec".into())?);
         }
         let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
-        Ok(PodView { labels, annotations, host_network, container_names, containers, volume_names })
+        Ok(PodView {
+            labels,
+            annotations,
+            host_network,
+            service_account,
+            container_names,
+            containers,
+            volume_names,
+        })
     }
 
     pub fn label(&self, key: &str) -> Option<&'p str> {
@@ -78,9 +96,16 @@ impl<'p> AppContainer<'p> {
         };
         Ok(AppContainer {
             name,
-            env_names: keys_of(container, "env", "name", &at)?,
-            mount_paths: keys_of(container, "volumeMounts", "mountPath", &at)?,
+            env_names: fields_of(container, "env", "name", &at)?,
+            mount_paths: fields_of(container, "volumeMounts", "mountPath", &at)?,
+            env: optional_array(container, "env", &at)?,
+            mounts: optional_array(container, "volumeMounts", &at)?,
         })
+    }
+
+    /// The env var named `name`, as the container sets it.
+    pub fn env_var(&self, name: &str) -> Option<&'p Value> {
+        self.env.iter().zip(&self.env_names).find(|(_, n)| **n == name).map(|(var, _)| var)
     }
 }
 
@@ -129,7 +154,26 @@ fn path(parent: String, field: &str) -> String {
     if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
 }
 
-/// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
+/// A string field of each object of a list (env vars by name, mounts by path).
+fn fields_of<'p>(
+    parent: &'p Map<String, Value>,
+    field: &str,
+    key: &str,
+    at: impl Fn() -> String,
+) -> Result<Vec<&'p str>, Malformed> {
+    let items = optional_array(parent, field, &at)?;
+    let read = |item: &'p Value| match item {
+        Value::Object(map) => map.get(key).and_then(Value::as_str).ok_or("is missing or not a string"),
+        _ => Err("is not an object"),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
+        .collect()
+}
+
+/// The names of a list's items, which the skeleton reduced to strings.
 fn keys_of<'p>(
     parent: &'p Map<String, Value>,
     field: &str,

@@ -5,8 +5,9 @@
 //! decision reads a few fields, and every patch operation is an `add` under a few paths, so this
 //! parses the object into a *skeleton*: the same JSON with every subtree the injection never looks
 //! at left out (but still checked to be well-formed JSON). List items are kept, reduced to what is
-//! read of them (a container to its name, env and mounts; an env var or volume to its name as a
-//! plain string), so list lengths and indexes stay the same as in the real Pod.
+//! read of them (a container to its name, env and mounts; an env var to its name and value, which
+//! `copyEnv` copies; a mount whole, which `shareVolumeMounts` shares; a volume or init container
+//! to its name as a plain string), so list lengths and indexes stay the same as in the real Pod.
 //!
 //! Why the patch check stays sound: an `add` operation only reads and writes along its path. Every
 //! path prefix our patches use is present in the skeleton exactly as in the Pod, so applying the
@@ -36,10 +37,12 @@ enum Shape {
 }
 
 const NAMED: Shape = Shape::Key("name");
+const ENV_VAR: Shape =
+    Shape::Fields(&[("name", Shape::All), ("value", Shape::All), ("valueFrom", Shape::All)]);
 const CONTAINER: Shape = Shape::Fields(&[
     ("name", Shape::All),
-    ("env", Shape::Items(&NAMED)),
-    ("volumeMounts", Shape::Items(&Shape::Key("mountPath"))),
+    ("env", Shape::Items(&ENV_VAR)),
+    ("volumeMounts", Shape::Items(&Shape::All)),
 ]);
 
 /// What a [`Shape::Key`] item was reduced to: `Ok(value)`, or why it has none.
@@ -65,6 +68,7 @@ const POD: Shape = Shape::Fields(&[
         "spec",
         Shape::Fields(&[
             ("hostNetwork", Shape::All),
+            ("serviceAccountName", Shape::All),
             ("containers", Shape::Items(&CONTAINER)),
             ("initContainers", Shape::Items(&NAMED)),
             ("ephemeralContainers", Shape::Items(&NAMED)),
@@ -233,7 +237,10 @@ mod tests {
             json!({
                 "metadata": {"name": "a", "labels": {"x": "y"}},
                 "spec": {
-                    "containers": [{"name": "app", "env": ["A"], "volumeMounts": ["/v"]}, {"name": "two"}],
+                    "containers": [
+                        {"name": "app", "env": [{"name": "A", "value": "secret"}], "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+                        {"name": "two"}
+                    ],
                     "volumes": ["v"],
                     "hostNetwork": true
                 }

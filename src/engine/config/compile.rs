@@ -3,18 +3,26 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::Container;
 
-use super::fields;
+use super::params::{self, Declared};
 use super::raw::{RawConfig, RawProfile};
-use super::{Config, ConfigError, Profile, digest_of, keys};
+use super::templates::{self, Templates};
+use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, digest_of, keys};
 use crate::names;
 use crate::selection::Selection;
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     check_string_map(&raw.labels, "labels", true)?;
     check_string_map(&raw.annotations, "annotations", false)?;
+    for (field, map) in [("labels", &raw.labels), ("annotations", &raw.annotations)] {
+        if let Some(key) = map.iter().find_map(|(key, value)| value.contains("%{").then_some(key)) {
+            return Err(ConfigError::at(
+                format!("{field}.{key}"),
+                "placeholders work in profiles only (they have the parameters); move it into a profile",
+            ));
+        }
+    }
 
     let mut profiles = BTreeMap::new();
     for (name, profile) in raw.profiles {
@@ -52,26 +60,100 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-fn compile_profile(name: String, raw: RawProfile, path: &str) -> Result<Profile, ConfigError> {
-    check_string_map(&raw.labels, &format!("{path}.labels"), true)?;
+fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Profile, ConfigError> {
+    check_string_map(&raw.labels, &format!("{path}.labels"), false)?;
     check_string_map(&raw.annotations, &format!("{path}.annotations"), false)?;
     check_containers(&raw, path)?;
     check_volumes(&raw, path)?;
-    check_app_containers(&raw, path)?;
     let selection = Selection::compile(raw.selector.as_ref(), &raw.namespaces, path)?;
-    Ok(build_profile(name, raw, selection))
+    let parameters = params::compile_all(std::mem::take(&mut raw.parameters), path)?;
+    let digest = digest_of(&(
+        (&raw.containers, &raw.init_containers, &raw.sidecars, &raw.volumes),
+        (&raw.app_containers.env, &raw.app_containers.volume_mounts, &raw.labels, &raw.annotations),
+        (&raw.copy_env, &raw.share_volume_mounts),
+    ));
+    let templates = Templates::compile(&raw, path, &Declared(&parameters))?;
+    let sidecars_from = raw.init_containers.len();
+    let copy_env = raw.copy_env.map(|c| CopyEnv { names: c.names, from: c.from, containers: c.containers });
+    let share_volume_mounts = raw
+        .share_volume_mounts
+        .map(|s| ShareVolumeMounts { read_only: s.read_only, containers: s.containers });
+    let profile = Profile {
+        name,
+        containers: templates.containers,
+        init_containers: templates.init_containers,
+        volumes: templates.volumes,
+        app_env: templates.app_env,
+        app_volume_mounts: templates.app_volume_mounts,
+        labels: templates.labels,
+        annotations: templates.annotations,
+        on_error: raw.on_error,
+        selection,
+        parameters,
+        copy_env,
+        share_volume_mounts,
+        built_ins: Vec::new(),
+        digest,
+    };
+    let profile = templates::check(profile, path, sidecars_from)?;
+    check_app_values(&profile, path)?;
+    Ok(profile)
+}
+
+/// `copyEnv` and `shareVolumeMounts` name containers of the profile; a copied env var is one no
+/// template of its targets sets itself (Kubernetes would keep the later one, silently).
+fn check_app_values(profile: &Profile, path: &str) -> Result<(), ConfigError> {
+    let all: Vec<&str> =
+        profile.init_containers.iter().chain(&profile.containers).map(|t| name_in(t.value())).collect();
+    let targets = |field: &str, named: &[String]| -> Result<(), ConfigError> {
+        match named.iter().enumerate().find(|(_, name)| !all.contains(&name.as_str())) {
+            Some((i, name)) => Err(ConfigError::at(
+                format!("{path}.{field}.containers[{i}]"),
+                format!("{name:?} is no container of this profile (it has {})", all.join(", ")),
+            )),
+            None => Ok(()),
+        }
+    };
+    if let Some(share) = &profile.share_volume_mounts {
+        targets("shareVolumeMounts", &share.containers)?;
+    }
+    let Some(copy) = &profile.copy_env else { return Ok(()) };
+    targets("copyEnv", &copy.containers)?;
+    if copy.names.is_empty() {
+        return Err(ConfigError::at(format!("{path}.copyEnv.names"), "name at least one env var to copy"));
+    }
+    if let Some(Err(why)) = copy.from.as_deref().map(names::dns_label) {
+        return Err(ConfigError::at(format!("{path}.copyEnv.from"), format!("container name {why}")));
+    }
+    for (i, name) in copy.names.iter().enumerate() {
+        let at = format!("{path}.copyEnv.names[{i}]");
+        names::env_var_name(name).map_err(|why| ConfigError::at(&at, format!("env var name {why}")))?;
+        let into = profile.init_containers.iter().chain(&profile.containers).map(|t| t.value());
+        for target in
+            into.filter(|c| copy.containers.is_empty() || copy.containers.iter().any(|n| n == name_in(c)))
+        {
+            let env = target.get("env").and_then(serde_json::Value::as_array).into_iter().flatten();
+            if env.map(name_in).any(|set| set == name) {
+                let why = format!(
+                    "container {:?} sets {name} itself; copy it or set it, not both",
+                    name_in(target)
+                );
+                return Err(ConfigError::at(at, why));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn name_in(value: &serde_json::Value) -> &str {
+    value.get("name").and_then(serde_json::Value::as_str).unwrap_or_default()
 }
 
 /// Names are DNS labels, once each in the profile; every container has an image; only sidecars
 /// run with `restartPolicy: Always`, which they get without saying.
 fn check_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
     let mut container_names: Vec<&str> = Vec::new();
-    let groups = [
-        ("containers", &raw.containers),
-        ("initContainers", &raw.init_containers),
-        ("sidecars", &raw.sidecars),
-    ];
-    for (field, list) in groups {
+    for (field, list) in groups(raw) {
         for (i, container) in list.iter().enumerate() {
             let at = |f: &str| format!("{path}.{field}[{i}]{f}");
             if let Err(why) = names::dns_label(&container.name) {
@@ -82,14 +164,14 @@ fn check_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
                 return Err(ConfigError::at(at(".name"), twice));
             }
             container_names.push(&container.name);
-            if container.image.as_deref().unwrap_or("").is_empty() {
-                return Err(ConfigError::at(at(".image"), "an image is required"));
-            }
             check_restart_policy(field, container.restart_policy.as_deref(), || at(".restartPolicy"))?;
-            fields::check_container(container, &at(""))?;
         }
     }
     Ok(())
+}
+
+fn groups(raw: &RawProfile) -> [(&'static str, &Vec<Container>); 3] {
+    [("containers", &raw.containers), ("initContainers", &raw.init_containers), ("sidecars", &raw.sidecars)]
 }
 
 fn check_restart_policy(
@@ -112,62 +194,13 @@ fn check_restart_policy(
 fn check_volumes(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
     let mut volume_names: Vec<&str> = Vec::new();
     for (i, volume) in raw.volumes.iter().enumerate() {
-        let at = format!("{path}.volumes[{i}].name");
-        if let Err(why) = names::dns_label(&volume.name) {
-            return Err(ConfigError::at(at, format!("volume name {why}")));
-        }
         if volume_names.contains(&volume.name.as_str()) {
+            let at = format!("{path}.volumes[{i}].name");
             return Err(ConfigError::at(at, format!("{:?} is used twice in this profile", volume.name)));
         }
         volume_names.push(&volume.name);
     }
     Ok(())
-}
-
-fn check_app_containers(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
-    fields::check_env(&raw.app_containers.env, &format!("{path}.appContainers.env"))?;
-    for (i, mount) in raw.app_containers.volume_mounts.iter().enumerate() {
-        if mount.name.is_empty() || mount.mount_path.is_empty() {
-            return Err(ConfigError::at(
-                format!("{path}.appContainers.volumeMounts[{i}]"),
-                "name and mountPath must not be empty",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The templates as the JSON they are inserted as (sidecars become init containers with
-/// `restartPolicy: Always`), and the hash of everything the profile adds.
-fn build_profile(name: String, raw: RawProfile, selection: Selection) -> Profile {
-    let mut sidecars = raw.sidecars;
-    for sidecar in &mut sidecars {
-        sidecar.restart_policy = Some("Always".into());
-    }
-    let init_containers = raw.init_containers.iter().chain(&sidecars).map(to_json).collect();
-    let mut profile = Profile {
-        name,
-        containers: raw.containers.iter().map(to_json).collect(),
-        init_containers,
-        volumes: raw.volumes.iter().map(to_json).collect(),
-        app_env: raw.app_containers.env.iter().map(to_json).collect(),
-        app_volume_mounts: raw.app_containers.volume_mounts.iter().map(to_json).collect(),
-        labels: raw.labels,
-        annotations: raw.annotations,
-        on_error: raw.on_error,
-        selection,
-        digest: String::new(),
-    };
-    profile.digest = digest_of(&(
-        &profile.containers,
-        &profile.init_containers,
-        &profile.volumes,
-        &profile.app_env,
-        &profile.app_volume_mounts,
-        &profile.labels,
-        &profile.annotations,
-    ));
-    profile
 }
 
 fn check_string_map(map: &BTreeMap<String, String>, path: &str, are_labels: bool) -> Result<(), ConfigError> {
@@ -186,8 +219,4 @@ fn check_string_map(map: &BTreeMap<String, String>, path: &str, are_labels: bool
         }
     }
     Ok(())
-}
-
-fn to_json<T: Serialize>(item: &T) -> Value {
-    serde_json::to_value(item).expect("Kubernetes types always serialize")
 }

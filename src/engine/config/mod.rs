@@ -22,10 +22,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 mod compile;
-mod fields;
+mod params;
 mod raw;
+mod templates;
 
 use super::selection::Selection;
+use super::template::{Source, Template};
+
+pub(crate) use params::Parameter;
 
 use raw::RawConfig;
 
@@ -69,23 +73,47 @@ pub struct Config {
 }
 
 /// One named set of things to add to a Pod. Templates are kept as JSON, exactly as they will be
-/// inserted, after a round trip through the Kubernetes types has proved every field real.
+/// inserted (after a round trip through the Kubernetes types has proved every field real), with
+/// their placeholders compiled.
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub(crate) name: String,
-    pub(crate) containers: Vec<Value>,
+    pub(crate) containers: Vec<Template>,
     /// Plain init containers first, then the native sidecars, in the order they will run.
-    pub(crate) init_containers: Vec<Value>,
-    pub(crate) volumes: Vec<Value>,
-    pub(crate) app_env: Vec<Value>,
-    pub(crate) app_volume_mounts: Vec<Value>,
-    pub(crate) labels: BTreeMap<String, String>,
-    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) init_containers: Vec<Template>,
+    pub(crate) volumes: Vec<Template>,
+    pub(crate) app_env: Vec<Template>,
+    pub(crate) app_volume_mounts: Vec<Template>,
+    pub(crate) labels: Vec<(String, Template)>,
+    pub(crate) annotations: Vec<(String, Template)>,
     pub(crate) on_error: OnError,
     /// Where it applies by itself; empty when it is only chosen by name or as a default.
     pub(crate) selection: Selection,
+    pub(crate) parameters: Vec<Parameter>,
+    pub(crate) copy_env: Option<CopyEnv>,
+    pub(crate) share_volume_mounts: Option<ShareVolumeMounts>,
+    /// The built-in values its templates read, in `template::BUILT_INS` order.
+    pub(crate) built_ins: Vec<Source>,
     /// Hash of everything this profile adds; changes whenever its content does.
     pub(crate) digest: String,
+}
+
+/// `copyEnv`: env vars copied by name from an app container into the profile's containers.
+#[derive(Debug, Clone)]
+pub(crate) struct CopyEnv {
+    pub names: Vec<String>,
+    /// The app container to copy from; the Pod's first when `None`.
+    pub from: Option<String>,
+    /// The profile's containers to copy into; all of them when empty.
+    pub containers: Vec<String>,
+}
+
+/// `shareVolumeMounts`: the app containers' mounts, also mounted in the profile's containers.
+#[derive(Debug, Clone)]
+pub(crate) struct ShareVolumeMounts {
+    pub read_only: bool,
+    /// The profile's containers to mount them in; all of them when empty.
+    pub containers: Vec<String>,
 }
 
 /// Why a configuration was refused.
@@ -164,14 +192,25 @@ pub(crate) fn hex16(bytes: &[u8]) -> String {
     })
 }
 
-pub(crate) fn combined_digest(config: &Config, profiles: &[&Profile]) -> String {
+/// The hash in the status annotation: the configuration's, each profile's, and the values each
+/// profile's placeholders were filled with (none for a profile without placeholders, so its hash
+/// is what it was before parameters existed).
+pub(crate) fn combined_digest<'a>(
+    config: &Config,
+    profiles: impl Iterator<Item = (&'a Profile, &'a [String])>,
+) -> String {
     let mut hasher = Sha256::new();
     hasher.update(config.digest.as_bytes());
-    for profile in profiles {
+    for (profile, values) in profiles {
         hasher.update(b"\n");
         hasher.update(profile.name.as_bytes());
         hasher.update(b"=");
         hasher.update(profile.digest.as_bytes());
+        for value in values {
+            // Length-prefixed, so that ("a,b") and ("a", "b") never hash alike.
+            hasher.update(value.len().to_le_bytes());
+            hasher.update(value.as_bytes());
+        }
     }
     hex16(&hasher.finalize())
 }

@@ -51,6 +51,42 @@ pub(super) struct RawProfile {
     pub on_error: OnError,
     pub selector: Option<LabelSelector>,
     pub namespaces: Vec<String>,
+    pub parameters: BTreeMap<String, RawParameter>,
+    pub copy_env: Option<RawCopyEnv>,
+    pub share_volume_mounts: Option<RawShareVolumeMounts>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(super) struct RawParameter {
+    pub default: Option<String>,
+    pub required: bool,
+    pub annotation: Option<String>,
+    pub label: Option<String>,
+    pub pattern: Option<String>,
+    #[serde(rename = "enum")]
+    pub allowed: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(super) struct RawCopyEnv {
+    pub names: Vec<String>,
+    pub from: Option<String>,
+    pub containers: Vec<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub(super) struct RawShareVolumeMounts {
+    pub read_only: bool,
+    pub containers: Vec<String>,
+}
+
+impl Default for RawShareVolumeMounts {
+    fn default() -> Self {
+        RawShareVolumeMounts { read_only: true, containers: Vec::new() }
+    }
 }
 
 #[derive(Deserialize, Serialize, Default)]

@@ -1,0 +1,327 @@
+//! A profile made concrete for one Pod: placeholders filled with the Pod's values, each value
+//! checked against its parameter's rule and, once in place, against the Kubernetes field it lands
+//! in; env vars copied from the app container; the app's mounts shared. A profile that reads
+//! nothing from the Pod is borrowed as it is, with no copy.
+//!
+//! Any problem is reported whole, for the profile's `onError`: a Pod is injected with every value
+//! in place and valid, or not at all.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::config::{CopyEnv, Parameter, Profile, ShareVolumeMounts};
+use super::fields::{self, Kind};
+use super::pod_view::PodView;
+use super::template::{Source, Template, as_text};
+
+/// Where an app container's service-account token is mounted; never shared into our containers.
+const TOKEN_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// One profile, resolved for one Pod.
+#[derive(Debug)]
+pub(crate) struct Resolved<'c> {
+    pub profile: &'c Profile,
+    pub init_containers: Vec<Cow<'c, Value>>,
+    pub containers: Vec<Cow<'c, Value>>,
+    pub volumes: Vec<Cow<'c, Value>>,
+    pub app_env: Vec<Cow<'c, Value>>,
+    pub app_volume_mounts: Vec<Cow<'c, Value>>,
+    pub labels: Vec<(&'c str, Cow<'c, str>)>,
+    pub annotations: Vec<(&'c str, Cow<'c, str>)>,
+    /// The parameters' values, then the built-ins the profile reads: part of the status hash.
+    pub values: Vec<String>,
+}
+
+/// Where a parameter's value came from, for messages.
+enum Origin<'a> {
+    Annotation(&'a str),
+    Label(&'a str),
+    Default,
+}
+
+impl std::fmt::Display for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Annotation(key) => write!(f, "annotation {key}"),
+            Origin::Label(key) => write!(f, "label {key}"),
+            Origin::Default => f.write_str("its default"),
+        }
+    }
+}
+
+/// Resolve `profile` for the Pod in `view`, created in `namespace`. `Err` lists every problem.
+pub(crate) fn resolve<'c>(
+    profile: &'c Profile,
+    view: &PodView,
+    namespace: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Resolved<'c>, Vec<String>> {
+    let p = &profile.name;
+    let mut filler = Filler {
+        profile,
+        values: Vec::with_capacity(profile.parameters.len() + profile.built_ins.len()),
+        origins: Vec::with_capacity(profile.parameters.len()),
+        namespace,
+        service_account: view.service_account.unwrap_or("default"),
+        app_container: view.containers.first().map_or("", |c| c.name),
+        problems: Vec::new(),
+    };
+    for parameter in &profile.parameters {
+        match value_of(parameter, view) {
+            Ok((value, origin)) => {
+                filler.values.push(value.to_owned());
+                filler.origins.push(origin);
+            }
+            Err(why) => filler.problems.push(format!("profile {p:?}: {why}")),
+        }
+    }
+    if !filler.problems.is_empty() {
+        return Err(filler.problems);
+    }
+    let built_ins: Vec<String> = profile.built_ins.iter().map(|s| filler.fill(*s).to_owned()).collect();
+    filler.values.extend(built_ins);
+
+    let kind = |c: &Value| match c.get("restartPolicy").and_then(Value::as_str) {
+        Some("Always") => Kind::Running,
+        _ => Kind::Init,
+    };
+    let mut init_containers = filler.templates(&profile.init_containers, &|c| fields::container(c, kind(c)));
+    let mut containers = filler.templates(&profile.containers, &|c| fields::container(c, Kind::Running));
+    let volumes = filler.templates(&profile.volumes, &fields::volume);
+    let app_env = filler.templates(&profile.app_env, &fields::env_var);
+    let app_volume_mounts = filler.templates(&profile.app_volume_mounts, &fields::volume_mount);
+    let labels = filler.text(&profile.labels, true);
+    let annotations = filler.text(&profile.annotations, false);
+    let mut targets: Vec<&mut Cow<Value>> = init_containers.iter_mut().chain(containers.iter_mut()).collect();
+    if let Some(copy) = &profile.copy_env {
+        copy_env(copy, view, &mut targets, p).unwrap_or_else(|why| filler.problems.push(why));
+        warnings.extend(missing_env(copy, view, p));
+    }
+    if let Some(share) = &profile.share_volume_mounts {
+        share_mounts(share, view, &mut targets);
+    }
+    if !filler.problems.is_empty() {
+        return Err(filler.problems);
+    }
+    let values = filler.values;
+    Ok(Resolved {
+        profile,
+        init_containers,
+        containers,
+        volumes,
+        app_env,
+        app_volume_mounts,
+        labels,
+        annotations,
+        values,
+    })
+}
+
+/// The values of one profile for one Pod, and the problems found filling its templates with them.
+struct Filler<'a> {
+    profile: &'a Profile,
+    /// The parameters' values in order, then the built-ins the profile reads.
+    values: Vec<String>,
+    origins: Vec<Origin<'a>>,
+    namespace: &'a str,
+    service_account: &'a str,
+    app_container: &'a str,
+    problems: Vec<String>,
+}
+
+impl<'a> Filler<'a> {
+    fn fill(&self, source: Source) -> &str {
+        match source {
+            Source::Parameter(i) => &self.values[i],
+            Source::Namespace => self.namespace,
+            Source::ServiceAccountName => self.service_account,
+            Source::AppContainer => self.app_container,
+        }
+    }
+
+    /// Each template filled; one with placeholders is checked again, as its values are new.
+    fn templates<'c>(
+        &mut self,
+        templates: &'c [Template],
+        check: &dyn Fn(&Value) -> Result<(), fields::Found>,
+    ) -> Vec<Cow<'c, Value>> {
+        let mut out = Vec::with_capacity(templates.len());
+        for template in templates {
+            let rendered = template.render(&|s| self.fill(s));
+            if template.has_holes()
+                && let Err((at, why)) = check(&rendered)
+            {
+                let problem = format!(
+                    "profile {:?}: {}{at}: {why}{}",
+                    self.profile.name,
+                    describe(template),
+                    self.told(template)
+                );
+                self.problems.push(problem);
+            }
+            out.push(rendered);
+        }
+        out
+    }
+
+    fn text<'c>(
+        &mut self,
+        pairs: &'c [(String, Template)],
+        are_labels: bool,
+    ) -> Vec<(&'c str, Cow<'c, str>)> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (key, template) in pairs {
+            let value = as_text(template.render(&|s| self.fill(s)));
+            if are_labels
+                && template.has_holes()
+                && let Err(why) = fields::label_value(&value)
+            {
+                let problem =
+                    format!("profile {:?}: label {key}: {why}{}", self.profile.name, self.told(template));
+                self.problems.push(problem);
+            }
+            out.push((key.as_str(), value));
+        }
+        out
+    }
+
+    /// For a message about a template: where the values it reads came from.
+    fn told(&self, template: &Template) -> String {
+        let said: Vec<String> = template
+            .sources()
+            .filter_map(|s| match s {
+                Source::Parameter(i) => {
+                    Some(format!("{} from {}", self.profile.parameters[i].name, self.origins[i]))
+                }
+                _ => None,
+            })
+            .collect();
+        if said.is_empty() { String::new() } else { format!(" ({})", said.join(", ")) }
+    }
+}
+
+/// The value a Pod gives a parameter (annotation first, then label), or its default; checked
+/// against the parameter's rule.
+fn value_of<'a>(parameter: &'a Parameter, view: &PodView<'a>) -> Result<(&'a str, Origin<'a>), String> {
+    let name = &parameter.name;
+    let given = [
+        parameter.annotation.as_deref().and_then(|k| Some((view.annotation(k)?, Origin::Annotation(k)))),
+        parameter.label.as_deref().and_then(|k| Some((view.label(k)?, Origin::Label(k)))),
+    ];
+    let Some((value, origin)) = given.into_iter().flatten().next() else {
+        return match &parameter.default {
+            Some(default) => Ok((default, Origin::Default)),
+            None => {
+                let by = [("annotation", &parameter.annotation), ("label", &parameter.label)];
+                let by: Vec<String> =
+                    by.iter().filter_map(|(w, k)| Some(format!("{w} {}", k.as_deref()?))).collect();
+                Err(format!("parameter {name} is required: set {}", by.join(" or ")))
+            }
+        };
+    };
+    match parameter.rule.check(value) {
+        Ok(()) => Ok((value, origin)),
+        Err(why) => {
+            let shown: String = value.chars().take(100).collect();
+            Err(format!("{origin} = {shown:?} {why} (parameter {name})"))
+        }
+    }
+}
+
+/// How a message names a template: by the name it has (names take no placeholders).
+fn describe(template: &Template) -> String {
+    let value = template.value();
+    let name = value.get("name").and_then(Value::as_str).unwrap_or_default();
+    let kind = if value.get("image").is_some() {
+        "container"
+    } else if value.get("mountPath").is_some() {
+        "app mount of volume"
+    } else if value.get("value").is_some() || value.get("valueFrom").is_some() {
+        "app env var"
+    } else {
+        "volume"
+    };
+    format!("{kind} {name:?}")
+}
+
+/// Copy the named env vars from the source app container to the front of each target's env, so
+/// that the target's own env can refer to them with `$(NAME)`.
+fn copy_env(copy: &CopyEnv, view: &PodView, targets: &mut [&mut Cow<Value>], p: &str) -> Result<(), String> {
+    let Some(source) = source_container(copy, view) else {
+        let from = copy.from.as_deref().unwrap_or("(the first container)");
+        return Err(format!("profile {p:?} copies env from container {from:?}, which the Pod does not have"));
+    };
+    let copied: Vec<&Value> = copy.names.iter().filter_map(|name| source.env_var(name)).collect();
+    if copied.is_empty() {
+        return Ok(());
+    }
+    for target in targets.iter_mut().filter(|t| is_target(t, &copy.containers)) {
+        let env = list_in(target.to_mut(), "env");
+        env.splice(0..0, copied.iter().map(|v| (*v).clone()));
+    }
+    Ok(())
+}
+
+/// A warning for each env var `copyEnv` names that its source does not set.
+fn missing_env(copy: &CopyEnv, view: &PodView, p: &str) -> Vec<String> {
+    let Some(source) = source_container(copy, view) else { return Vec::new() };
+    let missing = copy.names.iter().filter(|name| source.env_var(name).is_none());
+    missing
+        .map(|name| format!("sidecar-injector: profile {p:?} copies env var {name} from container {:?}, which does not set it", source.name))
+        .collect()
+}
+
+fn source_container<'v, 'p>(
+    copy: &CopyEnv,
+    view: &'v PodView<'p>,
+) -> Option<&'v crate::pod_view::AppContainer<'p>> {
+    match &copy.from {
+        Some(name) => view.containers.iter().find(|c| c.name == name),
+        None => view.containers.first(),
+    }
+}
+
+/// Mount each app container's volumes in each target at the same path (read-only unless the
+/// profile says otherwise); a path the target mounts already keeps its own mount.
+fn share_mounts(share: &ShareVolumeMounts, view: &PodView, targets: &mut [&mut Cow<Value>]) {
+    let shared =
+        view.containers.iter().flat_map(|c| c.mounts.iter()).filter(|m| mount_path(m) != TOKEN_MOUNT);
+    let shared: Vec<&Value> = shared.collect();
+    if shared.is_empty() {
+        return;
+    }
+    for target in targets.iter_mut().filter(|t| is_target(t, &share.containers)) {
+        let mounts = list_in(target.to_mut(), "volumeMounts");
+        for mount in &shared {
+            if mounts.iter().any(|m| mount_path(m) == mount_path(mount)) {
+                continue;
+            }
+            let mut mount = (*mount).clone();
+            if share.read_only
+                && let Some(fields) = mount.as_object_mut()
+            {
+                fields.insert("readOnly".into(), Value::Bool(true));
+            }
+            mounts.push(mount);
+        }
+    }
+}
+
+fn is_target(container: &Value, named: &[String]) -> bool {
+    let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
+    named.is_empty() || named.iter().any(|n| n == name)
+}
+
+fn mount_path(mount: &Value) -> &str {
+    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn list_in<'v>(container: &'v mut Value, field: &str) -> &'v mut Vec<Value> {
+    let map = container.as_object_mut().expect("a container template is an object");
+    let slot = map.entry(field).or_insert(Value::Null);
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut().expect("just made a list")
+}
