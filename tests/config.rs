@@ -158,6 +158,122 @@ rows! { refused;
     profile_namespace_not_a_dns_label: ("profiles: {p: {namespaces: [Shop_1]}}", "profiles.p.namespaces[0]: namespace name"),
 }
 
+/// A profile whose sidecar's args read `%{v}`, with the parameter `v` declared as `parameter`.
+fn with_parameter(parameter: &str) -> String {
+    format!(
+        "profiles: {{p: {{parameters: {{v: {parameter}}}, sidecars: [{{name: s, image: i, args: ['%{{v}}']}}]}}}}"
+    )
+}
+
+// Parameters, placeholders and the values taken from the app.
+rows! { refused;
+    a_placeholder_naming_no_parameter: (
+        "profiles: {p: {parameters: {logPath: {default: /l}}, sidecars: [{name: s, image: i, args: ['--path=%{logpath}', '%{logPath}']}]}}",
+        "profiles.p.sidecars[0].args[0]: %{logpath} is not a declared parameter or a built-in (logPath, pod.namespace, pod.serviceAccountName, pod.appContainer)",
+    ),
+    a_placeholder_not_closed: (
+        "profiles: {p: {containers: [{name: c, image: i, env: [{name: A, value: 'x%{y'}]}]}}",
+        "profiles.p.containers[0].env[0].value: \"x%{y\": a placeholder %{ is not closed by }; write %%{ for a literal %{",
+    ),
+    a_placeholder_in_a_key: (
+        "profiles: {p: {containers: [{name: c, image: i, resources: {limits: {'%{r}': 1}}}]}}",
+        "profiles.p.containers[0].resources.limits: \"%{r}\": placeholders go in string values, never in keys",
+    ),
+    a_placeholder_in_a_container_name: (
+        "profiles: {p: {containers: [{name: 'c-%{pod.appContainer}', image: i}]}}",
+        "profiles.p.containers[0].name: container name",
+    ),
+    a_placeholder_in_an_env_var_name: (
+        "profiles: {p: {parameters: {v: {default: A}}, containers: [{name: c, image: i, env: [{name: '%{v}', value: x}]}]}}",
+        "profiles.p.containers[0].env[0].name: names take no placeholders",
+    ),
+    a_placeholder_in_a_volume_a_mount_names: (
+        "profiles: {p: {parameters: {v: {default: a}}, appContainers: {volumeMounts: [{name: '%{v}', mountPath: /a}]}}}",
+        "profiles.p.appContainers.volumeMounts[0].name: names take no placeholders",
+    ),
+    a_placeholder_in_a_top_level_label: ("labels: {a: '%{pod.namespace}'}", "labels.a: placeholders work in profiles only"),
+    a_pattern_that_does_not_compile: (&with_parameter("{default: a, pattern: '[a-'}"), "profiles.p.parameters.v.pattern: not a regular expression"),
+    a_default_failing_its_own_pattern: (&with_parameter("{default: abc, pattern: '[a-z]{2}'}"), "profiles.p.parameters.v.default: \"abc\" does not match the pattern \"[a-z]{2}\""),
+    a_default_outside_its_enum: (&with_parameter("{default: loud, enum: [debug, info]}"), "profiles.p.parameters.v.default: \"loud\" is not one of debug, info"),
+    an_empty_enum: (&with_parameter("{default: a, enum: []}"), "profiles.p.parameters.v.enum: an enum needs at least one value"),
+    both_a_pattern_and_an_enum: (&with_parameter("{default: a, pattern: a, enum: [a]}"), "profiles.p.parameters.v: give either pattern or enum, not both"),
+    neither_a_default_nor_required: (&with_parameter("{annotation: example.com/v}"), "profiles.p.parameters.v: give a default, or required: true"),
+    required_with_a_default: (&with_parameter("{default: a, required: true, annotation: example.com/v}"), "profiles.p.parameters.v: a required parameter has no default"),
+    required_with_nowhere_to_set_it: (&with_parameter("{required: true}"), "profiles.p.parameters.v: a required parameter needs an annotation or label"),
+    a_parameter_annotation_not_a_qualified_name: (&with_parameter("{default: a, annotation: 'bad key'}"), "profiles.p.parameters.v.annotation: key"),
+    a_parameter_name_with_a_dot: (
+        "profiles: {p: {parameters: {pod.name: {default: a}}}}",
+        "profiles.p.parameters.pod.name: parameter name \"pod.name\" must be a letter",
+    ),
+    a_parameter_no_template_uses: ("profiles: {p: {parameters: {v: {default: a}}}}", "profiles.p.parameters.v: declared, but no template uses it"),
+    misspelt_parameter_field: (&with_parameter("{default: a, patern: a}"), "profiles.p.parameters.v.patern: unknown field"),
+    a_quantity_whose_default_does_not_parse: (
+        "profiles: {p: {parameters: {cpu: {default: lots}}, sidecars: [{name: s, image: i, resources: {limits: {cpu: '%{cpu}'}}}]}}",
+        "profiles.p.sidecars[0].resources.limits.cpu: \"lots\" is not a quantity such as 100m, 64Mi or 1.5 (with the parameters' defaults)",
+    ),
+    a_container_port_from_a_placeholder: (
+        "profiles: {p: {containers: [{name: c, image: i, ports: [{containerPort: '%{pod.namespace}'}]}]}}",
+        "profiles.p.containers[0].ports[0].containerPort: invalid type: string",
+    ),
+    a_label_value_whose_default_is_no_label_value: (
+        "profiles: {p: {parameters: {v: {default: 'a b'}}, labels: {tier: '%{v}'}}}",
+        "profiles.p.labels.tier: label value \"a b\"",
+    ),
+    a_config_map_name_that_is_no_name: (
+        "profiles: {p: {volumes: [{name: v, configMap: {name: Bad_Name}}]}}",
+        "profiles.p.volumes[0].configMap.name: name \"Bad_Name\"",
+    ),
+    a_probe_without_a_handler: (
+        "profiles: {p: {sidecars: [{name: s, image: i, readinessProbe: {periodSeconds: 5}}]}}",
+        "profiles.p.sidecars[0].readinessProbe: a probe needs one handler",
+    ),
+    a_probe_with_two_handlers: (
+        "profiles: {p: {containers: [{name: c, image: i, livenessProbe: {exec: {command: [x]}, tcpSocket: {port: 80}}}]}}",
+        "profiles.p.containers[0].livenessProbe: a probe takes one handler, not exec and tcpSocket",
+    ),
+    a_probe_port_out_of_range: (
+        "profiles: {p: {containers: [{name: c, image: i, readinessProbe: {httpGet: {port: 0}}}]}}",
+        "profiles.p.containers[0].readinessProbe.httpGet.port: 0 is not a port",
+    ),
+    a_liveness_probe_needing_two_successes: (
+        "profiles: {p: {containers: [{name: c, image: i, livenessProbe: {tcpSocket: {port: 80}, successThreshold: 2}}]}}",
+        "profiles.p.containers[0].livenessProbe.successThreshold: must be 1",
+    ),
+    a_negative_probe_period: (
+        "profiles: {p: {containers: [{name: c, image: i, startupProbe: {tcpSocket: {port: 80}, periodSeconds: -1}}]}}",
+        "profiles.p.containers[0].startupProbe.periodSeconds: -1 is negative",
+    ),
+    a_plain_init_container_with_a_probe: (
+        "profiles: {p: {initContainers: [{name: c, image: i, readinessProbe: {tcpSocket: {port: 80}}}]}}",
+        "profiles.p.initContainers[0].readinessProbe: a plain init container takes no probes",
+    ),
+    privileged_without_privilege_escalation: (
+        "profiles: {p: {containers: [{name: c, image: i, securityContext: {privileged: true, allowPrivilegeEscalation: false}}]}}",
+        "profiles.p.containers[0].securityContext: privileged: true needs allowPrivilegeEscalation",
+    ),
+    a_negative_user_id: (
+        "profiles: {p: {containers: [{name: c, image: i, securityContext: {runAsUser: -1}}]}}",
+        "profiles.p.containers[0].securityContext.runAsUser: -1 is not between 0 and 2147483647",
+    ),
+    an_image_with_spaces: ("profiles: {p: {containers: [{name: c, image: ' i '}]}}", "profiles.p.containers[0].image: \" i \" has leading or trailing spaces"),
+    copy_env_of_no_names: ("profiles: {p: {copyEnv: {names: []}, sidecars: [{name: s, image: i}]}}", "profiles.p.copyEnv.names: name at least one env var"),
+    copy_env_of_a_bad_name: ("profiles: {p: {copyEnv: {names: ['A=B']}, sidecars: [{name: s, image: i}]}}", "profiles.p.copyEnv.names[0]: env var name"),
+    copy_env_from_a_bad_container_name: ("profiles: {p: {copyEnv: {names: [A], from: Web}, sidecars: [{name: s, image: i}]}}", "profiles.p.copyEnv.from: container name"),
+    copy_env_into_no_such_container: (
+        "profiles: {p: {copyEnv: {names: [A], containers: [x]}, sidecars: [{name: s, image: i}]}}",
+        "profiles.p.copyEnv.containers[0]: \"x\" is no container of this profile (it has s)",
+    ),
+    copy_env_of_a_var_the_template_sets: (
+        "profiles: {p: {copyEnv: {names: [A]}, sidecars: [{name: s, image: i, env: [{name: A, value: x}]}]}}",
+        "profiles.p.copyEnv.names[0]: container \"s\" sets A itself",
+    ),
+    share_volume_mounts_into_no_such_container: (
+        "profiles: {p: {shareVolumeMounts: {containers: [x]}, sidecars: [{name: s, image: i}]}}",
+        "profiles.p.shareVolumeMounts.containers[0]: \"x\" is no container",
+    ),
+    misspelt_share_volume_mounts_field: ("profiles: {p: {shareVolumeMounts: {readonly: true}}}", "profiles.p.shareVolumeMounts.readonly: unknown field"),
+}
+
 #[test]
 fn syntax_errors_and_non_text_are_refused() {
     assert!(matches!(Config::from_yaml("labels: [unclosed"), Err(ConfigError::Syntax(_))));

@@ -152,12 +152,9 @@ impl<'a> Filler<'a> {
             if template.has_holes()
                 && let Err((at, why)) = check(&rendered)
             {
-                let problem = format!(
-                    "profile {:?}: {}{at}: {why}{}",
-                    self.profile.name,
-                    describe(template),
-                    self.told(template)
-                );
+                let told = self.told(&template.sources_at(&at));
+                let problem =
+                    format!("profile {:?}: {}{at}: {why}{told}", self.profile.name, describe(template));
                 self.problems.push(problem);
             }
             out.push(rendered);
@@ -177,8 +174,8 @@ impl<'a> Filler<'a> {
                 && template.has_holes()
                 && let Err(why) = fields::label_value(&value)
             {
-                let problem =
-                    format!("profile {:?}: label {key}: {why}{}", self.profile.name, self.told(template));
+                let told = self.told(&template.sources_at(""));
+                let problem = format!("profile {:?}: label {key}: {why}{told}", self.profile.name);
                 self.problems.push(problem);
             }
             out.push((key.as_str(), value));
@@ -186,11 +183,11 @@ impl<'a> Filler<'a> {
         out
     }
 
-    /// For a message about a template: where the values it reads came from.
-    fn told(&self, template: &Template) -> String {
-        let said: Vec<String> = template
-            .sources()
-            .filter_map(|s| match s {
+    /// For a message about a field: where the parameters' values it reads came from.
+    fn told(&self, sources: &[Source]) -> String {
+        let said: Vec<String> = sources
+            .iter()
+            .filter_map(|s| match *s {
                 Source::Parameter(i) => {
                     Some(format!("{} from {}", self.profile.parameters[i].name, self.origins[i]))
                 }

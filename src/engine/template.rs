@@ -64,6 +64,15 @@ struct Hole {
     kube_expands: bool,
 }
 
+impl Hole {
+    fn sources(&self) -> impl Iterator<Item = Source> + '_ {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Value(source) => Some(*source),
+            Part::Text(_) => None,
+        })
+    }
+}
+
 /// Where in a template Kubernetes expands `$(VAR)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expands {
@@ -123,10 +132,15 @@ impl Template {
 
     /// The sources this template reads.
     pub fn sources(&self) -> impl Iterator<Item = Source> + '_ {
-        self.holes.iter().flat_map(|hole| &hole.parts).filter_map(|part| match part {
-            Part::Value(source) => Some(*source),
-            Part::Text(_) => None,
-        })
+        self.holes.iter().flat_map(|hole| hole.sources())
+    }
+
+    /// The sources read by the field at `path` (as in `.resources.limits.cpu`), or, when it has no
+    /// placeholder itself (a check of a whole object), every source of the template.
+    pub fn sources_at(&self, path: &str) -> Vec<Source> {
+        let at = self.holes.iter().filter(|hole| readable(&hole.pointer) == path);
+        let here: Vec<Source> = at.flat_map(Hole::sources).collect();
+        if here.is_empty() { self.sources().collect() } else { here }
     }
 
     /// The template with every placeholder replaced by `value_of` its source; borrowed when

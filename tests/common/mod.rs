@@ -52,13 +52,30 @@ pub fn patch_of(response: &ReviewResponse) -> Option<json_patch::Patch> {
 
 /// Review `pod` and apply the answer's patch, as the API server would. Returns the response and
 /// the resulting Pod (the original when there is no patch).
+///
+/// With `SIDECAR_INJECTOR_ADMITTED_PODS` set to a folder, each patched Pod is also written there,
+/// named after the test, for `tests/e2e_admitted.py` to give to a real API server's validation
+/// (CI does this: a patch that only our own tests accept is no patch).
 pub fn admit(pod: &Value, namespace: &str, config: &Config) -> (ReviewResponse<'static>, Value) {
     let response = answer(&pod_review(pod, namespace), config);
     let mut result = pod.clone();
     if let Some(patch) = patch_of(&response) {
         json_patch::patch(&mut result, &patch).expect("the patch applies to the Pod it was made for");
+        keep_for_the_api_server(pod, &result);
     }
     (response, result)
+}
+
+fn keep_for_the_api_server(original: &Value, patched: &Value) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let Some(folder) = std::env::var_os("SIDECAR_INJECTOR_ADMITTED_PODS") else { return };
+    let test = std::thread::current().name().unwrap_or("unnamed").replace("::", "-");
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let file = PathBuf::from(folder).join(format!("{test}-{}-{n}.json", std::process::id()));
+    let both = json!({"original": original, "patched": patched});
+    std::fs::write(&file, serde_json::to_vec_pretty(&both).unwrap())
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
 }
 
 /// A small Pod, as the API server sends it after defaulting.

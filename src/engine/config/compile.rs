@@ -13,8 +13,6 @@ use crate::names;
 use crate::selection::Selection;
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
-    check_string_map(&raw.labels, "labels", true)?;
-    check_string_map(&raw.annotations, "annotations", false)?;
     for (field, map) in [("labels", &raw.labels), ("annotations", &raw.annotations)] {
         if let Some(key) = map.iter().find_map(|(key, value)| value.contains("%{").then_some(key)) {
             return Err(ConfigError::at(
@@ -23,6 +21,8 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
             ));
         }
     }
+    check_string_map(&raw.labels, "labels", true)?;
+    check_string_map(&raw.annotations, "annotations", false)?;
 
     let mut profiles = BTreeMap::new();
     for (name, profile) in raw.profiles {
