@@ -205,6 +205,14 @@ rows! { refused;
         "profiles: {p: {parameters: {pod.name: {default: a}}}}",
         "profiles.p.parameters.pod.name: parameter name \"pod.name\" must be a letter",
     ),
+    a_parameter_read_from_a_label_the_configuration_adds: (
+        "labels: {tier: web}\nprofiles: {p: {parameters: {v: {default: a, label: tier}}, sidecars: [{name: s, image: i, args: ['%{v}']}]}}",
+        "profiles.p.parameters.v.label: tier is a label this configuration adds itself",
+    ),
+    a_parameter_read_from_an_annotation_a_profile_adds: (
+        "profiles: {q: {annotations: {example.com/v: x}}, p: {parameters: {v: {default: a, annotation: example.com/v}}, sidecars: [{name: s, image: i, args: ['%{v}']}]}}",
+        "profiles.p.parameters.v.annotation: example.com/v is an annotation this configuration adds itself",
+    ),
     a_parameter_no_template_uses: ("profiles: {p: {parameters: {v: {default: a}}}}", "profiles.p.parameters.v: declared, but no template uses it"),
     misspelt_parameter_field: (&with_parameter("{default: a, patern: a}"), "profiles.p.parameters.v.patern: unknown field"),
     a_quantity_whose_default_does_not_parse: (

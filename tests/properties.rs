@@ -275,6 +275,48 @@ proptest! {
         prop_assert_eq!(twice, patched);
     }
 
+    /// A parameter set from an annotation (any text: placeholders, `$`, `%`, quotes), under a
+    /// pattern or not, and a second profile chosen by a selector: the value lands verbatim in every
+    /// place the template reads it (`$` doubled where Kubernetes expands), or the Pod is refused
+    /// untouched; the selected profile comes exactly when the labels match; re-review gives no patch.
+    #[test]
+    fn parameters_land_verbatim_or_the_pod_is_refused(
+        value in option::of("[a-z%{}$() /.-]{0,12}"),
+        pattern in option::of(proptest::sample::select(&["[a-z]+", "[a-z/.-]*", ".*"][..])),
+        tier in option::of(proptest::sample::select(&["web", "db"][..])),
+    ) {
+        let pattern_line = pattern.map(|p| format!(", pattern: '{p}'")).unwrap_or_default();
+        let config = config(&format!(
+            "defaultProfiles: [p]\nprofiles:\n  p:\n    parameters: {{v: {{default: d, annotation: example.com/v{pattern_line}}}}}\n    sidecars: [{{name: s, image: s, args: ['x=%{{v}}'], env: [{{name: V, value: '%{{v}}'}}, {{name: NS, value: '%{{pod.namespace}}'}}]}}]\n    annotations: {{example.com/seen: '%{{v}}'}}\n  metrics:\n    selector: {{matchLabels: {{tier: web}}}}\n    containers: [{{name: m, image: m}}]\n"
+        ));
+        let mut pod = json!({"metadata": {"annotations": {}, "labels": {}}, "spec": {"containers": [{"name": "app", "image": "a"}]}});
+        if let Some(value) = &value {
+            pod["metadata"]["annotations"]["example.com/v"] = json!(value);
+        }
+        if let Some(tier) = tier {
+            pod["metadata"]["labels"]["tier"] = json!(tier);
+        }
+        let (response, patched) = admit(&pod, "shop", &config);
+        let given = value.clone().unwrap_or_else(|| "d".into());
+        let allowed = pattern.is_none_or(|p| regex_lite::Regex::new(&format!("^(?:{p})$")).unwrap().is_match(&given));
+        if !allowed {
+            prop_assert!(!response.response.allowed);
+            prop_assert_eq!(&patched, &pod);
+            return Ok(());
+        }
+        prop_assert!(response.response.allowed, "{:?}", response.response.status);
+        let sidecar = &patched["spec"]["initContainers"][0];
+        let expanded = given.replace('$', "$$");
+        prop_assert_eq!(&sidecar["args"], &json!([format!("x={expanded}")]));
+        prop_assert_eq!(&sidecar["env"], &json!([{"name": "V", "value": expanded}, {"name": "NS", "value": "shop"}]));
+        prop_assert_eq!(&patched["metadata"]["annotations"]["example.com/seen"], &json!(given));
+        let has_metrics = names(&patched["spec"]["containers"]).contains(&"m");
+        prop_assert_eq!(has_metrics, tier == Some("web"));
+        let (again, twice) = admit(&patched, "shop", &config);
+        prop_assert!(patch_of(&again).is_none());
+        prop_assert_eq!(twice, patched);
+    }
+
     /// Arbitrary bytes never panic: they are answered 200 with a response AdmissionReview, or
     /// refused 400 with a reason that says what was wrong.
     #[test]

@@ -32,6 +32,7 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         profiles.insert(name.clone(), compile_profile(name, profile, &path)?);
     }
+    check_parameters_read_from_the_pod(&raw.labels, &raw.annotations, &profiles)?;
     for (i, name) in raw.default_profiles.iter().enumerate() {
         if !profiles.contains_key(name) {
             return Err(ConfigError::at(
@@ -98,6 +99,40 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
     let profile = templates::check(profile, path, sidecars_from)?;
     check_app_values(&profile, path)?;
     Ok(profile)
+}
+
+/// A parameter is read from a label or annotation the Pod's author sets, never from one this
+/// configuration adds: a Pod injected once would read our own value on re-review, and the status
+/// hash would no longer match the Pod we injected.
+fn check_parameters_read_from_the_pod(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<(), ConfigError> {
+    let ours = |key: &str, are_labels: bool| {
+        let top = if are_labels { labels.contains_key(key) } else { annotations.contains_key(key) };
+        top || profiles.values().any(|p| {
+            let added = if are_labels { &p.labels } else { &p.annotations };
+            added.iter().any(|(k, _)| k == key)
+        })
+    };
+    for (name, profile) in profiles {
+        for parameter in &profile.parameters {
+            let sources = [("annotation", &parameter.annotation, false), ("label", &parameter.label, true)];
+            for (field, key, are_labels) in sources {
+                if let Some(key) = key.as_deref().filter(|key| ours(key, are_labels)) {
+                    return Err(ConfigError::at(
+                        format!("profiles.{name}.parameters.{}.{field}", parameter.name),
+                        format!(
+                            "{key} is a{} this configuration adds itself; read the value from a key the Pod sets",
+                            if are_labels { " label" } else { "n annotation" }
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `copyEnv` and `shareVolumeMounts` name containers of the profile; a copied env var is one no

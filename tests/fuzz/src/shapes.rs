@@ -117,6 +117,8 @@ pub struct Pod {
     host_network: Option<bool>,
     /// A field this injector knows nothing about, which must survive.
     unknown: Option<(String, String)>,
+    /// Last, so that the corpus made before it decodes to the same Pods.
+    service_account: Option<Name>,
 }
 
 impl Pod {
@@ -144,6 +146,9 @@ impl Pod {
         if let Some((key, value)) = &self.unknown {
             spec[key] = value.clone().into();
         }
+        if let Some(account) = &self.service_account {
+            spec["serviceAccountName"] = account.text().into();
+        }
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
     }
 }
@@ -161,6 +166,167 @@ pub struct Profile {
     deny: bool,
     /// Last, so that the corpus made before it decodes to the same profiles.
     selection: Option<Selection>,
+    /// After `selection`, for the same reason.
+    values: Option<Values>,
+}
+
+/// Declared parameters, placeholders put into the profile's templates, and the values taken
+/// from the app container, valid or not (an invalid one must be refused at load, never panic).
+#[derive(Arbitrary, Debug)]
+pub struct Values {
+    parameters: Vec<(ParameterName, Parameter)>,
+    uses: Vec<(Placeholder, Place)>,
+    copy_env: Option<(Vec<Name>, Option<Name>)>,
+    share_volume_mounts: Option<bool>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum ParameterName {
+    Path,
+    Level,
+    Other(String),
+}
+
+impl ParameterName {
+    fn text(&self) -> String {
+        match self {
+            ParameterName::Path => "path".into(),
+            ParameterName::Level => "level".into(),
+            ParameterName::Other(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+pub struct Parameter {
+    default: Option<Text>,
+    required: bool,
+    annotation: Option<Key>,
+    label: Option<Key>,
+    rule: Option<Rule>,
+}
+
+#[derive(Arbitrary, Debug)]
+pub enum Rule {
+    Word,
+    Path,
+    Pattern(String),
+    Enum(Vec<Text>),
+}
+
+/// What a template string says: a placeholder, an escape, a mistake, or anything.
+#[derive(Arbitrary, Debug)]
+pub enum Placeholder {
+    Parameter(ParameterName),
+    Namespace,
+    ServiceAccount,
+    AppContainer,
+    Escaped(ParameterName),
+    Unclosed,
+    Other(String),
+}
+
+impl Placeholder {
+    fn text(&self) -> String {
+        match self {
+            Placeholder::Parameter(name) => format!("%{{{}}}", name.text()),
+            Placeholder::Namespace => "%{pod.namespace}".into(),
+            Placeholder::ServiceAccount => "%{pod.serviceAccountName}".into(),
+            Placeholder::AppContainer => "%{pod.appContainer}".into(),
+            Placeholder::Escaped(name) => format!("%%{{{}}}", name.text()),
+            Placeholder::Unclosed => "%{".into(),
+            Placeholder::Other(s) => s.clone(),
+        }
+    }
+}
+
+/// Where a placeholder goes: fields that take any text, and fields the API server checks.
+#[derive(Arbitrary, Debug)]
+pub enum Place {
+    Arg,
+    EnvValue,
+    Label,
+    Annotation,
+    Memory,
+    Image,
+    ConfigMapName,
+    AppEnv,
+}
+
+impl Values {
+    fn apply(&self, profile: &mut Value) {
+        let parameters: Map<String, Value> =
+            self.parameters.iter().map(|(name, p)| (name.text(), p.json())).collect();
+        profile["parameters"] = Value::Object(parameters);
+        // Placeholders go into the first of the profile's containers, or a new one.
+        if profile["sidecars"].as_array().is_none_or(Vec::is_empty) {
+            profile["sidecars"] = json!([{"name": "valued", "image": "v"}]);
+        }
+        for (i, (placeholder, place)) in self.uses.iter().enumerate() {
+            let text = Value::String(format!("v{}", placeholder.text()));
+            let container = &mut profile["sidecars"][0];
+            match place {
+                Place::Arg => push(container, "args", text),
+                Place::EnvValue => push(container, "env", json!({"name": format!("V{i}"), "value": text})),
+                Place::Label => profile["labels"][format!("l{i}")] = text,
+                Place::Annotation => profile["annotations"][format!("a{i}")] = text,
+                Place::Memory => container["resources"] = json!({"limits": {"memory": text}}),
+                Place::Image => container["image"] = text,
+                Place::ConfigMapName => push(
+                    &mut profile["volumes"],
+                    "",
+                    json!({"name": format!("c{i}"), "configMap": {"name": text}}),
+                ),
+                Place::AppEnv => push(
+                    &mut profile["appContainers"],
+                    "env",
+                    json!({"name": format!("A{i}"), "value": text}),
+                ),
+            }
+        }
+        if let Some((names, from)) = &self.copy_env {
+            let names: Vec<String> = names.iter().map(Name::text).collect();
+            profile["copyEnv"] = json!({"names": names});
+            if let Some(from) = from {
+                profile["copyEnv"]["from"] = from.text().into();
+            }
+        }
+        if let Some(read_only) = self.share_volume_mounts {
+            profile["shareVolumeMounts"] = json!({"readOnly": read_only});
+        }
+    }
+}
+
+/// Append `item` to the list at `field` of `parent` (to `parent` itself when `field` is empty).
+fn push(parent: &mut Value, field: &str, item: Value) {
+    let list = if field.is_empty() { parent } else { &mut parent[field] };
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    list.as_array_mut().expect("made a list").push(item);
+}
+
+impl Parameter {
+    fn json(&self) -> Value {
+        let mut p = json!({"required": self.required});
+        if let Some(default) = &self.default {
+            p["default"] = default.text().into();
+        }
+        if let Some(key) = &self.annotation {
+            p["annotation"] = key.text().into();
+        }
+        if let Some(key) = &self.label {
+            p["label"] = key.text().into();
+        }
+        match &self.rule {
+            None => {}
+            Some(Rule::Word) => p["pattern"] = "[a-z]+".into(),
+            Some(Rule::Path) => p["pattern"] = "/[a-z0-9/._-]*".into(),
+            Some(Rule::Pattern(pattern)) => p["pattern"] = pattern.clone().into(),
+            Some(Rule::Enum(values)) => p["enum"] = values.iter().map(Text::text).collect(),
+        }
+        p
+    }
 }
 
 /// Where a profile applies by itself: label selectors drawn from the keys Pods carry, and
@@ -253,6 +419,9 @@ impl Configuration {
                     let (selector, namespaces) = selection.json();
                     profile["selector"] = selector;
                     profile["namespaces"] = namespaces;
+                }
+                if let Some(values) = &p.values {
+                    values.apply(&mut profile);
                 }
                 (name.text(), profile)
             })
