@@ -2,6 +2,10 @@
 //! huge one (3 containers with 1,500 env vars each), plus a size sweep to show that the cost grows
 //! linearly with the Pod. Goals: a median of at most 20 µs typical and 2 ms huge.
 //!
+//! `typical_parameterised` is the typical Pod under the README's example configuration
+//! (deploy-incluster/examples/profiles.yaml): both profiles chosen by their selectors, the log
+//! shipper's parameters read from the Pod's annotation, built-ins, copyEnv and shared mounts.
+//!
 //! `cargo bench --bench review`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -80,19 +84,41 @@ fn typical() -> Vec<u8> {
     pod_review(vec![container("checkout", 8)])
 }
 
+/// The typical Pod, labelled and annotated for both profiles of the example configuration.
+fn typical_parameterised() -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&typical()).unwrap();
+    let metadata = &mut review["request"]["object"]["metadata"];
+    metadata["labels"]["tier"] = json!("web");
+    metadata["labels"]["logs.example.com/ship"] = json!("true");
+    metadata["annotations"]["logs.example.com/path"] = json!("/var/log/checkout");
+    let app = &mut review["request"]["object"]["spec"]["containers"][0];
+    app["env"].as_array_mut().unwrap().push(json!({"name": "OTEL_SERVICE_NAME", "value": "checkout"}));
+    serde_json::to_vec(&review).unwrap()
+}
+
 fn huge(env_per_container: usize) -> Vec<u8> {
     pod_review(["checkout", "worker", "cache"].iter().map(|n| container(n, env_per_container)).collect())
 }
 
 fn benches(c: &mut Criterion) {
     let config = Config::builtin();
-    for (name, body) in [("typical", typical()), ("huge_3x1500_env", huge(1500))] {
-        let reviewed = review(&body, &config).expect("the bench review is valid");
+    let example = Config::from_yaml(include_str!("../deploy-incluster/examples/profiles.yaml")).unwrap();
+    let cases = [
+        ("typical", typical(), &config),
+        ("typical_parameterised", typical_parameterised(), &example),
+        ("huge_3x1500_env", huge(1500), &config),
+    ];
+    for (name, body, config) in cases {
+        let reviewed = review(&body, config).expect("the bench review is valid");
         assert_eq!(reviewed.summary.decision.as_str(), "injected", "the bench must measure a real injection");
+        if name == "typical_parameterised" {
+            let profiles: Vec<&str> = reviewed.chosen.iter().map(|c| c.profile.as_str()).collect();
+            assert_eq!(profiles, ["log-shipper", "metrics-agent"], "both profiles, by their selectors");
+        }
         eprintln!("{name}: review body {} bytes", body.len());
         let mut group = c.benchmark_group("review");
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_function(name, |b| b.iter(|| review(black_box(&body), &config)));
+        group.bench_function(name, |b| b.iter(|| review(black_box(&body), config)));
         group.finish();
     }
 

@@ -144,6 +144,49 @@ fn inject_handles_a_deployment_and_a_cronjob_in_one_file() {
     assert!(text(&again.stderr).contains("not injected (already-injected)"));
 }
 
+/// A Deployment whose template sets the example configuration's parameters.
+const PARAMETERISED: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: checkout, namespace: shop}
+spec:
+  selector: {matchLabels: {app: checkout}}
+  template:
+    metadata:
+      labels: {app: checkout, tier: web, logs.example.com/ship: "true"}
+      annotations: {logs.example.com/path: /var/log/checkout, logs.example.com/format: logfmt}
+    spec:
+      serviceAccountName: checkout
+      containers:
+        - name: checkout
+          image: shop/checkout:2
+          env: [{name: OTEL_SERVICE_NAME, value: checkout}]
+          volumeMounts: [{name: logs, mountPath: /var/log/checkout}]
+      volumes: [{name: logs, emptyDir: {}}]
+"#;
+
+/// `inject -f` and `review` are one code path: the template `inject` writes is exactly the Pod
+/// `review`'s patch makes of it, parameters, built-ins and app values included.
+#[test]
+fn inject_with_parameters_gives_what_review_gives() {
+    let example = "deploy-incluster/examples/profiles.yaml";
+    let out = run(&["inject", "-c", example, "-f", "-"], PARAMETERISED.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let injected: Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
+    let injected = &injected["spec"]["template"];
+    assert_eq!(injected["spec"]["initContainers"][0]["args"][3], "path=/var/log/checkout/*.log");
+
+    let deployment: Value = serde_saphyr::from_str(PARAMETERISED).unwrap();
+    let template = &deployment["spec"]["template"];
+    let review = serde_json::to_vec(&common::pod_review(template, "shop")).unwrap();
+    let out = run(&["review", "-c", example, "-"], &review);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let response: ReviewResponse = serde_json::from_slice(&out.stdout).unwrap();
+    let mut reviewed = template.clone();
+    json_patch::patch(&mut reviewed, &common::patch_of(&response).unwrap()).unwrap();
+    assert_eq!(injected, &reviewed);
+}
+
 #[test]
 fn inject_respects_namespace_skips_and_reports_denials() {
     let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: x}]}\n";

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The Lambda, end to end in `cargo lambda watch` (a real Lambda runtime emulator that turns plain
 HTTP requests into Function URL events): for every review of the engine's test table and a few
-more, the function's response body must be byte for byte what `sidecar-injector review` prints.
-That is the proof that the handler was written once.
+more, the function's response body must be byte for byte what `sidecar-injector review` prints
+with the same configuration (the built-in example profile, and a log shipper with parameters
+chosen by a selector). That is the proof that the handler was written once.
 
 Run by .ci/run, with `cargo lambda` on PATH. Uses only the standard library."""
 
@@ -47,6 +48,37 @@ def review_of(pod, namespace="shop", **changes):
     return review
 
 
+# The configuration both are given (JSON is YAML): a default profile as the built-in one has, and a
+# profile with parameters, built-ins and shared mounts, chosen by a label.
+CONFIG = {
+    "labels": {"foo": "bar"},
+    "defaultProfiles": ["example"],
+    "profiles": {
+        "example": {"containers": [{"name": "example-sidecar", "image": "busybox:1.37"}]},
+        "shipper": {
+            "selector": {"matchLabels": {"logs.example.com/ship": "true"}},
+            "parameters": {"path": {"default": "/var/log/app", "annotation": "logs.example.com/path",
+                                    "pattern": "/var/log/[a-z0-9._/-]+"}},
+            "shareVolumeMounts": {"readOnly": True},
+            "sidecars": [{"name": "shipper", "image": "fluent-bit:4.0",
+                          "args": ["-p", "path=%{path}/*.log"],
+                          "env": [{"name": "NS", "value": "%{pod.namespace}"},
+                                  {"name": "APP", "value": "%{pod.appContainer}"}]}],
+        },
+    },
+}
+
+
+def shipped(pod, path=None):
+    """`pod`, labelled for the shipper, with its log path annotation when given."""
+    pod = json.loads(json.dumps(pod))
+    metadata = pod.setdefault("metadata", {})
+    metadata.setdefault("labels", {})["logs.example.com/ship"] = "true"
+    if path is not None:
+        metadata.setdefault("annotations", {})["logs.example.com/path"] = path
+    return pod
+
+
 def reviews():
     """(name, body bytes) for every case."""
     with open(os.path.join(FIXTURES, "pods.json")) as f:
@@ -62,6 +94,9 @@ def reviews():
         ("opted out", review_of({"metadata": {"annotations": {"sidecar-injector.io/inject": "false"}}, "spec": typical["spec"]})),
         ("denied: name clash", review_of({"spec": {"containers": [{"name": "example-sidecar", "image": "x"}]}})),
         ("denied: unknown profile", review_of({"metadata": {"annotations": {"sidecar-injector.io/inject": "nope"}}, "spec": typical["spec"]})),
+        ("parameters: from the annotation", review_of(shipped(typical, "/var/log/web"))),
+        ("parameters: the default", review_of(shipped(typical))),
+        ("parameters: a value failing the pattern", review_of(shipped(typical, "/etc"))),
     ]
     bodies = [(name, json.dumps(review).encode()) for name, review in cases]
     for fixture in ["admission.k8s.io.v1.AdmissionReview.json", "pod-create-review.json"]:
@@ -89,9 +124,12 @@ def main():
     cli = os.path.join(TARGET, "debug", "sidecar-injector")
     token = secrets.token_hex(16)
     port = free_port()
+    config = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(CONFIG, config)
+    config.close()
     watch = subprocess.Popen(
         ["cargo", "lambda", "watch", "-A", "127.0.0.1", "-P", str(port), "--bin", "sidecar-injector-lambda",
-         "--env-var", "SIDECAR_INJECTOR_TOKEN=" + token],
+         "--env-var", "SIDECAR_INJECTOR_TOKEN=" + token, "--env-var", "SIDECAR_INJECTOR_CONFIG_FILE=" + config.name],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     base = "http://127.0.0.1:%d/lambda-url/sidecar-injector-lambda" % port
@@ -105,9 +143,13 @@ def main():
                 path = os.path.join(tmp, "review.json")
                 with open(path, "wb") as f:
                     f.write(body)
-                expected = subprocess.run([cli, "review", path], capture_output=True, check=True).stdout
+                expected = subprocess.run([cli, "review", "-c", config.name, path], capture_output=True, check=True).stdout
                 status, got = post(base + "/mutate/" + token, body)
-                if status == 200 and got + b"\n" == expected:
+                # The parameter cases must be what they say: two injected, one denied.
+                allowed = json.loads(expected)["response"]["allowed"] if name.startswith("parameters") else None
+                if allowed is not None and allowed != ("failing" not in name):
+                    failed.append("%s: allowed is %s" % (name, allowed))
+                elif status == 200 and got + b"\n" == expected:
                     passed += 1
                 else:
                     failed.append("%s: status %d, %d bytes, expected %d bytes" % (name, status, len(got), len(expected) - 1))
@@ -156,6 +198,7 @@ def main():
     finally:
         os.killpg(watch.pid, signal.SIGTERM)
         watch.wait(timeout=30)
+        os.unlink(config.name)
 
     for failure in failed:
         print("FAIL " + failure)

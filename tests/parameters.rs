@@ -309,3 +309,65 @@ profiles:
     let message = response.response.status.unwrap().message.to_string();
     assert!(message.contains("volume \"conf\".configMap.name: name \"Bad_Name-shop\""), "{message}");
 }
+
+/// The realistic example configuration of the README, as a user would try it.
+fn example() -> Config {
+    let text = std::fs::read_to_string("deploy-incluster/examples/profiles.yaml").unwrap();
+    Config::from_yaml(&text).unwrap_or_else(|e| panic!("the example configuration is refused: {e}"))
+}
+
+fn checkout(path: &str) -> Value {
+    json!({
+        "metadata": {
+            "generateName": "checkout-7d9f8b6c5d-",
+            "labels": {"app": "checkout", "tier": "web", "logs.example.com/ship": "true"},
+            "annotations": {"logs.example.com/path": path}
+        },
+        "spec": {
+            "serviceAccountName": "checkout",
+            "containers": [{
+                "name": "checkout", "image": "shop/checkout:2",
+                "env": [{"name": "OTEL_SERVICE_NAME", "value": "checkout"}],
+                "volumeMounts": [{"name": "logs", "mountPath": "/var/log/checkout"}]
+            }],
+            "volumes": [{"name": "logs", "emptyDir": {}}]
+        }
+    })
+}
+
+#[test]
+fn the_example_configuration_ships_logs_and_metrics_with_each_pods_values() {
+    let (response, patched) = admit(&checkout("/var/log/checkout"), "shop", &example());
+    assert_eq!(response.response.audit_annotations["profiles"], "log-shipper,metrics-agent");
+    let init = &patched["spec"]["initContainers"];
+    let (shipper, collector) = (&init[0], &init[1]);
+    assert_eq!(shipper["args"][3], "path=/var/log/checkout/*.log");
+    assert_eq!(shipper["args"][5], "parser=json");
+    assert_eq!(
+        shipper["env"],
+        json!([{"name": "K8S_NAMESPACE", "value": "shop"}, {"name": "K8S_CONTAINER", "value": "checkout"}])
+    );
+    assert_eq!(
+        shipper["volumeMounts"],
+        json!([{"name": "logs", "mountPath": "/var/log/checkout", "readOnly": true}])
+    );
+    assert_eq!(shipper["resources"]["limits"]["memory"], "64Mi");
+    assert_eq!(patched["metadata"]["labels"]["logs.example.com/format"], "json");
+    assert_eq!(collector["env"][0], json!({"name": "OTEL_SERVICE_NAME", "value": "checkout"}));
+    assert_eq!(
+        collector["env"][1]["value"],
+        "k8s.namespace.name=shop,k8s.container.name=checkout,k8s.serviceaccount.name=checkout"
+    );
+    assert_eq!(patched["spec"]["containers"][0]["env"][1]["name"], "OTEL_EXPORTER_OTLP_ENDPOINT");
+}
+
+#[test]
+fn the_example_configuration_refuses_a_log_path_outside_var_log() {
+    let response = answer(&pod_review(&checkout("/etc"), "shop"), &example());
+    assert!(!response.response.allowed);
+    let message = response.response.status.unwrap().message.to_string();
+    assert!(
+        message.contains("annotation logs.example.com/path = \"/etc\" does not match the pattern"),
+        "{message}"
+    );
+}
