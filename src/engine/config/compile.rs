@@ -68,12 +68,8 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
     check_volumes(&raw, path)?;
     let selection = Selection::compile(raw.selector.as_ref(), &raw.namespaces, path)?;
     let parameters = params::compile_all(std::mem::take(&mut raw.parameters), path)?;
-    let digest = digest_of(&(
-        (&raw.containers, &raw.init_containers, &raw.sidecars, &raw.volumes),
-        (&raw.app_containers.env, &raw.app_containers.volume_mounts, &raw.labels, &raw.annotations),
-        (&raw.copy_env, &raw.share_volume_mounts),
-    ));
     let templates = Templates::compile(&raw, path, &Declared(&parameters))?;
+    let digest = profile_digest(&raw, &templates);
     let sidecars_from = raw.init_containers.len();
     let copy_env = raw.copy_env.map(|c| CopyEnv { names: c.names, from: c.from, containers: c.containers });
     let share_volume_mounts = raw
@@ -99,6 +95,30 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
     let profile = templates::check(profile, path, sidecars_from)?;
     check_app_values(&profile, path)?;
     Ok(profile)
+}
+
+/// The hash of everything a profile adds, as the status annotation carries it. A profile that
+/// uses none of `copyEnv` and `shareVolumeMounts` hashes exactly as before they existed: a new
+/// release must not make every Pod injected by the old one look stale (`audit` would restart them
+/// all). Parameters' values are hashed per Pod (see `combined_digest`).
+fn profile_digest(raw: &RawProfile, templates: &Templates) -> String {
+    let added = (
+        values(&templates.containers),
+        values(&templates.init_containers),
+        values(&templates.volumes),
+        values(&templates.app_env),
+        values(&templates.app_volume_mounts),
+        &raw.labels,
+        &raw.annotations,
+    );
+    match (&raw.copy_env, &raw.share_volume_mounts) {
+        (None, None) => digest_of(&added),
+        app_values => digest_of(&(added, app_values)),
+    }
+}
+
+fn values(templates: &[crate::template::Template]) -> Vec<&serde_json::Value> {
+    templates.iter().map(crate::template::Template::value).collect()
 }
 
 /// A parameter is read from a label or annotation the Pod's author sets, never from one this
