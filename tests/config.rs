@@ -213,6 +213,10 @@ rows! { refused;
         "profiles: {q: {annotations: {example.com/v: x}}, p: {parameters: {v: {default: a, annotation: example.com/v}}, sidecars: [{name: s, image: i, args: ['%{v}']}]}}",
         "profiles.p.parameters.v.annotation: example.com/v is an annotation this configuration adds itself",
     ),
+    a_parameter_read_from_the_status_annotation: (
+        &with_parameter("{default: a, annotation: sidecar-injector.io/status}"),
+        "profiles.p.parameters.v.annotation: this key is written by sidecar-injector itself",
+    ),
     a_parameter_no_template_uses: ("profiles: {p: {parameters: {v: {default: a}}}}", "profiles.p.parameters.v: declared, but no template uses it"),
     misspelt_parameter_field: (&with_parameter("{default: a, patern: a}"), "profiles.p.parameters.v.patern: unknown field"),
     a_quantity_whose_default_does_not_parse: (

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use regex_lite::Regex;
 
-use super::ConfigError;
 use super::raw::RawParameter;
+use super::{ConfigError, keys};
 use crate::names;
 use crate::template::{BUILT_INS, Names, Source};
 
@@ -78,6 +78,12 @@ impl Parameter {
             if let Some(key) = key {
                 names::qualified_name(key)
                     .map_err(|why| ConfigError::at(format!("{path}.{field}"), format!("key {why}")))?;
+                if key == keys::STATUS {
+                    return Err(ConfigError::at(
+                        format!("{path}.{field}"),
+                        "this key is written by sidecar-injector itself",
+                    ));
+                }
             }
         }
         Ok(Parameter {
