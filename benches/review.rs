@@ -2,9 +2,12 @@
 //! huge one (3 containers with 1,500 env vars each), plus a size sweep to show that the cost grows
 //! linearly with the Pod. Goals: a median of at most 20 µs typical and 2 ms huge.
 //!
-//! `typical_parameterised` is the typical Pod under the README's example configuration
-//! (deploy-incluster/examples/profiles.yaml): both profiles chosen by their selectors, the log
-//! shipper's parameters read from the Pod's annotation, built-ins, copyEnv and shared mounts.
+//! `typical_parameterised` is the typical Pod with the built-in profile rewritten to use two
+//! parameters (one from the Pod's annotation, checked by a pattern; one its default, a quantity), a
+//! built-in, and a selector instead of `defaultProfiles`: the same additions as `typical`, so the
+//! two medians' ratio is the cost of parameters and selection. `typical_example_config` is the same
+//! Pod under the README's example configuration (deploy-incluster/examples/profiles.yaml): two
+//! larger sidecars, both chosen by selectors, parameters, built-ins, copyEnv and shared mounts.
 //!
 //! `cargo bench --bench review`
 
@@ -84,8 +87,15 @@ fn typical() -> Vec<u8> {
     pod_review(vec![container("checkout", 8)])
 }
 
-/// The typical Pod, labelled and annotated for both profiles of the example configuration.
+/// The typical Pod, annotated for `PARAMETERISED`.
 fn typical_parameterised() -> Vec<u8> {
+    let mut review: Value = serde_json::from_slice(&typical()).unwrap();
+    review["request"]["object"]["metadata"]["annotations"]["example.com/period"] = json!("2");
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// The typical Pod, labelled and annotated for both profiles of the example configuration.
+fn typical_example_config() -> Vec<u8> {
     let mut review: Value = serde_json::from_slice(&typical()).unwrap();
     let metadata = &mut review["request"]["object"]["metadata"];
     metadata["labels"]["tier"] = json!("web");
@@ -96,25 +106,50 @@ fn typical_parameterised() -> Vec<u8> {
     serde_json::to_vec(&review).unwrap()
 }
 
+/// The built-in configuration's profile, with parameters and a selector.
+const PARAMETERISED: &str = r#"
+labels: {foo: bar}
+profiles:
+  example:
+    selector: {matchLabels: {app.kubernetes.io/part-of: shop}}
+    parameters:
+      period: {default: "1", annotation: example.com/period, pattern: '[1-9][0-9]*'}
+      memory: {default: 16Mi}
+    containers:
+      - name: example-sidecar
+        image: busybox:1.37
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep %{period}; done"]
+        env: [{name: POD_NAMESPACE, value: "%{pod.namespace}"}]
+        resources:
+          requests: {cpu: 5m, memory: 8Mi}
+          limits: {memory: "%{memory}"}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          runAsNonRoot: true
+          runAsUser: 65534
+          capabilities: {drop: [ALL]}
+"#;
+
 fn huge(env_per_container: usize) -> Vec<u8> {
     pod_review(["checkout", "worker", "cache"].iter().map(|n| container(n, env_per_container)).collect())
 }
 
 fn benches(c: &mut Criterion) {
     let config = Config::builtin();
+    let parameterised = Config::from_yaml(PARAMETERISED).unwrap();
     let example = Config::from_yaml(include_str!("../deploy-incluster/examples/profiles.yaml")).unwrap();
     let cases = [
-        ("typical", typical(), &config),
-        ("typical_parameterised", typical_parameterised(), &example),
-        ("huge_3x1500_env", huge(1500), &config),
+        ("typical", typical(), &config, &["example"][..]),
+        ("typical_parameterised", typical_parameterised(), &parameterised, &["example"]),
+        ("typical_example_config", typical_example_config(), &example, &["log-shipper", "metrics-agent"]),
+        ("huge_3x1500_env", huge(1500), &config, &["example"]),
     ];
-    for (name, body, config) in cases {
+    for (name, body, config, expected) in cases {
         let reviewed = review(&body, config).expect("the bench review is valid");
         assert_eq!(reviewed.summary.decision.as_str(), "injected", "the bench must measure a real injection");
-        if name == "typical_parameterised" {
-            let profiles: Vec<&str> = reviewed.chosen.iter().map(|c| c.profile.as_str()).collect();
-            assert_eq!(profiles, ["log-shipper", "metrics-agent"], "both profiles, by their selectors");
-        }
+        let profiles: Vec<&str> = reviewed.chosen.iter().map(|c| c.profile.as_str()).collect();
+        assert_eq!(profiles, expected, "{name}: the profiles, chosen as the case says");
         eprintln!("{name}: review body {} bytes", body.len());
         let mut group = c.benchmark_group("review");
         group.throughput(Throughput::Bytes(body.len() as u64));

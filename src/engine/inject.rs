@@ -18,6 +18,7 @@ use super::pod_view::{Malformed, PodView};
 use super::resolve::{Resolved, resolve};
 use super::review::ReviewError;
 use super::selection::{Chosen, Rule};
+use super::skeleton;
 
 /// The decision, the patch that carries it out, and what to tell the user.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ impl Outcome {
 /// Decide for a Pod CREATE and build the checked patch.
 pub(crate) fn decide(
     pod: Map<String, Value>,
+    body: &[u8],
     namespace: &str,
     config: &Config,
 ) -> Result<Outcome, ReviewError> {
@@ -61,7 +63,7 @@ pub(crate) fn decide(
     let chosen = selected(&view, namespace, config);
     let planned = chosen.and_then(|chosen| {
         let (profiles, rules): (Vec<&Profile>, Vec<Rule>) = chosen.into_iter().unzip();
-        Ok((planned(&view, namespace, config, profiles)?, rules))
+        Ok((planned(&view, body, namespace, config, profiles)?, rules))
     });
     let (Planned { plan, profiles, warnings }, rules) = match planned {
         Ok(planned) => planned,
@@ -163,14 +165,18 @@ struct Planned<'c> {
 /// annotation last. Each problem is handled by the `onError` of the profile it is found in.
 fn planned<'c>(
     view: &PodView,
+    body: &[u8],
     namespace: &str,
     config: &'c Config,
     profiles: Vec<&'c Profile>,
 ) -> Result<Planned<'c>, Outcome> {
     let (mut resolved, mut problems, mut warnings) =
         (Vec::with_capacity(profiles.len()), Vec::new(), Vec::new());
+    // The second, richer pass over the body, only when a profile reads the app's values.
+    let reads_app = profiles.iter().any(|p| p.copy_env.is_some() || p.share_volume_mounts.is_some());
+    let app = if reads_app { skeleton::app_values(body) } else { Vec::new() };
     for profile in &profiles {
-        match resolve(profile, view, namespace, &mut warnings) {
+        match resolve(profile, view, &app, namespace, &mut warnings) {
             Ok(profile) => resolved.push(profile),
             Err(found) => problems.extend(found.into_iter().map(|problem| (profile.on_error, problem))),
         }

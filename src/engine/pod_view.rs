@@ -21,15 +21,11 @@ pub(crate) struct PodView<'p> {
     pub volume_names: Vec<&'p str>,
 }
 
-/// One of the Pod's own (regular) containers, as far as app-container additions, `copyEnv` and
-/// `shareVolumeMounts` need it.
+/// One of the Pod's own (regular) containers, as far as app-container additions need it.
 pub(crate) struct AppContainer<'p> {
     pub name: &'p str,
     pub env_names: Vec<&'p str>,
     pub mount_paths: Vec<&'p str>,
-    /// Each env var as the skeleton keeps it: name, value, valueFrom.
-    pub env: &'p [Value],
-    pub mounts: &'p [Value],
 }
 
 impl<'p> PodView<'p> {
@@ -57,9 +53,9 @@ impl<'p> PodView<'p> {
             containers.push(container);
         }
         for field in ["initContainers", "ephemeralContainers"] {
-            container_names.extend(keys_of(spec, field, "name", Kept::Key, || "spec".into())?);
+            container_names.extend(keys_of(spec, field, "name", || "spec".into())?);
         }
-        let volume_names = keys_of(spec, "volumes", "name", Kept::Key, || "spec".to_owned())?;
+        let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
         Ok(PodView {
             labels,
             annotations,
@@ -96,16 +92,9 @@ impl<'p> AppContainer<'p> {
         };
         Ok(AppContainer {
             name,
-            env_names: keys_of(container, "env", "name", Kept::Object, &at)?,
-            mount_paths: keys_of(container, "volumeMounts", "mountPath", Kept::Object, &at)?,
-            env: optional_array(container, "env", &at)?,
-            mounts: optional_array(container, "volumeMounts", &at)?,
+            env_names: keys_of(container, "env", "name", &at)?,
+            mount_paths: keys_of(container, "volumeMounts", "mountPath", &at)?,
         })
-    }
-
-    /// The env var named `name`, as the container sets it.
-    pub fn env_var(&self, name: &str) -> Option<&'p Value> {
-        self.env.iter().zip(&self.env_names).find(|(_, n)| **n == name).map(|(var, _)| var)
     }
 }
 
@@ -154,34 +143,17 @@ fn path(parent: String, field: &str) -> String {
     if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
 }
 
-/// How the skeleton kept a list's items.
-#[derive(Clone, Copy)]
-enum Kept {
-    /// Reduced to the key's string (volumes, init and ephemeral containers).
-    Key,
-    /// As objects (env vars, kept with their values; mounts, kept whole).
-    Object,
-}
-
-/// The key (name, or mount path) of each item of a list.
+/// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
 fn keys_of<'p>(
     parent: &'p Map<String, Value>,
     field: &str,
     key: &str,
-    kept: Kept,
     at: impl Fn() -> String,
 ) -> Result<Vec<&'p str>, Malformed> {
     let items = optional_array(parent, field, &at)?;
-    let read = |item: &'p Value| match (kept, item) {
-        (Kept::Key, _) => key_of(item),
-        (Kept::Object, Value::Object(map)) => {
-            map.get(key).and_then(Value::as_str).ok_or("is missing or not a string")
-        }
-        (Kept::Object, _) => Err("is not an object"),
-    };
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| read(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
+        .map(|(i, item)| key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
         .collect()
 }

@@ -50,10 +50,13 @@ impl std::fmt::Display for Origin<'_> {
     }
 }
 
-/// Resolve `profile` for the Pod in `view`, created in `namespace`. `Err` lists every problem.
+/// Resolve `profile` for the Pod in `view`, created in `namespace`; `app` holds the app
+/// containers' env vars and mounts (see `skeleton::app_values`) when any profile reads them.
+/// `Err` lists every problem.
 pub(crate) fn resolve<'c>(
     profile: &'c Profile,
     view: &PodView,
+    app: &[Value],
     namespace: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Resolved<'c>, Vec<String>> {
@@ -94,12 +97,8 @@ pub(crate) fn resolve<'c>(
     let labels = filler.text(&profile.labels, true);
     let annotations = filler.text(&profile.annotations, false);
     let mut targets: Vec<&mut Cow<Value>> = init_containers.iter_mut().chain(containers.iter_mut()).collect();
-    if let Some(copy) = &profile.copy_env {
-        copy_env(copy, view, &mut targets, p).unwrap_or_else(|why| filler.problems.push(why));
-        warnings.extend(missing_env(copy, view, p));
-    }
-    if let Some(share) = &profile.share_volume_mounts {
-        share_mounts(share, view, &mut targets);
+    if let Err(why) = add_app_values(profile, view, app, &mut targets, warnings) {
+        filler.problems.push(why);
     }
     if !filler.problems.is_empty() {
         return Err(filler.problems);
@@ -242,49 +241,75 @@ fn describe(template: &Template) -> String {
     format!("{kind} {name:?}")
 }
 
-/// Copy the named env vars from the source app container to the front of each target's env, so
-/// that the target's own env can refer to them with `$(NAME)`.
-fn copy_env(copy: &CopyEnv, view: &PodView, targets: &mut [&mut Cow<Value>], p: &str) -> Result<(), String> {
-    let Some(source) = source_container(copy, view) else {
-        let from = copy.from.as_deref().unwrap_or("(the first container)");
-        return Err(format!("profile {p:?} copies env from container {from:?}, which the Pod does not have"));
-    };
-    let copied: Vec<&Value> = copy.names.iter().filter_map(|name| source.env_var(name)).collect();
+/// `copyEnv` and `shareVolumeMounts` into the profile's filled containers, `targets`.
+fn add_app_values(
+    profile: &Profile,
+    view: &PodView,
+    app: &[Value],
+    targets: &mut [&mut Cow<Value>],
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let p = &profile.name;
+    if let Some(copy) = &profile.copy_env {
+        let Some(source) = source_container(copy, view) else {
+            let from = copy.from.as_deref().unwrap_or("(the first container)");
+            return Err(format!(
+                "profile {p:?} copies env from container {from:?}, which the Pod does not have"
+            ));
+        };
+        let (copied, missing) = env_to_copy(copy, app.get(source).unwrap_or(&Value::Null));
+        copy_env(copy, &copied, targets);
+        let from = view.containers[source].name;
+        warnings.extend(missing.into_iter().map(|name| {
+            format!("sidecar-injector: profile {p:?} copies env var {name} from container {from:?}, which does not set it")
+        }));
+    }
+    if let Some(share) = &profile.share_volume_mounts {
+        share_mounts(share, app, targets);
+    }
+    Ok(())
+}
+
+/// The index of the app container `copyEnv` copies from.
+fn source_container(copy: &CopyEnv, view: &PodView) -> Option<usize> {
+    match &copy.from {
+        Some(name) => view.containers.iter().position(|c| c.name == name),
+        None => (!view.containers.is_empty()).then_some(0),
+    }
+}
+
+/// The env vars `copyEnv` names, as `source` (an app container's values) sets them, and the names
+/// it does not set.
+fn env_to_copy<'a>(copy: &'a CopyEnv, source: &'a Value) -> (Vec<&'a Value>, Vec<&'a str>) {
+    let env = source.get("env").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let mut copied = Vec::new();
+    let mut missing = Vec::new();
+    for name in &copy.names {
+        match env.iter().find(|var| var.get("name").and_then(Value::as_str) == Some(name.as_str())) {
+            Some(var) => copied.push(var),
+            None => missing.push(name.as_str()),
+        }
+    }
+    (copied, missing)
+}
+
+/// Put the copies at the front of each target's env, so that the target's own env can refer to
+/// them with `$(NAME)`.
+fn copy_env(copy: &CopyEnv, copied: &[&Value], targets: &mut [&mut Cow<Value>]) {
     if copied.is_empty() {
-        return Ok(());
+        return;
     }
     for target in targets.iter_mut().filter(|t| is_target(t, &copy.containers)) {
         let env = list_in(target.to_mut(), "env");
         env.splice(0..0, copied.iter().map(|v| (*v).clone()));
     }
-    Ok(())
-}
-
-/// A warning for each env var `copyEnv` names that its source does not set.
-fn missing_env(copy: &CopyEnv, view: &PodView, p: &str) -> Vec<String> {
-    let Some(source) = source_container(copy, view) else { return Vec::new() };
-    let missing = copy.names.iter().filter(|name| source.env_var(name).is_none());
-    missing
-        .map(|name| format!("sidecar-injector: profile {p:?} copies env var {name} from container {:?}, which does not set it", source.name))
-        .collect()
-}
-
-fn source_container<'v, 'p>(
-    copy: &CopyEnv,
-    view: &'v PodView<'p>,
-) -> Option<&'v crate::pod_view::AppContainer<'p>> {
-    match &copy.from {
-        Some(name) => view.containers.iter().find(|c| c.name == name),
-        None => view.containers.first(),
-    }
 }
 
 /// Mount each app container's volumes in each target at the same path (read-only unless the
 /// profile says otherwise); a path the target mounts already keeps its own mount.
-fn share_mounts(share: &ShareVolumeMounts, view: &PodView, targets: &mut [&mut Cow<Value>]) {
-    let shared =
-        view.containers.iter().flat_map(|c| c.mounts.iter()).filter(|m| mount_path(m) != TOKEN_MOUNT);
-    let shared: Vec<&Value> = shared.collect();
+fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Cow<Value>]) {
+    let mounts = app.iter().filter_map(|c| c.get("volumeMounts").and_then(Value::as_array)).flatten();
+    let shared: Vec<&Value> = mounts.filter(|m| mount_path(m) != TOKEN_MOUNT).collect();
     if shared.is_empty() {
         return;
     }

@@ -130,7 +130,7 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         _ if !is_pod => inject::Outcome::skipped(SkipReason::NotAPod),
         _ if !request.sub_resource.is_empty() => inject::Outcome::skipped(SkipReason::Subresource),
         _ if !is_create => inject::Outcome::skipped(SkipReason::NotCreate),
-        Some(Value::Object(pod)) => inject::decide(pod, &namespace, config)?,
+        Some(Value::Object(pod)) => inject::decide(pod, body, &namespace, config)?,
         Some(_) | None => return Err(ReviewError::ObjectNotAnObject),
     };
 

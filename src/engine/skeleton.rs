@@ -5,9 +5,13 @@
 //! decision reads a few fields, and every patch operation is an `add` under a few paths, so this
 //! parses the object into a *skeleton*: the same JSON with every subtree the injection never looks
 //! at left out (but still checked to be well-formed JSON). List items are kept, reduced to what is
-//! read of them (a container to its name, env and mounts; an env var to its name and value, which
-//! `copyEnv` copies; a mount whole, which `shareVolumeMounts` shares; a volume or init container
-//! to its name as a plain string), so list lengths and indexes stay the same as in the real Pod.
+//! read of them (a container to its name, env and mounts; an env var or volume to its name as a
+//! plain string), so list lengths and indexes stay the same as in the real Pod.
+//!
+//! `copyEnv` and `shareVolumeMounts` need more: the app containers' env vars with their values and
+//! their mounts whole. Only a review whose profiles use them pays for that, with a second pass over
+//! the body that keeps just those ([`app_values`]); keeping them always doubled the cost of a Pod
+//! with thousands of env vars.
 //!
 //! Why the patch check stays sound: an `add` operation only reads and writes along its path. Every
 //! path prefix our patches use is present in the skeleton exactly as in the Pod, so applying the
@@ -37,13 +41,53 @@ enum Shape {
 }
 
 const NAMED: Shape = Shape::Key("name");
-const ENV_VAR: Shape =
-    Shape::Fields(&[("name", Shape::All), ("value", Shape::All), ("valueFrom", Shape::All)]);
 const CONTAINER: Shape = Shape::Fields(&[
     ("name", Shape::All),
-    ("env", Shape::Items(&ENV_VAR)),
-    ("volumeMounts", Shape::Items(&Shape::All)),
+    ("env", Shape::Items(&NAMED)),
+    ("volumeMounts", Shape::Items(&Shape::Key("mountPath"))),
 ]);
+const ENV_VAR: Shape =
+    Shape::Fields(&[("name", Shape::All), ("value", Shape::All), ("valueFrom", Shape::All)]);
+/// What `copyEnv` and `shareVolumeMounts` read of the app containers.
+const APP_VALUES: Shape = Shape::Fields(&[(
+    "spec",
+    Shape::Fields(&[(
+        "containers",
+        Shape::Items(&Shape::Fields(&[
+            ("env", Shape::Items(&ENV_VAR)),
+            ("volumeMounts", Shape::Items(&Shape::All)),
+        ])),
+    )]),
+)]);
+
+/// The app containers of the review's Pod with their env vars (name, value, valueFrom) and mounts,
+/// in the Pod's order; empty when the body has none to read (the first pass has refused any
+/// body or Pod this could not read).
+pub(crate) fn app_values(body: &[u8]) -> Vec<Value> {
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Option<Request>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        #[serde(default, deserialize_with = "app_values_of")]
+        object: Value,
+    }
+    fn app_values_of<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+        Keep(APP_VALUES).deserialize(deserializer)
+    }
+    let read: Option<Review> = serde_json::from_slice(body).ok();
+    match read.and_then(|r| r.request).map(|r| r.object) {
+        Some(Value::Object(mut pod)) => match pod.remove("spec") {
+            Some(Value::Object(mut spec)) => match spec.remove("containers") {
+                Some(Value::Array(containers)) => containers,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
 
 /// What a [`Shape::Key`] item was reduced to: `Ok(value)`, or why it has none.
 pub(crate) fn key_of(item: &Value) -> Result<&str, &'static str> {
@@ -237,10 +281,7 @@ mod tests {
             json!({
                 "metadata": {"name": "a", "labels": {"x": "y"}},
                 "spec": {
-                    "containers": [
-                        {"name": "app", "env": [{"name": "A", "value": "secret"}], "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
-                        {"name": "two"}
-                    ],
+                    "containers": [{"name": "app", "env": ["A"], "volumeMounts": ["/v"]}, {"name": "two"}],
                     "volumes": ["v"],
                     "hostNetwork": true
                 }
