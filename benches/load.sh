@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The load benchmark: sidecar-injector, the Go baseline and the Node.js baseline, in one run.
+# The load benchmark: sidecar-injector, the null server (our stack without our code), the Go
+# baseline and the Node.js baseline, in one run.
 #
 #   benches/load.sh                      # 3 rounds of 5 s runs at 1/16/64/256 connections (7 minutes)
 #   benches/load.sh --seconds 2 --connections 16,64
@@ -21,11 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v node >/dev/null || { echo "Node.js is needed for the seed's baseline"; exit 1; }
 
+# The null server is built the same way, in the same invocation.
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
   cargo build --release --locked --quiet --no-default-features --features server \
-    --target x86_64-unknown-linux-gnu --bin sidecar-injector
+    --target x86_64-unknown-linux-gnu --bin sidecar-injector --example null-server
 SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/sidecar-injector"
+NULL_SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/examples/null-server"
 GO_BASELINE="$CARGO_TARGET_DIR/go-baseline"
 (cd benches/baselines/go && GOFLAGS=-mod=mod go build -o "$GO_BASELINE" .)
 
-exec python3 benches/load/run.py --server-bin "$SERVER" --go-bin "$GO_BASELINE" "$@"
+exec python3 benches/load/run.py --server-bin "$SERVER" --null-bin "$NULL_SERVER" --go-bin "$GO_BASELINE" "$@"

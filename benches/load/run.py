@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Load benchmark: sidecar-injector against the Go and Node.js baselines, in one run.
+"""Load benchmark: sidecar-injector against the null server and the Go and Node.js baselines, in one run.
+
+The null server (benches/baselines/null/main.rs) is our stack without our code: every figure is
+also given as a fraction of its throughput, the limit sidecar-injector can approach.
 
 Each server in turn is started on loopback with the same certificate, pinned to CPU 0, and checked
 to give the same JSON Patch for the same review. h2load (nghttp2), pinned to CPU 1, then drives it
@@ -40,6 +43,8 @@ def servers(args, cert, key):
             # One h2load opens every connection: the per-client limit is not what is measured.
             "--max-connections-per-client", "1024"],
          # As in the Dockerfile.
+         {"MIMALLOC_ARENA_EAGER_COMMIT": "0"}, True),
+        ("null server", lambda port: [args.null_bin, str(port), cert, key, REVIEW],
          {"MIMALLOC_ARENA_EAGER_COMMIT": "0"}, True),
         ("Go net/http", lambda port: [args.go_bin, str(port), cert, key, INJECTION], {}, True),
         ("Node.js https", lambda port: ["node", BASELINES / "node" / "server.js", str(port), cert, key, INJECTION],
@@ -89,6 +94,7 @@ def run_one(url, protocol, connections, seconds, folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server-bin", required=True)
+    parser.add_argument("--null-bin", required=True)
     parser.add_argument("--go-bin", required=True)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each cell reports its median round")
@@ -99,7 +105,7 @@ def main():
 
     folder = Path(tempfile.mkdtemp(prefix="sidecar-injector-load-"))
     cert, key = make_certificate(folder)
-    # All three run at once, idle but for the one under load, so that the servers of one cell
+    # All run at once, idle but for the one under load, so that the servers of one cell
     # are measured within seconds of each other: this VM's speed drifts by tens of percent.
     running, reference = [], None
     try:
@@ -159,38 +165,44 @@ def report(results, args):
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Linux {platform.release()}; "
         f"{tool_versions()}.",
         f"Each run: {args.seconds} s after a 1 s warm-up, servers on CPU 0, h2load (one thread) on CPU 1; "
-        f"{args.repeat} rounds, the three servers in turn for each cell; each row is the cell's median round "
-        f"by throughput, its errors the sum over all rounds; peak RSS is over the whole run.",
+        f"{args.repeat} rounds, the servers in turn for each cell; each row is the cell's median round "
+        f"by throughput, its errors the sum over all rounds; peak RSS is over the whole run; "
+        f"'of null' is the row's throughput as a fraction of the null server's in the same cell.",
         "",
-        "| server | protocol | conns | req/s | p50 ms | p99 ms | max ms | errors | idle RSS MiB | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | protocol | conns | req/s | of null | p50 ms | p99 ms | max ms | errors | idle RSS MiB | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    by = {(r["server"], r["protocol"], r["connections"]): r for r in results}
     for r in results:
         if "rps" not in r:
-            lines.append(f"| {r['server']} | {r['protocol']} | {r['connections']} | n/a (no HTTP/2) | | | | | | |")
+            lines.append(f"| {r['server']} | {r['protocol']} | {r['connections']} | n/a (no HTTP/2) | | | | | | | |")
             continue
+        null = by.get(("null server", r["protocol"], r["connections"]), {})
+        fraction = f"{r['rps'] / null['rps']:.2f}" if "rps" in null else "n/a"
         lines.append(
-            f"| {r['server']} | {r['protocol']} | {r['connections']} | {r['rps']:,.0f} | {r['p50']:.2f} | "
+            f"| {r['server']} | {r['protocol']} | {r['connections']} | {r['rps']:,.0f} | {fraction} | {r['p50']:.2f} | "
             f"{r['p99']:.2f} | {r['max']:.2f} | {r['errors']} | {r['idle_kib'] / 1024:.1f} | "
             f"{r['peak_kib'] / 1024:.1f} |")
     lines += ["", "Throughput of each round, req/s (the spread is this VM's):", ""]
     lines += [f"- {r['server']}, {r['protocol']}, {r['connections']}: {', '.join(f'{x:,.0f}' for x in r['rounds_rps'])}"
               for r in results if "rounds_rps" in r]
-    lines += ["", "Ratios at 64 connections (goal: >= 10x Node.js, >= 1.5x Go; p99 < 5 ms):", ""]
-    by = {(r["server"], r["protocol"], r["connections"]): r for r in results}
+    lines += ["", "Ratios at 64 connections (goals: >= 0.75 of the null server, >= 1.5x Go, >= 10x Node.js; "
+              "p99 < 5 ms):", ""]
     for protocol in ["HTTP/1.1", "HTTP/2"]:
         ours = by.get(("sidecar-injector", protocol, 64), {})
         if "rps" not in ours:
             continue
         parts = [f"p99 {ours['p99']:.2f} ms"]
-        for peer in ["Go net/http", "Node.js https"]:
+        for peer in ["null server", "Go net/http", "Node.js https"]:
             theirs = by.get((peer, protocol, 64), {})
             if "rps" in theirs:
                 parts.append(f"{ours['rps'] / theirs['rps']:.2f}x {peer}")
         lines.append(f"- {protocol}: " + ", ".join(parts))
     peak = max(r["peak_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
     idle = next(r["idle_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
-    lines.append(f"- sidecar-injector RSS: idle {idle:.1f} MiB (goal < 10), peak {peak:.1f} MiB (goal < 30)")
+    null_idle = next(r["idle_kib"] for r in results if r["server"] == "null server") / 1024
+    lines.append(f"- sidecar-injector RSS: idle {idle:.1f} MiB (goal <= 8; the null server {null_idle:.1f}), "
+                 f"peak {peak:.1f} MiB (goal < 30)")
     return "\n".join(lines)
 
 
