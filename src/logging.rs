@@ -5,17 +5,21 @@ use std::time::Duration;
 
 use crate::Summary;
 
-/// JSON lines on stdout, level from `RUST_LOG` (default `info`).
+/// JSON lines on stdout, levels from `RUST_LOG` (default `info`): a level (`debug`), targets with
+/// levels (`info,sidecar_injector=debug`). Parsed by `filter::Targets`, not `EnvFilter`, whose
+/// span and field matching bring the whole `regex` crate into every binary, the Lambda's included.
 pub fn init() {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let levels = std::env::var("RUST_LOG").ok().and_then(|directives| directives.parse().ok());
+    let levels = levels
+        .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
+    let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
-        .with_span_list(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        .with_span_list(false);
+    tracing_subscriber::registry().with(json).with(levels).init();
 }
 
 /// The line for an answered review.

@@ -15,7 +15,7 @@ pub async fn cold_start() -> Result<Lambda, String> {
     let token_parameter = var("SIDECAR_INJECTOR_TOKEN_PARAMETER");
     let ssm = match (&config_parameter, &token_parameter) {
         (None, None) => None,
-        _ => Some(aws_sdk_ssm::Client::new(&aws_config::load_from_env().await)),
+        _ => Some(aws_sdk_ssm::Client::new(&sdk_config().await)),
     };
 
     let config = match (&ssm, config_parameter) {
@@ -41,6 +41,15 @@ pub async fn cold_start() -> Result<Lambda, String> {
             .ok_or("neither SIDECAR_INJECTOR_TOKEN_PARAMETER nor SIDECAR_INJECTOR_TOKEN is set")?,
     };
     Lambda::new(config, token.trim()).map_err(str::to_owned)
+}
+
+/// The SDK's configuration from the environment (region, credentials, endpoint), with an HTTPS
+/// client on rustls and ring rather than the SDK's default aws-lc.
+async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let https =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(https).load().await
 }
 
 /// One parameter's value, decrypted if it is a SecureString.
