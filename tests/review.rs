@@ -631,6 +631,20 @@ rows! { dangling_mount;
     ),
 }
 
+/// One message names every problem: a container name the Pod has and a mount of a volume it
+/// does not, in one profile.
+#[test]
+fn a_clash_and_a_dangling_mount_are_both_named() {
+    let config = config(
+        "defaultProfiles: [p]\nprofiles: {p: {containers: [{name: app, image: a, volumeMounts: [{name: logs, mountPath: /logs}]}]}}\n",
+    );
+    let response = answer(&pod_review(&small_pod(), "shop"), &config);
+    assert!(!response.response.allowed);
+    let message = response.response.status.unwrap().message.to_string();
+    assert!(message.contains("adds container \"app\", which the Pod already has"), "{message}");
+    assert!(message.contains("mounts volume \"logs\", which the Pod does not have"), "{message}");
+}
+
 #[test]
 fn a_mount_of_a_volume_the_profile_adds_is_injected() {
     let config = config(

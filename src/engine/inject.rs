@@ -193,21 +193,20 @@ fn planned<'c>(
             Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
         });
     }
+    // Only when every profile resolved: a mount may name a volume another selected profile adds.
     if problems.is_empty() {
-        // Once every profile is resolved: a mount may name a volume another selected profile adds.
         let added = volume_names(&resolved);
         for profile in &resolved {
             let missing = unmounted(&added, view, profile);
             problems.extend(missing.into_iter().map(|problem| (profile.profile.on_error, problem)));
         }
     }
+    // Clashes are reported beside any other problem, so that one message names them all.
     let mut plan = Plan::default();
-    if problems.is_empty() {
-        for profile in &mut resolved {
-            let mut found = Vec::new();
-            add_profile(&mut plan, profile, view, &mut found, &mut warnings);
-            problems.extend(found.into_iter().map(|problem| (profile.profile.on_error, problem)));
-        }
+    for profile in &mut resolved {
+        let mut found = Vec::new();
+        add_profile(&mut plan, profile, view, &mut found, &mut warnings);
+        problems.extend(found.into_iter().map(|problem| (profile.profile.on_error, problem)));
     }
     if !problems.is_empty() {
         let any_deny = problems.iter().any(|(on_error, _)| *on_error == OnError::Deny);
