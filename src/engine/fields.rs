@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::names;
+use crate::plan::name_of;
 use crate::template::UNKNOWN;
 
 /// What is wrong and where, relative to the template: `(".resources.limits.cpu", "…")`.
@@ -39,8 +40,7 @@ pub(crate) fn container(c: &Value, kind: Kind) -> Result<(), Found> {
         ports(port, &format!(".ports[{i}]"))?;
     }
     for (i, var) in items(c, "env").enumerate() {
-        let name = var.get("name").and_then(Value::as_str).unwrap_or_default();
-        checked(name, &format!(".env[{i}].name"), |n| {
+        checked(name_of(var), &format!(".env[{i}].name"), |n| {
             names::env_var_name(n).map_err(|w| format!("env var name {w}"))
         })?;
     }
@@ -79,14 +79,12 @@ pub(crate) fn volume_mount(mount: &Value) -> Result<(), Found> {
 
 /// An env var of `appContainers.env`.
 pub(crate) fn env_var(var: &Value) -> Result<(), Found> {
-    let name = var.get("name").and_then(Value::as_str).unwrap_or_default();
-    checked(name, ".name", |n| names::env_var_name(n).map_err(|w| format!("env var name {w}")))
+    checked(name_of(var), ".name", |n| names::env_var_name(n).map_err(|w| format!("env var name {w}")))
 }
 
 /// A volume template: its name, and the names of what it refers to.
 pub(crate) fn volume(v: &Value) -> Result<(), Found> {
-    let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
-    checked(name, ".name", |n| names::dns_label(n).map_err(|w| format!("volume name {w}")))?;
+    checked(name_of(v), ".name", |n| names::dns_label(n).map_err(|w| format!("volume name {w}")))?;
     for (source, field) in
         [("configMap", "name"), ("secret", "secretName"), ("persistentVolumeClaim", "claimName")]
     {

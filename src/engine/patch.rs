@@ -187,12 +187,14 @@ fn object_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Map
     slot.as_object_mut().expect("PodView checked this is an object")
 }
 
-fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<Value> {
+/// The list at `field`, made when absent or `null`: a Pod's (which PodView checked) or a
+/// template's (which the typed round trip at load checked).
+pub(crate) fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<Value> {
     let slot = map.entry(field).or_insert(Value::Null);
     if slot.is_null() {
         *slot = Value::Array(Vec::new());
     }
-    slot.as_array_mut().expect("PodView checked this is a list")
+    slot.as_array_mut().expect("checked to be a list")
 }
 
 #[cfg(test)]

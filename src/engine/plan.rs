@@ -110,7 +110,8 @@ impl AppField<'_> {
     }
 }
 
-fn mount_path(mount: &Value) -> &str {
+/// A mount's path; empty when it has none (the checks at load refuse that in our templates).
+pub(crate) fn mount_path(mount: &Value) -> &str {
     mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -144,7 +145,9 @@ pub(crate) fn add_metadata<'c>(
     }
 }
 
-fn name_of(item: &Value) -> &str {
+/// The `name` of a container, volume, env var or mount (the volume it names); empty when it has
+/// none.
+pub(crate) fn name_of(item: &Value) -> &str {
     item.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 

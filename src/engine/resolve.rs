@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::config::{CopyEnv, Parameter, Profile, ShareVolumeMounts};
 use super::fields::{self, Kind};
+use super::patch::list_entry;
+use super::plan::{mount_path, name_of};
 use super::pod_view::PodView;
 use super::template::{Source, Template, as_text};
 
@@ -228,7 +230,7 @@ fn value_of<'a>(parameter: &'a Parameter, view: &PodView<'a>) -> Result<(&'a str
 /// How a message names a template: by the name it has (names take no placeholders).
 fn describe(template: &Template) -> String {
     let value = template.value();
-    let name = value.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = name_of(value);
     let kind = if value.get("image").is_some() {
         "container"
     } else if value.get("mountPath").is_some() {
@@ -285,7 +287,7 @@ fn env_to_copy<'a>(copy: &'a CopyEnv, source: &'a Value) -> (Vec<&'a Value>, Vec
     let mut copied = Vec::new();
     let mut missing = Vec::new();
     for name in &copy.names {
-        match env.iter().find(|var| var.get("name").and_then(Value::as_str) == Some(name.as_str())) {
+        match env.iter().find(|var| name_of(var) == name) {
             Some(var) => copied.push(var),
             None => missing.push(name.as_str()),
         }
@@ -299,7 +301,7 @@ fn copy_env(copy: &CopyEnv, copied: &[&Value], targets: &mut [&mut Cow<Value>]) 
     if copied.is_empty() {
         return;
     }
-    for target in targets.iter_mut().filter(|t| is_target(t, &copy.containers)) {
+    for target in targets.iter_mut().filter(|t| copy.containers.includes(name_of(t))) {
         let env = list_in(target.to_mut(), "env");
         env.splice(0..0, copied.iter().map(|v| (*v).clone()));
     }
@@ -313,7 +315,7 @@ fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Co
     if shared.is_empty() {
         return;
     }
-    for target in targets.iter_mut().filter(|t| is_target(t, &share.containers)) {
+    for target in targets.iter_mut().filter(|t| share.containers.includes(name_of(t))) {
         let mounts = list_in(target.to_mut(), "volumeMounts");
         for mount in &shared {
             if mounts.iter().any(|m| mount_path(m) == mount_path(mount)) {
@@ -330,20 +332,6 @@ fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Co
     }
 }
 
-fn is_target(container: &Value, named: &[String]) -> bool {
-    let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
-    named.is_empty() || named.iter().any(|n| n == name)
-}
-
-fn mount_path(mount: &Value) -> &str {
-    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
-}
-
 fn list_in<'v>(container: &'v mut Value, field: &str) -> &'v mut Vec<Value> {
-    let map = container.as_object_mut().expect("a container template is an object");
-    let slot = map.entry(field).or_insert(Value::Null);
-    if !slot.is_array() {
-        *slot = Value::Array(Vec::new());
-    }
-    slot.as_array_mut().expect("just made a list")
+    list_entry(container.as_object_mut().expect("a container template is an object"), field)
 }

@@ -77,14 +77,9 @@ pub(crate) fn app_values(body: &[u8]) -> Vec<Value> {
         Keep(APP_VALUES).deserialize(deserializer)
     }
     let read: Option<Review> = serde_json::from_slice(body).ok();
-    match read.and_then(|r| r.request).map(|r| r.object) {
-        Some(Value::Object(mut pod)) => match pod.remove("spec") {
-            Some(Value::Object(mut spec)) => match spec.remove("containers") {
-                Some(Value::Array(containers)) => containers,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        },
+    let mut pod = read.and_then(|r| r.request).map(|r| r.object).unwrap_or_default();
+    match pod.pointer_mut("/spec/containers").map(Value::take) {
+        Some(Value::Array(containers)) => containers,
         _ => Vec::new(),
     }
 }

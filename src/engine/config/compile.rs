@@ -8,8 +8,9 @@ use k8s_openapi::api::core::v1::Container;
 use super::params::{self, Declared};
 use super::raw::{RawConfig, RawProfile};
 use super::templates::{self, Templates};
-use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, digest_of, keys};
+use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, Targets, digest_of, keys};
 use crate::names;
+use crate::plan::name_of;
 use crate::selection::Selection;
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -71,10 +72,11 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
     let templates = Templates::compile(&raw, path, &Declared(&parameters))?;
     let digest = profile_digest(&raw, &templates);
     let sidecars_from = raw.init_containers.len();
-    let copy_env = raw.copy_env.map(|c| CopyEnv { names: c.names, from: c.from, containers: c.containers });
+    let copy_env =
+        raw.copy_env.map(|c| CopyEnv { names: c.names, from: c.from, containers: Targets(c.containers) });
     let share_volume_mounts = raw
         .share_volume_mounts
-        .map(|s| ShareVolumeMounts { read_only: s.read_only, containers: s.containers });
+        .map(|s| ShareVolumeMounts { read_only: s.read_only, containers: Targets(s.containers) });
     let profile = Profile {
         name,
         containers: templates.containers,
@@ -159,9 +161,9 @@ fn check_parameters_read_from_the_pod(
 /// template of its targets sets itself (Kubernetes would keep the later one, silently).
 fn check_app_values(profile: &Profile, path: &str) -> Result<(), ConfigError> {
     let all: Vec<&str> =
-        profile.init_containers.iter().chain(&profile.containers).map(|t| name_in(t.value())).collect();
-    let targets = |field: &str, named: &[String]| -> Result<(), ConfigError> {
-        match named.iter().enumerate().find(|(_, name)| !all.contains(&name.as_str())) {
+        profile.init_containers.iter().chain(&profile.containers).map(|t| name_of(t.value())).collect();
+    let targets = |field: &str, named: &Targets| -> Result<(), ConfigError> {
+        match named.0.iter().enumerate().find(|(_, name)| !all.contains(&name.as_str())) {
             Some((i, name)) => Err(ConfigError::at(
                 format!("{path}.{field}.containers[{i}]"),
                 format!("{name:?} is no container of this profile (it has {})", all.join(", ")),
@@ -184,24 +186,18 @@ fn check_app_values(profile: &Profile, path: &str) -> Result<(), ConfigError> {
         let at = format!("{path}.copyEnv.names[{i}]");
         names::env_var_name(name).map_err(|why| ConfigError::at(&at, format!("env var name {why}")))?;
         let into = profile.init_containers.iter().chain(&profile.containers).map(|t| t.value());
-        for target in
-            into.filter(|c| copy.containers.is_empty() || copy.containers.iter().any(|n| n == name_in(c)))
-        {
+        for target in into.filter(|c| copy.containers.includes(name_of(c))) {
             let env = target.get("env").and_then(serde_json::Value::as_array).into_iter().flatten();
-            if env.map(name_in).any(|set| set == name) {
+            if env.map(name_of).any(|set| set == name) {
                 let why = format!(
                     "container {:?} sets {name} itself; copy it or set it, not both",
-                    name_in(target)
+                    name_of(target)
                 );
                 return Err(ConfigError::at(at, why));
             }
         }
     }
     Ok(())
-}
-
-fn name_in(value: &serde_json::Value) -> &str {
-    value.get("name").and_then(serde_json::Value::as_str).unwrap_or_default()
 }
 
 /// Names are DNS labels, once each in the profile; every container has an image; only sidecars

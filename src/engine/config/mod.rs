@@ -104,16 +104,25 @@ pub(crate) struct CopyEnv {
     pub names: Vec<String>,
     /// The app container to copy from; the Pod's first when `None`.
     pub from: Option<String>,
-    /// The profile's containers to copy into; all of them when empty.
-    pub containers: Vec<String>,
+    pub containers: Targets,
 }
 
 /// `shareVolumeMounts`: the app containers' mounts, also mounted in the profile's containers.
 #[derive(Debug, Clone)]
 pub(crate) struct ShareVolumeMounts {
     pub read_only: bool,
-    /// The profile's containers to mount them in; all of them when empty.
-    pub containers: Vec<String>,
+    pub containers: Targets,
+}
+
+/// The `containers` of `copyEnv` and `shareVolumeMounts`: which of the profile's containers get
+/// the app's values; all of them when none are named.
+#[derive(Debug, Clone)]
+pub(crate) struct Targets(pub Vec<String>);
+
+impl Targets {
+    pub fn includes(&self, container: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|name| name == container)
+    }
 }
 
 /// Why a configuration was refused.

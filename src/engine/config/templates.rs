@@ -92,7 +92,7 @@ pub(super) fn check(mut profile: Profile, path: &str, sidecars_from: usize) -> R
     named("appContainers.env", &profile.app_env, &["/name"])?;
     named("appContainers.volumeMounts", &profile.app_volume_mounts, &["/name"])?;
 
-    let mut used: Vec<Source> = every_template(&profile).flat_map(|(_, t)| t.sources()).collect();
+    let used: Vec<Source> = every_template(&profile).flat_map(Template::sources).collect();
     for (i, parameter) in profile.parameters.iter().enumerate() {
         if !used.contains(&Source::Parameter(i)) {
             return Err(ConfigError::at(
@@ -101,7 +101,6 @@ pub(super) fn check(mut profile: Profile, path: &str, sidecars_from: usize) -> R
             ));
         }
     }
-    used.dedup();
     profile.built_ins = BUILT_INS.iter().map(|(_, s)| *s).filter(|s| used.contains(s)).collect();
     with_samples(&profile, path, sidecars_from)?;
     Ok(profile)
@@ -121,17 +120,17 @@ fn is_name(pointer: &str, fixed: &[&str]) -> bool {
     })
 }
 
-/// Every template of a profile, with its field, for the checks that treat them alike.
-fn every_template(profile: &Profile) -> impl Iterator<Item = (&'static str, &Template)> {
+/// Every template of a profile.
+fn every_template(profile: &Profile) -> impl Iterator<Item = &Template> {
     let lists = [
-        ("containers", &profile.containers),
-        ("initContainers", &profile.init_containers),
-        ("volumes", &profile.volumes),
-        ("appContainers.env", &profile.app_env),
-        ("appContainers.volumeMounts", &profile.app_volume_mounts),
+        &profile.containers,
+        &profile.init_containers,
+        &profile.volumes,
+        &profile.app_env,
+        &profile.app_volume_mounts,
     ];
-    let metadata = profile.labels.iter().chain(&profile.annotations).map(|(_, t)| ("metadata", t));
-    lists.into_iter().flat_map(|(field, list)| list.iter().map(move |t| (field, t))).chain(metadata)
+    let metadata = profile.labels.iter().chain(&profile.annotations).map(|(_, t)| t);
+    lists.into_iter().flatten().chain(metadata)
 }
 
 /// The field checks on every template filled with its parameters' defaults (or first allowed
