@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::config::{Config, OnError, Profile, combined_digest, keys};
+use super::config::{Config, OnError, Profile, keys, status};
 use super::decision::{Decision, SkipReason};
 use super::patch;
 use super::plan::{Plan, add_metadata, add_profile, unmounted, volume_names};
@@ -24,7 +24,8 @@ use super::skeleton;
 #[derive(Debug)]
 pub(crate) struct Outcome {
     pub decision: Decision,
-    pub patch: Option<json_patch::Patch>,
+    /// The JSON Patch, as JSON.
+    pub patch: Option<Vec<u8>>,
     pub warnings: Vec<String>,
     /// The profiles injected, with the rule that chose each.
     pub chosen: Vec<Chosen>,
@@ -72,10 +73,11 @@ pub(crate) fn decide(
     let mut pod = Value::Object(pod);
     let operations = patch::operations(&plan, &pod);
     patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
+    let patch = patch::to_json(&operations);
     let chosen = profiles.iter().zip(rules).map(|(p, rule)| Chosen { profile: p.name.clone(), rule });
     Ok(Outcome {
         decision: Decision::Injected { profiles: profiles.iter().map(|p| p.name.clone()).collect() },
-        patch: Some(operations),
+        patch: Some(patch),
         warnings,
         chosen: chosen.collect(),
     })
@@ -220,17 +222,18 @@ fn planned<'c>(
     for profile in resolved {
         add_metadata(&mut plan, profile.labels, profile.annotations, view, &mut warnings);
     }
-    plan.annotations.push((keys::STATUS, Cow::Owned(status)));
+    plan.annotations.push((keys::STATUS, status));
     Ok(Planned { plan, profiles, warnings })
 }
 
-/// The status annotation's value: which profiles, and a hash of the configuration that injected
-/// them and the values their placeholders were filled with. A Pod that already carries exactly
-/// this value is left alone.
-fn status_annotation(config: &Config, profiles: &[Resolved]) -> String {
-    let names: Vec<&str> = profiles.iter().map(|p| p.profile.name.as_str()).collect();
-    let hash = combined_digest(config, profiles.iter().map(|p| (p.profile, p.values.as_slice())));
-    serde_json::json!({ "profiles": names, "hash": hash }).to_string()
+/// The status annotation for these profiles, resolved for this Pod.
+fn status_annotation<'c>(config: &Config, profiles: &[Resolved<'c>]) -> Cow<'c, str> {
+    if let [one] = profiles
+        && let Some(alone) = &one.profile.status_alone
+    {
+        return Cow::Borrowed(alone);
+    }
+    Cow::Owned(status(&config.digest, profiles.iter().map(|p| (p.profile, p.values.as_slice()))))
 }
 
 fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {

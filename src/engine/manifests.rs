@@ -92,7 +92,7 @@ fn inject_object(
     let reviewed = review_pod(template, &namespace, &format!("offline-{index}"), config)
         .map_err(|e| fail(e.to_string()))?;
     notes.extend(reviewed.warnings.iter().map(|w| format!("{what}: {w}")));
-    match (&reviewed.summary.decision, reviewed.patch) {
+    match (&reviewed.summary.decision, reviewed.operations()) {
         (Decision::Denied { message }, _) => return Err(fail(message.clone())),
         (Decision::Injected { profiles }, Some(patch)) => {
             json_patch::patch(template, &patch)

@@ -15,41 +15,55 @@
 use std::borrow::Cow;
 
 use json_patch::jsonptr::{PointerBuf, Token};
-use json_patch::{AddOperation, Patch, PatchOperation};
+use json_patch::{AddOperation, PatchOperation};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use super::plan::Plan;
 
-/// The JSON Patch for `plan`, against the Pod it was planned for.
-pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {
-    let mut ops = Vec::new();
-    let labels = || pairs(plan.labels.iter().map(|(k, v)| (*k, v.as_ref())));
-    let annotations = || pairs(plan.annotations.iter().map(|(k, v)| (*k, v.as_ref())));
+/// One `add` operation, its value borrowed from the plan: the patch is written straight from the
+/// configuration's templates, never copied on the way.
+#[derive(Debug)]
+pub(crate) struct Add<'p> {
+    path: PointerBuf,
+    value: Added<'p>,
+}
 
+type Pairs<'p> = [(&'p str, Cow<'p, str>)];
+
+/// What an [`Add`] adds.
+#[derive(Debug)]
+enum Added<'p> {
+    /// One item of a list.
+    Item(&'p Value),
+    /// A whole list, where the Pod has none.
+    Items(&'p [Cow<'p, Value>]),
+    /// One label or annotation.
+    Text(&'p str),
+    /// A whole labels or annotations map, where the Pod has none.
+    Texts(&'p Pairs<'p>),
+    /// `metadata`, where the Pod has none: its labels and annotations.
+    Metadata { labels: &'p Pairs<'p>, annotations: &'p Pairs<'p> },
+}
+
+/// The JSON Patch for `plan`, against the Pod it was planned for.
+pub(crate) fn operations<'p>(plan: &'p Plan, pod: &Value) -> Vec<Add<'p>> {
+    let mut ops = Vec::new();
+    let (labels, annotations) = (&plan.labels[..], &plan.annotations[..]);
     match present(pod, "metadata") {
-        None => {
-            let mut metadata = Map::new();
-            if !plan.labels.is_empty() {
-                metadata.insert("labels".into(), Value::Object(labels()));
-            }
-            if !plan.annotations.is_empty() {
-                metadata.insert("annotations".into(), Value::Object(annotations()));
-            }
-            if !metadata.is_empty() {
-                add(&mut ops, PointerBuf::from_tokens(["metadata"]), Value::Object(metadata));
-            }
-        }
+        None if labels.is_empty() && annotations.is_empty() => {}
+        None => add(&mut ops, PointerBuf::from_tokens(["metadata"]), Added::Metadata { labels, annotations }),
         Some(metadata) => {
-            for (field, entries) in [("labels", labels()), ("annotations", annotations())] {
+            for (field, entries) in [("labels", labels), ("annotations", annotations)] {
                 if entries.is_empty() {
                     continue;
                 }
                 let at = PointerBuf::from_tokens(["metadata", field]);
                 if present(metadata, field).is_none() {
-                    add(&mut ops, at, Value::Object(entries));
+                    add(&mut ops, at, Added::Texts(entries));
                 } else {
                     for (key, value) in entries {
-                        add(&mut ops, child(&at, key.as_str()), value);
+                        add(&mut ops, child(&at, key), Added::Text(value));
                     }
                 }
             }
@@ -68,23 +82,110 @@ pub(crate) fn operations(plan: &Plan, pod: &Value) -> Patch {
         add_items(&mut ops, container, &at, "env", &added.env, Where::End);
         add_items(&mut ops, container, &at, "volumeMounts", &added.volume_mounts, Where::End);
     }
-    Patch(ops)
+    ops
 }
 
-/// Apply `patch` to `pod` and check that the result is `plan` applied directly. Leaves `pod`
-/// patched.
-pub(crate) fn verify(pod: &mut Value, plan: &Plan, patch: &Patch) -> Result<(), String> {
+/// Apply `ops` to `pod` and check that the result is `plan` applied directly. Leaves `pod`
+/// patched, in the check's terms (below).
+///
+/// Each item the plan adds (a container, a volume …) stands in both renderings for a token that
+/// names that very item; labels and annotations are themselves. So the check compares where each
+/// item went, which is what `operations` decides, without copying a template three times; the
+/// items' own content is written from the plan by `serde_json` as it is.
+pub(crate) fn verify(pod: &mut Value, plan: &Plan, ops: &[Add]) -> Result<(), String> {
     let mut intended = pod.clone();
     apply_directly(&mut intended, plan);
+    let patch: Vec<PatchOperation> = ops
+        .iter()
+        .map(|op| PatchOperation::Add(AddOperation { path: op.path.clone(), value: op.value.token() }))
+        .collect();
     // The undo log of `json_patch::patch` is not needed: on failure the Pod is thrown away.
-    json_patch::patch_unsafe(pod, patch).map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
+    json_patch::patch_unsafe(pod, &patch).map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
     if *pod != intended {
         return Err("the patched Pod is not the intended Pod".into());
     }
     Ok(())
 }
 
-/// The plan applied by plain mutation: the reference the patch is checked against.
+/// `ops` as a JSON Patch document.
+pub(crate) fn to_json(ops: &[Add]) -> Vec<u8> {
+    let mut json = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut json, ops).expect("patches always serialize");
+    json
+}
+
+/// What stands for `item` in [`verify`]: its address, the same in both renderings.
+fn token(item: &Value) -> Value {
+    Value::from(std::ptr::from_ref(item) as usize as u64)
+}
+
+impl Added<'_> {
+    fn token(&self) -> Value {
+        let texts = |pairs: &Pairs| -> Map<String, Value> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.to_string()))).collect()
+        };
+        match self {
+            Added::Item(item) => token(item),
+            Added::Items(items) => Value::Array(items.iter().map(|item| token(item)).collect()),
+            Added::Text(text) => Value::String((*text).to_owned()),
+            Added::Texts(pairs) => Value::Object(texts(pairs)),
+            Added::Metadata { labels, annotations } => {
+                let mut metadata = Map::new();
+                for (field, pairs) in [("labels", labels), ("annotations", annotations)] {
+                    if !pairs.is_empty() {
+                        metadata.insert(field.into(), Value::Object(texts(pairs)));
+                    }
+                }
+                Value::Object(metadata)
+            }
+        }
+    }
+}
+
+impl Serialize for Add<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut op = serializer.serialize_map(Some(3))?;
+        op.serialize_entry("op", "add")?;
+        op.serialize_entry("path", self.path.as_str())?;
+        op.serialize_entry("value", &self.value)?;
+        op.end()
+    }
+}
+
+impl Serialize for Added<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Texts<'a>(&'a Pairs<'a>);
+        impl Serialize for Texts<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        match self {
+            Added::Item(item) => item.serialize(serializer),
+            Added::Items(items) => {
+                let mut list = serializer.serialize_seq(Some(items.len()))?;
+                for item in *items {
+                    list.serialize_element(item.as_ref())?;
+                }
+                list.end()
+            }
+            Added::Text(text) => serializer.serialize_str(text),
+            Added::Texts(pairs) => Texts(pairs).serialize(serializer),
+            Added::Metadata { labels, annotations } => {
+                let mut metadata = serializer.serialize_map(None)?;
+                for (field, pairs) in [("labels", labels), ("annotations", annotations)] {
+                    if !pairs.is_empty() {
+                        metadata.serialize_entry(field, &Texts(pairs))?;
+                    }
+                }
+                metadata.end()
+            }
+        }
+    }
+}
+
+/// The plan applied by plain mutation, each item as its [`token`]: the reference the patch is
+/// checked against.
 fn apply_directly(pod: &mut Value, plan: &Plan) {
     let pod = pod.as_object_mut().expect("decide() only plans for JSON objects");
     if !plan.labels.is_empty() || !plan.annotations.is_empty() {
@@ -103,13 +204,14 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
         }
     }
     let spec = object_entry(pod, "spec");
+    let tokens = |items: &[Cow<Value>]| items.iter().map(|item| token(item)).collect::<Vec<_>>();
     if !plan.init_containers.is_empty() {
         let list = list_entry(spec, "initContainers");
-        list.splice(0..0, plan.init_containers.iter().map(|c| c.as_ref().clone()));
+        list.splice(0..0, tokens(&plan.init_containers));
     }
     for (field, items) in [("containers", &plan.containers), ("volumes", &plan.volumes)] {
         if !items.is_empty() {
-            list_entry(spec, field).extend(items.iter().map(|c| c.as_ref().clone()));
+            list_entry(spec, field).extend(tokens(items));
         }
     }
     if plan.app_containers.is_empty() {
@@ -120,7 +222,7 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
         let container = container.as_object_mut().expect("PodView checked containers are objects");
         for (field, items) in [("env", &added.env), ("volumeMounts", &added.volume_mounts)] {
             if !items.is_empty() {
-                list_entry(container, field).extend(items.iter().map(|v| v.as_ref().clone()));
+                list_entry(container, field).extend(tokens(items));
             }
         }
     }
@@ -132,12 +234,12 @@ enum Where {
     End,
 }
 
-fn add_items(
-    ops: &mut Vec<PatchOperation>,
+fn add_items<'p>(
+    ops: &mut Vec<Add<'p>>,
     parent: &Value,
     parent_at: &PointerBuf,
     field: &str,
-    items: &[Cow<Value>],
+    items: &'p [Cow<'p, Value>],
     at: Where,
 ) {
     if items.is_empty() {
@@ -145,7 +247,7 @@ fn add_items(
     }
     let list_at = child(parent_at, field);
     if present(parent, field).is_none() {
-        add(ops, list_at, Value::Array(items.iter().map(|v| v.as_ref().clone()).collect()));
+        add(ops, list_at, Added::Items(items));
         return;
     }
     for (i, item) in items.iter().enumerate() {
@@ -156,22 +258,18 @@ fn add_items(
         };
         let mut path = list_at.clone();
         path.push_back(token);
-        add(ops, path, item.as_ref().clone());
+        add(ops, path, Added::Item(item));
     }
 }
 
-fn add(ops: &mut Vec<PatchOperation>, path: PointerBuf, value: Value) {
-    ops.push(PatchOperation::Add(AddOperation { path, value }));
+fn add<'p>(ops: &mut Vec<Add<'p>>, path: PointerBuf, value: Added<'p>) {
+    ops.push(Add { path, value });
 }
 
 fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
     let mut path = parent.clone();
     path.push_back(token);
     path
-}
-
-fn pairs<'a>(entries: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
-    entries.map(|(k, v)| (k.to_owned(), Value::String(v.to_owned()))).collect()
 }
 
 /// The field's value, unless it is absent or `null`.
@@ -200,10 +298,78 @@ pub(crate) fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pointer_tokens_are_escaped_per_rfc_6901() {
         let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
         assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
+    }
+
+    fn sidecar() -> Value {
+        json!({"name": "sidecar", "image": "busybox"})
+    }
+
+    fn plan<'a>(container: &'a Value, volume: &'a Value) -> Plan<'a> {
+        Plan {
+            labels: vec![("foo", Cow::Borrowed("bar"))],
+            containers: vec![Cow::Borrowed(container)],
+            volumes: vec![Cow::Borrowed(volume)],
+            ..Plan::default()
+        }
+    }
+
+    fn pod() -> Value {
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": ["app"], "volumes": ["data"]}})
+    }
+
+    #[test]
+    fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
+        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+        let plan = plan(&container, &volume);
+        let ops = operations(&plan, &pod());
+        verify(&mut pod(), &plan, &ops).unwrap();
+        let written: Value = serde_json::from_slice(&to_json(&ops)).unwrap();
+        assert_eq!(
+            written,
+            json!([
+                {"op": "add", "path": "/metadata/labels/foo", "value": "bar"},
+                {"op": "add", "path": "/spec/containers/-", "value": container},
+                {"op": "add", "path": "/spec/volumes/-", "value": volume},
+            ])
+        );
+    }
+
+    #[test]
+    fn an_item_sent_to_the_wrong_list_fails_the_check() {
+        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+        let plan = plan(&container, &volume);
+        let mut ops = operations(&plan, &pod());
+        // The container and the volume swapped: both lists still grow by one item.
+        let (a, b) = ops.split_at_mut(2);
+        std::mem::swap(&mut a[1].value, &mut b[0].value);
+        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        assert_eq!(error, "the patched Pod is not the intended Pod");
+    }
+
+    #[test]
+    fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
+        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+        let plan = plan(&container, &volume);
+        let mut ops = operations(&plan, &pod());
+        ops[0] =
+            Add { path: PointerBuf::from_tokens(["metadata", "labels"]), value: Added::Texts(&plan.labels) };
+        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        assert_eq!(error, "the patched Pod is not the intended Pod");
+    }
+
+    #[test]
+    fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
+        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+        let plan = plan(&container, &volume);
+        let mut ops = operations(&plan, &pod());
+        ops[1].path = PointerBuf::from_tokens(["spec", "initContainers", "-"]);
+        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
     }
 }

@@ -75,13 +75,21 @@ pub enum ReviewError {
 pub struct Reviewed {
     /// The response AdmissionReview, serialised.
     pub body: Vec<u8>,
-    /// The patch, decoded, when the Pod is changed.
-    pub patch: Option<json_patch::Patch>,
+    /// The JSON Patch as JSON (the body carries it in base64), when the Pod is changed.
+    pub patch: Option<Vec<u8>>,
     /// The warnings sent back to the user, as in the body.
     pub warnings: Vec<String>,
     /// The profiles injected, with the rule that chose each (for `review --explain`).
     pub chosen: Vec<Chosen>,
     pub summary: Summary,
+}
+
+impl Reviewed {
+    /// The patch's operations, for callers that apply it themselves (offline manifests).
+    pub fn operations(&self) -> Option<json_patch::Patch> {
+        let json = self.patch.as_deref()?;
+        Some(serde_json::from_slice(json).expect("our patches are JSON Patches"))
+    }
 }
 
 /// The fields of a review that may be logged: never the object, which can carry secrets.
@@ -103,8 +111,8 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     let incoming = parse(body)?;
     if !(incoming.api_version == V1 || incoming.api_version == V1BETA1) || incoming.kind != KIND {
         return Err(ReviewError::NotAnAdmissionReview {
-            api_version: incoming.api_version,
-            kind: incoming.kind,
+            api_version: incoming.api_version.into_owned(),
+            kind: incoming.kind.into_owned(),
         });
     }
     let request = incoming.request.ok_or(ReviewError::MissingRequest)?;
@@ -118,10 +126,12 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
     let namespace = request
         .namespace
         .filter(|ns| !ns.is_empty())
+        .map(Cow::into_owned)
         .or_else(|| object_str(&request.object, "namespace"))
         .unwrap_or_default();
     let name = Some(request.name)
         .filter(|name| !name.is_empty())
+        .map(Cow::into_owned)
         .or_else(|| object_str(&request.object, "name"))
         .or_else(|| object_str(&request.object, "generateName"))
         .unwrap_or_default();
@@ -134,18 +144,15 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         Some(_) | None => return Err(ReviewError::ObjectNotAnObject),
     };
 
-    let response = response(&uid, &outcome);
-    let answer =
-        ReviewResponse { api_version: incoming.api_version.as_str().into(), kind: KIND.into(), response };
-    let body = serde_json::to_vec(&answer).expect("responses always serialize");
+    let body = response_body(&incoming.api_version, &uid, &outcome);
     Ok(Reviewed {
         body,
         patch: outcome.patch,
         warnings: outcome.warnings,
         chosen: outcome.chosen,
         summary: Summary {
-            uid,
-            kind: request.kind.kind,
+            uid: uid.into_owned(),
+            kind: request.kind.kind.into_owned(),
             namespace,
             name,
             operation: request.operation,
@@ -179,7 +186,7 @@ fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
 }
 
 /// Parse quickly; only when that fails, parse again to say where.
-fn parse(body: &[u8]) -> Result<Incoming, ReviewError> {
+fn parse(body: &[u8]) -> Result<Incoming<'_>, ReviewError> {
     let whole = |message: String| ReviewError::Malformed { path: "(top level)".into(), message };
     // serde would read a top-level list as a struct's fields in order, and complain about them.
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -216,7 +223,7 @@ fn lone_surrogate(body: &[u8]) -> Option<usize> {
         u16::from_str_radix(digits, 16).ok()
     };
     let mut i = 0;
-    while let Some(offset) = body[i..].iter().position(|&b| b == b'\\') {
+    while let Some(offset) = memchr::memchr(b'\\', &body[i..]) {
         let at = i + offset;
         if body.get(at + 1) != Some(&b'u') {
             i = (at + 2).min(body.len()); // any other escape, `\\` included
@@ -237,12 +244,9 @@ fn lone_surrogate(body: &[u8]) -> Option<usize> {
     None
 }
 
-/// The response to a request with `uid`, carrying out `outcome`.
-fn response<'a>(uid: &'a str, outcome: &'a inject::Outcome) -> AdmissionResponse<'a> {
-    let patch = outcome.patch.as_ref().map(|patch| {
-        let json = serde_json::to_vec(patch).expect("patches always serialize");
-        base64::engine::general_purpose::STANDARD.encode(json)
-    });
+/// The response AdmissionReview to a request with `uid`, carrying out `outcome`, serialised.
+fn response_body(api_version: &str, uid: &str, outcome: &inject::Outcome) -> Vec<u8> {
+    let patch = outcome.patch.as_ref().map(|json| base64::engine::general_purpose::STANDARD.encode(json));
     let mut audit = BTreeMap::from([("decision".into(), outcome.decision.as_str().to_owned())]);
     let status = match &outcome.decision {
         Decision::Injected { profiles } => {
@@ -260,7 +264,7 @@ fn response<'a>(uid: &'a str, outcome: &'a inject::Outcome) -> AdmissionResponse
             code: 403,
         }),
     };
-    AdmissionResponse {
+    let response = AdmissionResponse {
         uid: uid.into(),
         allowed: status.is_none(),
         status,
@@ -268,5 +272,9 @@ fn response<'a>(uid: &'a str, outcome: &'a inject::Outcome) -> AdmissionResponse
         patch,
         audit_annotations: audit,
         warnings: Cow::Borrowed(&outcome.warnings),
-    }
+    };
+    let answer = ReviewResponse { api_version: api_version.into(), kind: KIND.into(), response };
+    let mut body = Vec::with_capacity(512 + answer.response.patch.as_ref().map_or(0, String::len));
+    serde_json::to_writer(&mut body, &answer).expect("responses always serialize");
+    body
 }

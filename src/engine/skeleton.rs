@@ -225,14 +225,15 @@ impl Keep {
     }
 }
 
-/// Matches an object key against the kept fields without allocating it.
+/// Matches an object key against the kept fields without allocating it. The key is read as bytes:
+/// `review` has checked the whole body for UTF-8 already, and serde_json would check each key again.
 struct FieldIndex<'f>(&'f [(&'static str, Shape)]);
 
 impl<'de> DeserializeSeed<'de> for FieldIndex<'_> {
     type Value = Option<usize>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
-        deserializer.deserialize_str(self)
+        deserializer.deserialize_bytes(self)
     }
 }
 
@@ -243,8 +244,12 @@ impl<'de> Visitor<'de> for FieldIndex<'_> {
         f.write_str("a field name")
     }
 
+    fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(name, _)| name.as_bytes() == key))
+    }
+
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|(name, _)| *name == key))
+        self.visit_bytes(key.as_bytes())
     }
 }
 

@@ -18,7 +18,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use kube_core::{GroupVersionKind, GroupVersionResource};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -27,8 +26,8 @@ use super::skeleton;
 /// The operation of an admission request. Unlike kube-core's closed enum, an operation this
 /// program does not know still parses, as [`Operation::Other`]: a webhook must answer "allowed"
 /// for anything it does not handle, never fail to read it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 #[non_exhaustive]
 pub enum Operation {
     Create,
@@ -48,17 +47,38 @@ impl Operation {
             Operation::Other(other) => other,
         }
     }
-}
 
-impl From<String> for Operation {
-    fn from(text: String) -> Self {
-        match text.as_str() {
+    fn known(text: &str) -> Option<Operation> {
+        Some(match text {
             "CREATE" => Operation::Create,
             "UPDATE" => Operation::Update,
             "DELETE" => Operation::Delete,
             "CONNECT" => Operation::Connect,
-            _ => Operation::Other(text),
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Operation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Operation;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            // A known operation is read without allocating.
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Operation, E> {
+                Ok(Operation::known(text).unwrap_or_else(|| Operation::Other(text.to_owned())))
+            }
         }
+        deserializer.deserialize_str(Text)
+    }
+}
+
+impl From<String> for Operation {
+    fn from(text: String) -> Self {
+        Operation::known(&text).unwrap_or(Operation::Other(text))
     }
 }
 
@@ -84,34 +104,64 @@ pub enum PatchType {
     JsonPatch,
 }
 
+// Strings are borrowed from the body where it has no escapes: a review reads a dozen of them,
+// and an allocation each was a measurable part of its cost.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Incoming {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub request: Option<Request>,
+pub(crate) struct Incoming<'b> {
+    #[serde(default, borrow)]
+    pub api_version: Cow<'b, str>,
+    #[serde(default, borrow)]
+    pub kind: Cow<'b, str>,
+    #[serde(borrow)]
+    pub request: Option<Request<'b>>,
 }
 
 // Only the fields the decision needs; serde still checks that the rest is well-formed JSON.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Request {
-    pub uid: Option<String>,
-    pub kind: GroupVersionKind,
+pub(crate) struct Request<'b> {
+    #[serde(borrow)]
+    pub uid: Option<Cow<'b, str>>,
+    #[serde(borrow)]
+    pub kind: GroupVersionKind<'b>,
     #[allow(dead_code)] // required by the API; parsed so a review without it is refused
-    pub resource: GroupVersionResource,
-    #[serde(default)]
-    pub sub_resource: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
+    #[serde(borrow)]
+    pub resource: GroupVersionResource<'b>,
+    #[serde(default, borrow)]
+    pub sub_resource: Cow<'b, str>,
+    #[serde(default, borrow)]
+    pub name: Cow<'b, str>,
+    #[serde(default, borrow)]
+    pub namespace: Option<Cow<'b, str>>,
     pub operation: Operation,
     /// Only the parts injection reads: see [`skeleton`](super::skeleton) for why that is enough.
     #[serde(default, deserialize_with = "skeleton::pod_skeleton")]
     pub object: Option<Value>,
+}
+
+/// metav1.GroupVersionKind: every field required, as kube-core's, but borrowed.
+#[derive(Deserialize)]
+pub(crate) struct GroupVersionKind<'b> {
+    #[serde(borrow)]
+    pub group: Cow<'b, str>,
+    #[allow(dead_code)] // required by the API
+    #[serde(borrow)]
+    pub version: Cow<'b, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'b, str>,
+}
+
+/// metav1.GroupVersionResource, likewise.
+#[allow(dead_code)] // required by the API
+#[derive(Deserialize)]
+pub(crate) struct GroupVersionResource<'b> {
+    #[serde(borrow)]
+    pub group: Cow<'b, str>,
+    #[serde(borrow)]
+    pub version: Cow<'b, str>,
+    #[serde(borrow)]
+    pub resource: Cow<'b, str>,
 }
 
 /// The response AdmissionReview.

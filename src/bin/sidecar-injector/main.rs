@@ -189,7 +189,7 @@ fn explain_review(reviewed: &sidecar_injector::Reviewed) {
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");
     }
-    if let Some(patch) = &reviewed.patch {
-        eprintln!("patch:\n{}", serde_json::to_string_pretty(patch).expect("patches always serialize"));
+    if let Some(patch) = reviewed.operations() {
+        eprintln!("patch:\n{}", serde_json::to_string_pretty(&patch).expect("patches always serialize"));
     }
 }

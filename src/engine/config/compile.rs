@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Container;
 use super::params::{self, Declared};
 use super::raw::{RawConfig, RawProfile};
 use super::templates::{self, Templates};
-use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, Targets, digest_of, keys};
+use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, Targets, digest_of, keys, status};
 use crate::names;
 use crate::plan::name_of;
 use crate::selection::Selection;
@@ -49,6 +49,9 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
 
     let digest = digest_of(&(&raw.labels, &raw.annotations));
+    for profile in profiles.values_mut().filter(|p| p.parameters.is_empty() && p.built_ins.is_empty()) {
+        profile.status_alone = Some(status(&digest, std::iter::once((&*profile, &[][..]))));
+    }
     Ok(Config {
         labels: raw.labels,
         annotations: raw.annotations,
@@ -93,6 +96,7 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
         share_volume_mounts,
         built_ins: Vec::new(),
         digest,
+        status_alone: None,
     };
     let profile = templates::check(profile, path, sidecars_from)?;
     check_app_values(&profile, path)?;
@@ -102,7 +106,7 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
 /// The hash of everything a profile adds, as the status annotation carries it. A profile that
 /// uses none of `copyEnv` and `shareVolumeMounts` hashes exactly as before they existed: a new
 /// release must not make every Pod injected by the old one look stale (`audit` would restart them
-/// all). Parameters' values are hashed per Pod (see `combined_digest`).
+/// all). Parameters' values are hashed per Pod (see `status`).
 fn profile_digest(raw: &RawProfile, templates: &Templates) -> String {
     let added = (
         values(&templates.containers),
