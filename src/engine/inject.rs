@@ -8,8 +8,6 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
 use super::config::{Config, OnError, Profile, keys, status};
 use super::decision::{Decision, SkipReason};
 use super::patch;
@@ -18,7 +16,7 @@ use super::pod_view::{Malformed, PodView};
 use super::resolve::{Resolved, resolve};
 use super::review::ReviewError;
 use super::selection::{Chosen, Rule};
-use super::skeleton;
+use super::skeleton::{self, Pod};
 
 /// The decision, the patch that carries it out, and what to tell the user.
 #[derive(Debug)]
@@ -46,12 +44,12 @@ impl Outcome {
 
 /// Decide for a Pod CREATE and build the checked patch.
 pub(crate) fn decide(
-    pod: Map<String, Value>,
+    pod: &Pod,
     body: &[u8],
     namespace: &str,
     config: &Config,
 ) -> Result<Outcome, ReviewError> {
-    let view = match PodView::read(&pod) {
+    let view = match PodView::read(pod) {
         Ok(view) => view,
         Err(Malformed(what)) => {
             return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")]));
@@ -70,9 +68,8 @@ pub(crate) fn decide(
         Ok(planned) => planned,
         Err(outcome) => return Ok(outcome),
     };
-    let mut pod = Value::Object(pod);
-    let operations = patch::operations(&plan, &pod);
-    patch::verify(&mut pod, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
+    let operations = patch::operations(&plan, &view);
+    patch::verify(&view, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
     let patch = patch::to_json(&operations);
     let chosen = profiles.iter().zip(rules).map(|(p, rule)| Chosen { profile: p.name.clone(), rule });
     Ok(Outcome {

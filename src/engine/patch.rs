@@ -20,6 +20,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 
 use super::plan::Plan;
+use super::pod_view::PodView;
 
 /// One `add` operation, its value borrowed from the plan: the patch is written straight from the
 /// configuration's templates, never copied on the way.
@@ -47,64 +48,121 @@ enum Added<'p> {
 }
 
 /// The JSON Patch for `plan`, against the Pod it was planned for.
-pub(crate) fn operations<'p>(plan: &'p Plan, pod: &Value) -> Vec<Add<'p>> {
+pub(crate) fn operations<'p>(plan: &'p Plan, view: &PodView) -> Vec<Add<'p>> {
     let mut ops = Vec::new();
     let (labels, annotations) = (&plan.labels[..], &plan.annotations[..]);
-    match present(pod, "metadata") {
-        None if labels.is_empty() && annotations.is_empty() => {}
-        None => add(&mut ops, PointerBuf::from_tokens(["metadata"]), Added::Metadata { labels, annotations }),
-        Some(metadata) => {
-            for (field, entries) in [("labels", labels), ("annotations", annotations)] {
-                if entries.is_empty() {
-                    continue;
+    if !view.has.metadata {
+        if !labels.is_empty() || !annotations.is_empty() {
+            add(&mut ops, PointerBuf::from_tokens(["metadata"]), Added::Metadata { labels, annotations });
+        }
+    } else {
+        for (field, entries, has) in
+            [("labels", labels, view.has.labels), ("annotations", annotations, view.has.annotations)]
+        {
+            if entries.is_empty() {
+                continue;
+            }
+            let at = PointerBuf::from_tokens(["metadata", field]);
+            if has {
+                for (key, value) in entries {
+                    add(&mut ops, child(&at, key), Added::Text(value));
                 }
-                let at = PointerBuf::from_tokens(["metadata", field]);
-                if present(metadata, field).is_none() {
-                    add(&mut ops, at, Added::Texts(entries));
-                } else {
-                    for (key, value) in entries {
-                        add(&mut ops, child(&at, key), Added::Text(value));
-                    }
-                }
+            } else {
+                add(&mut ops, at, Added::Texts(entries));
             }
         }
     }
 
-    let spec = &pod["spec"];
     let spec_at = PointerBuf::from_tokens(["spec"]);
-    add_items(&mut ops, spec, &spec_at, "initContainers", &plan.init_containers, Where::Front);
-    add_items(&mut ops, spec, &spec_at, "containers", &plan.containers, Where::End);
-    add_items(&mut ops, spec, &spec_at, "volumes", &plan.volumes, Where::End);
-    for (index, added) in plan.app_containers.iter().enumerate() {
-        let container = &spec["containers"][index];
+    let has = view.has;
+    add_items(&mut ops, has.init_containers, &spec_at, "initContainers", &plan.init_containers, Where::Front);
+    add_items(&mut ops, has.containers, &spec_at, "containers", &plan.containers, Where::End);
+    add_items(&mut ops, has.volumes, &spec_at, "volumes", &plan.volumes, Where::End);
+    for (index, (added, app)) in plan.app_containers.iter().zip(view.containers).enumerate() {
         let at =
             PointerBuf::from_tokens([Token::from("spec"), Token::from("containers"), Token::from(index)]);
-        add_items(&mut ops, container, &at, "env", &added.env, Where::End);
-        add_items(&mut ops, container, &at, "volumeMounts", &added.volume_mounts, Where::End);
+        add_items(&mut ops, app.env.is_some(), &at, "env", &added.env, Where::End);
+        add_items(
+            &mut ops,
+            app.volume_mounts.is_some(),
+            &at,
+            "volumeMounts",
+            &added.volume_mounts,
+            Where::End,
+        );
     }
     ops
 }
 
-/// Apply `ops` to `pod` and check that the result is `plan` applied directly. Leaves `pod`
-/// patched, in the check's terms (below).
+/// Apply `ops` to the Pod in `view` and check that the result is `plan` applied directly.
 ///
-/// Each item the plan adds (a container, a volume …) stands in both renderings for a token that
-/// names that very item; labels and annotations are themselves. So the check compares where each
-/// item went, which is what `operations` decides, without copying a template three times; the
-/// items' own content is written from the plan by `serde_json` as it is.
-pub(crate) fn verify(pod: &mut Value, plan: &Plan, ops: &[Add]) -> Result<(), String> {
+/// Both are applied to the Pod's [`outline`]. Each item the plan adds (a container, a volume …)
+/// stands in both renderings for a token that names that very item; labels and annotations are
+/// themselves. So the check compares where each item went, which is what `operations` decides,
+/// without copying a template three times; the items' own content is written from the plan by
+/// `serde_json` as it is.
+pub(crate) fn verify(view: &PodView, plan: &Plan, ops: &[Add]) -> Result<(), String> {
+    let mut pod = outline(view, plan);
     let mut intended = pod.clone();
     apply_directly(&mut intended, plan);
     let patch: Vec<PatchOperation> = ops
         .iter()
         .map(|op| PatchOperation::Add(AddOperation { path: op.path.clone(), value: op.value.token() }))
         .collect();
-    // The undo log of `json_patch::patch` is not needed: on failure the Pod is thrown away.
-    json_patch::patch_unsafe(pod, &patch).map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
-    if *pod != intended {
+    // The undo log of `json_patch::patch` is not needed: on failure the outline is thrown away.
+    json_patch::patch_unsafe(&mut pod, &patch)
+        .map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
+    if pod != intended {
         return Err("the patched Pod is not the intended Pod".into());
     }
     Ok(())
+}
+
+/// The Pod as far as a patch can reach it with `add`: its metadata maps with their keys (values
+/// do not matter to an `add`), and its lists with as many items as the Pod's, each `null` but
+/// for the app containers when the plan adds to them, which have their env and mount lists
+/// likewise. Every path our patches use is here as in the Pod; a patch that strays elsewhere fails
+/// to apply or to compare.
+fn outline(view: &PodView, plan: &Plan) -> Value {
+    let keys = |pairs: &[(Cow<str>, Cow<str>)]| -> Value {
+        Value::Object(pairs.iter().map(|(k, _)| (k.to_string(), Value::Null)).collect())
+    };
+    let nulls = |count: usize| Value::Array(vec![Value::Null; count]);
+    let mut pod = Map::new();
+    if view.has.metadata {
+        let mut metadata = Map::new();
+        if view.has.labels {
+            metadata.insert("labels".into(), keys(view.labels()));
+        }
+        if view.has.annotations {
+            metadata.insert("annotations".into(), keys(view.annotations()));
+        }
+        pod.insert("metadata".into(), Value::Object(metadata));
+    }
+    let mut spec = Map::new();
+    if view.has.init_containers {
+        spec.insert("initContainers".into(), nulls(view.init_container_count()));
+    }
+    if view.has.containers {
+        let containers = view.containers.iter().map(|app| {
+            if plan.app_containers.is_empty() {
+                return Value::Null;
+            }
+            let mut container = Map::new();
+            for (field, list) in [("env", &app.env), ("volumeMounts", &app.volume_mounts)] {
+                if let Some(list) = list {
+                    container.insert(field.into(), nulls(list.len()));
+                }
+            }
+            Value::Object(container)
+        });
+        spec.insert("containers".into(), Value::Array(containers.collect()));
+    }
+    if view.has.volumes {
+        spec.insert("volumes".into(), nulls(view.volume_count()));
+    }
+    pod.insert("spec".into(), Value::Object(spec));
+    Value::Object(pod)
 }
 
 /// `ops` as a JSON Patch document.
@@ -219,7 +277,7 @@ fn apply_directly(pod: &mut Value, plan: &Plan) {
     }
     let containers = list_entry(spec, "containers");
     for (container, added) in containers.iter_mut().zip(&plan.app_containers) {
-        let container = container.as_object_mut().expect("PodView checked containers are objects");
+        let container = container.as_object_mut().expect("the outline has app containers as objects");
         for (field, items) in [("env", &added.env), ("volumeMounts", &added.volume_mounts)] {
             if !items.is_empty() {
                 list_entry(container, field).extend(tokens(items));
@@ -236,7 +294,7 @@ enum Where {
 
 fn add_items<'p>(
     ops: &mut Vec<Add<'p>>,
-    parent: &Value,
+    present: bool,
     parent_at: &PointerBuf,
     field: &str,
     items: &'p [Cow<'p, Value>],
@@ -246,7 +304,7 @@ fn add_items<'p>(
         return;
     }
     let list_at = child(parent_at, field);
-    if present(parent, field).is_none() {
+    if !present {
         add(ops, list_at, Added::Items(items));
         return;
     }
@@ -272,17 +330,12 @@ fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
     path
 }
 
-/// The field's value, unless it is absent or `null`.
-fn present<'v>(parent: &'v Value, field: &str) -> Option<&'v Value> {
-    parent.get(field).filter(|v| !v.is_null())
-}
-
 fn object_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Map<String, Value> {
     let slot = map.entry(field).or_insert(Value::Null);
     if slot.is_null() {
         *slot = Value::Object(Map::new());
     }
-    slot.as_object_mut().expect("PodView checked this is an object")
+    slot.as_object_mut().expect("the outline's maps are objects")
 }
 
 /// The list at `field`, made when absent or `null`: a Pod's (which PodView checked) or a
@@ -319,16 +372,21 @@ mod tests {
         }
     }
 
-    fn pod() -> Value {
-        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": ["app"], "volumes": ["data"]}})
+    fn pod() -> crate::skeleton::Pod<'static> {
+        crate::skeleton::skeleton(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app"}], "volumes": [{"name": "data"}]}
+        }))
     }
 
     #[test]
     fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
         let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
         let plan = plan(&container, &volume);
-        let ops = operations(&plan, &pod());
-        verify(&mut pod(), &plan, &ops).unwrap();
+        let pod = pod();
+        let view = PodView::read(&pod).ok().unwrap();
+        let ops = operations(&plan, &view);
+        verify(&view, &plan, &ops).unwrap();
         let written: Value = serde_json::from_slice(&to_json(&ops)).unwrap();
         assert_eq!(
             written,
@@ -344,11 +402,13 @@ mod tests {
     fn an_item_sent_to_the_wrong_list_fails_the_check() {
         let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
         let plan = plan(&container, &volume);
-        let mut ops = operations(&plan, &pod());
+        let pod = pod();
+        let view = PodView::read(&pod).ok().unwrap();
+        let mut ops = operations(&plan, &view);
         // The container and the volume swapped: both lists still grow by one item.
         let (a, b) = ops.split_at_mut(2);
         std::mem::swap(&mut a[1].value, &mut b[0].value);
-        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        let error = verify(&view, &plan, &ops).unwrap_err();
         assert_eq!(error, "the patched Pod is not the intended Pod");
     }
 
@@ -356,10 +416,12 @@ mod tests {
     fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
         let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
         let plan = plan(&container, &volume);
-        let mut ops = operations(&plan, &pod());
+        let pod = pod();
+        let view = PodView::read(&pod).ok().unwrap();
+        let mut ops = operations(&plan, &view);
         ops[0] =
             Add { path: PointerBuf::from_tokens(["metadata", "labels"]), value: Added::Texts(&plan.labels) };
-        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        let error = verify(&view, &plan, &ops).unwrap_err();
         assert_eq!(error, "the patched Pod is not the intended Pod");
     }
 
@@ -367,9 +429,11 @@ mod tests {
     fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
         let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
         let plan = plan(&container, &volume);
-        let mut ops = operations(&plan, &pod());
+        let pod = pod();
+        let view = PodView::read(&pod).ok().unwrap();
+        let mut ops = operations(&plan, &view);
         ops[1].path = PointerBuf::from_tokens(["spec", "initContainers", "-"]);
-        let error = verify(&mut pod(), &plan, &ops).unwrap_err();
+        let error = verify(&view, &plan, &ops).unwrap_err();
         assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
     }
 }

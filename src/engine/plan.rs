@@ -43,7 +43,7 @@ pub(crate) fn add_profile<'c>(
     let p = &profile.profile.name;
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let name = name_of(container);
-        if view.container_names.contains(&name) {
+        if view.has_container(name) {
             problems.push(format!("profile {p:?} adds container {name:?}, which the Pod already has"));
         } else if plan.init_containers.iter().chain(&plan.containers).any(|c| name_of(c) == name) {
             problems.push(format!(
@@ -53,7 +53,7 @@ pub(crate) fn add_profile<'c>(
     }
     for volume in &profile.volumes {
         let name = name_of(volume);
-        if view.volume_names.contains(&name) {
+        if view.has_volume(name) {
             problems.push(format!("profile {p:?} adds volume {name:?}, which the Pod already has"));
         } else if plan.volumes.iter().any(|v| name_of(v) == name) {
             problems
@@ -71,17 +71,23 @@ pub(crate) fn add_profile<'c>(
         plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
     }
     for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
-        let env = AppField { own: &app.env_names, key: name_of, kept: "sets", what: "value" };
-        env.add(&mut added.env, &profile.app_env, app.name, warnings);
-        let mounts = AppField { own: &app.mount_paths, key: mount_path, kept: "mounts", what: "mount" };
-        mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, app.name, warnings);
+        let env = AppField {
+            own: app.env.as_deref().unwrap_or_default(),
+            key: name_of,
+            kept: "sets",
+            what: "value",
+        };
+        env.add(&mut added.env, &profile.app_env, &app.name, warnings);
+        let own = app.volume_mounts.as_deref().unwrap_or_default();
+        let mounts = AppField { own, key: mount_path, kept: "mounts", what: "mount" };
+        mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, &app.name, warnings);
     }
 }
 
 /// A list of an app container's (env or volumeMounts), keyed by name or mount path: what the
 /// container has itself is kept, with a warning, and ours is not added.
 struct AppField<'a> {
-    own: &'a [&'a str],
+    own: &'a [Cow<'a, str>],
     key: fn(&Value) -> &str,
     /// For the warning: "already sets X; its own value is kept".
     kept: &'static str,
@@ -98,7 +104,7 @@ impl AppField<'_> {
     ) {
         for item in ours {
             let key = (self.key)(item);
-            if self.own.contains(&key) || added.iter().any(|other| (self.key)(other) == key) {
+            if self.own.iter().any(|own| own == key) || added.iter().any(|other| (self.key)(other) == key) {
                 let (kept, what) = (self.kept, self.what);
                 warnings.push(format!(
                     "sidecar-injector: container {app:?} already {kept} {key}; its own {what} is kept"
@@ -155,7 +161,7 @@ pub(crate) fn name_of(item: &Value) -> &str {
 /// `added`, the volumes of every selected profile): the API server refuses such a Pod, so it is a
 /// problem found here, with the profile's `onError`, never a patch the API server will refuse.
 pub(crate) fn unmounted(added: &[&str], view: &PodView, profile: &Resolved) -> Vec<String> {
-    let exists = |volume: &str| view.volume_names.contains(&volume) || added.contains(&volume);
+    let exists = |volume: &str| view.has_volume(volume) || added.contains(&volume);
     let mut missing = Vec::new();
     for container in profile.init_containers.iter().chain(&profile.containers) {
         let mounts = container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten();

@@ -1,159 +1,113 @@
 //! The few parts of a Pod the decision reads, checked for shape once, so that the decision itself
 //! never has to ask whether a field is the type Kubernetes gives it.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use super::skeleton::key_of;
+use super::skeleton::{Container, Pod};
 
 /// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
 /// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
 pub(crate) struct Malformed(pub String);
 
+type Pairs<'p> = [(Cow<'p, str>, Cow<'p, str>)];
+
 /// The few parts of a Pod the decision reads, checked for shape once.
 pub(crate) struct PodView<'p> {
-    labels: Option<&'p Map<String, Value>>,
-    annotations: Option<&'p Map<String, Value>>,
+    labels: &'p Pairs<'p>,
+    annotations: &'p Pairs<'p>,
     pub host_network: bool,
     pub service_account: Option<&'p str>,
-    /// Names of all containers: regular, init and ephemeral, since they share one namespace.
-    pub container_names: Vec<&'p str>,
-    pub containers: Vec<AppContainer<'p>>,
-    pub volume_names: Vec<&'p str>,
+    /// The Pod's own (regular) containers.
+    pub containers: &'p [Container<'p>],
+    init_containers: &'p [Cow<'p, str>],
+    ephemeral_containers: &'p [Cow<'p, str>],
+    volumes: &'p [Cow<'p, str>],
+    /// Which of the maps and lists a patch may add to the Pod has (absent and `null` are the same):
+    /// the patch adds to what is there and creates what is not.
+    pub has: Has,
 }
 
-/// One of the Pod's own (regular) containers, as far as app-container additions need it.
-pub(crate) struct AppContainer<'p> {
-    pub name: &'p str,
-    pub env_names: Vec<&'p str>,
-    pub mount_paths: Vec<&'p str>,
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Has {
+    pub metadata: bool,
+    pub labels: bool,
+    pub annotations: bool,
+    pub init_containers: bool,
+    pub containers: bool,
+    pub volumes: bool,
 }
 
 impl<'p> PodView<'p> {
-    pub fn read(pod: &'p Map<String, Value>) -> Result<Self, Malformed> {
-        let metadata = optional_object(pod, "metadata", String::new)?;
-        let labels = string_map(metadata, "labels")?;
-        let annotations = string_map(metadata, "annotations")?;
-        let spec =
-            optional_object(pod, "spec", String::new)?.ok_or_else(|| Malformed("it has no spec".into()))?;
-        let host_network = match spec.get("hostNetwork") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(Malformed("spec.hostNetwork is not a boolean".into())),
-        };
-        let service_account = match spec.get("serviceAccountName") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(name)) => Some(name.as_str()).filter(|n| !n.is_empty()),
-            Some(_) => return Err(Malformed("spec.serviceAccountName is not a string".into())),
-        };
-        let mut container_names = Vec::new();
-        let mut containers = Vec::new();
-        for (i, container) in optional_array(spec, "containers", || "spec".into())?.iter().enumerate() {
-            let container = AppContainer::read(container, || format!("spec.containers[{i}]"))?;
-            container_names.push(container.name);
-            containers.push(container);
+    pub fn read(pod: &'p Pod<'p>) -> Result<Self, Malformed> {
+        if let Some(what) = &pod.malformed {
+            return Err(Malformed(what.clone()));
         }
-        for field in ["initContainers", "ephemeralContainers"] {
-            container_names.extend(keys_of(spec, field, "name", || "spec".into())?);
-        }
-        let volume_names = keys_of(spec, "volumes", "name", || "spec".to_owned())?;
+        let Some(spec) = &pod.spec else {
+            return Err(Malformed("it has no spec".into()));
+        };
+        let metadata = pod.metadata.as_ref();
+        let labels = metadata.and_then(|m| m.labels.as_deref());
+        let annotations = metadata.and_then(|m| m.annotations.as_deref());
         Ok(PodView {
-            labels,
-            annotations,
-            host_network,
-            service_account,
-            container_names,
-            containers,
-            volume_names,
+            labels: labels.unwrap_or_default(),
+            annotations: annotations.unwrap_or_default(),
+            host_network: spec.host_network,
+            service_account: spec.service_account_name.as_deref().filter(|n| !n.is_empty()),
+            containers: spec.containers.as_deref().unwrap_or_default(),
+            init_containers: spec.init_containers.as_deref().unwrap_or_default(),
+            ephemeral_containers: spec.ephemeral_containers.as_deref().unwrap_or_default(),
+            volumes: spec.volumes.as_deref().unwrap_or_default(),
+            has: Has {
+                metadata: metadata.is_some(),
+                labels: labels.is_some(),
+                annotations: annotations.is_some(),
+                init_containers: spec.init_containers.is_some(),
+                containers: spec.containers.is_some(),
+                volumes: spec.volumes.is_some(),
+            },
         })
     }
 
+    /// A label's value; the last, when the body names the key twice (as a JSON parser reads it).
     pub fn label(&self, key: &str) -> Option<&'p str> {
-        self.labels?.get(key)?.as_str()
+        self.labels.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
     pub fn annotation(&self, key: &str) -> Option<&'p str> {
-        self.annotations?.get(key)?.as_str()
+        self.annotations.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
-    /// The labels as a map of strings, for label selectors (read checked them all for strings).
-    pub fn label_map(&self) -> std::collections::BTreeMap<String, String> {
-        let labels = self.labels.into_iter().flatten();
-        labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
+    pub fn labels(&self) -> &'p Pairs<'p> {
+        self.labels
     }
-}
 
-impl<'p> AppContainer<'p> {
-    fn read(container: &'p Value, at: impl Fn() -> String) -> Result<Self, Malformed> {
-        let Some(container) = container.as_object() else {
-            return Err(Malformed(format!("{} is not an object", at())));
-        };
-        let Some(name) = container.get("name").and_then(Value::as_str) else {
-            return Err(Malformed(format!("{}.name is missing or not a string", at())));
-        };
-        Ok(AppContainer {
-            name,
-            env_names: keys_of(container, "env", "name", &at)?,
-            mount_paths: keys_of(container, "volumeMounts", "mountPath", &at)?,
-        })
+    pub fn annotations(&self) -> &'p Pairs<'p> {
+        self.annotations
     }
-}
 
-/// `metadata.labels` or `metadata.annotations`: absent, or a map of strings.
-fn string_map<'p>(
-    metadata: Option<&'p Map<String, Value>>,
-    field: &str,
-) -> Result<Option<&'p Map<String, Value>>, Malformed> {
-    let Some(map) = metadata.map(|m| optional_object(m, field, || "metadata".into())).transpose()?.flatten()
-    else {
-        return Ok(None);
-    };
-    match map.iter().find(|(_, v)| !v.is_string()) {
-        Some((key, _)) => Err(Malformed(format!("metadata.{field}.{key} is not a string"))),
-        None => Ok(Some(map)),
+    /// The labels as a map of strings, for label selectors.
+    pub fn label_map(&self) -> BTreeMap<String, String> {
+        self.labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
-}
 
-/// `null` and absent mean the same in Kubernetes objects (YAML's `labels:` with nothing after it).
-/// `at` names the parent, for the error message only.
-fn optional_object<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    at: impl Fn() -> String,
-) -> Result<Option<&'p Map<String, Value>>, Malformed> {
-    match parent.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(Malformed(format!("{} is not an object", path(at(), field)))),
+    /// Whether any container has this name: regular, init or ephemeral, since they share one
+    /// namespace.
+    pub fn has_container(&self, name: &str) -> bool {
+        self.containers.iter().any(|c| c.name == name)
+            || self.init_containers.iter().chain(self.ephemeral_containers).any(|n| n == name)
     }
-}
 
-fn optional_array<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    at: impl Fn() -> String,
-) -> Result<&'p [Value], Malformed> {
-    match parent.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err(Malformed(format!("{} is not a list", path(at(), field)))),
+    pub fn has_volume(&self, name: &str) -> bool {
+        self.volumes.iter().any(|v| v == name)
     }
-}
 
-fn path(parent: String, field: &str) -> String {
-    if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") }
-}
+    /// How many init containers and volumes the Pod has.
+    pub fn init_container_count(&self) -> usize {
+        self.init_containers.len()
+    }
 
-/// The names (or mount paths) of a list's items, which the skeleton reduced to strings.
-fn keys_of<'p>(
-    parent: &'p Map<String, Value>,
-    field: &str,
-    key: &str,
-    at: impl Fn() -> String,
-) -> Result<Vec<&'p str>, Malformed> {
-    let items = optional_array(parent, field, &at)?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| key_of(item).map_err(|why| Malformed(format!("{}.{field}[{i}].{key} {why}", at()))))
-        .collect()
+    pub fn volume_count(&self) -> usize {
+        self.volumes.len()
+    }
 }

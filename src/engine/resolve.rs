@@ -69,7 +69,7 @@ pub(crate) fn resolve<'c>(
         origins: Vec::with_capacity(profile.parameters.len()),
         namespace,
         service_account: view.service_account.unwrap_or("default"),
-        app_container: view.containers.first().map_or("", |c| c.name),
+        app_container: view.containers.first().map_or("", |c| &c.name),
         problems: Vec::new(),
     };
     for parameter in &profile.parameters {
@@ -261,7 +261,7 @@ fn add_app_values(
         };
         let (copied, missing) = env_to_copy(copy, app.get(source).unwrap_or(&Value::Null));
         copy_env(copy, &copied, targets);
-        let from = view.containers[source].name;
+        let from = &view.containers[source].name;
         warnings.extend(missing.into_iter().map(|name| {
             format!("sidecar-injector: profile {p:?} copies env var {name} from container {from:?}, which does not set it")
         }));
@@ -275,7 +275,7 @@ fn add_app_values(
 /// The index of the app container `copyEnv` copies from.
 fn source_container(copy: &CopyEnv, view: &PodView) -> Option<usize> {
     match &copy.from {
-        Some(name) => view.containers.iter().position(|c| c.name == name),
+        Some(name) => view.containers.iter().position(|c| c.name == name.as_str()),
         None => (!view.containers.is_empty()).then_some(0),
     }
 }

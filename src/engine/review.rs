@@ -34,6 +34,7 @@ use super::config::Config;
 use super::decision::{Decision, SkipReason};
 use super::inject;
 use super::selection::Chosen;
+use super::skeleton::{Metadata, Object};
 use super::wire::{AdmissionResponse, Incoming, Operation, PatchType, ReviewResponse, Status};
 
 const V1: &str = "admission.k8s.io/v1";
@@ -127,21 +128,21 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         .namespace
         .filter(|ns| !ns.is_empty())
         .map(Cow::into_owned)
-        .or_else(|| object_str(&request.object, "namespace"))
+        .or_else(|| object_str(&request.object, |m| &m.namespace))
         .unwrap_or_default();
     let name = Some(request.name)
         .filter(|name| !name.is_empty())
         .map(Cow::into_owned)
-        .or_else(|| object_str(&request.object, "name"))
-        .or_else(|| object_str(&request.object, "generateName"))
+        .or_else(|| object_str(&request.object, |m| &m.name))
+        .or_else(|| object_str(&request.object, |m| &m.generate_name))
         .unwrap_or_default();
 
     let outcome = match request.object {
         _ if !is_pod => inject::Outcome::skipped(SkipReason::NotAPod),
         _ if !request.sub_resource.is_empty() => inject::Outcome::skipped(SkipReason::Subresource),
         _ if !is_create => inject::Outcome::skipped(SkipReason::NotCreate),
-        Some(Value::Object(pod)) => inject::decide(pod, body, &namespace, config)?,
-        Some(_) | None => return Err(ReviewError::ObjectNotAnObject),
+        Some(Object::Pod(pod)) => inject::decide(&pod, body, &namespace, config)?,
+        Some(Object::NotAnObject) | None => return Err(ReviewError::ObjectNotAnObject),
     };
 
     let body = response_body(&incoming.api_version, &uid, &outcome);
@@ -180,8 +181,13 @@ pub fn review_pod(pod: &Value, namespace: &str, uid: &str, config: &Config) -> R
     review(&serde_json::to_vec(&request).expect("values always serialize"), config)
 }
 
-fn object_str(object: &Option<Value>, field: &str) -> Option<String> {
-    let value = object.as_ref()?.get("metadata")?.get(field)?.as_str()?;
+/// The object's `metadata.name`, `generateName` or `namespace`, for the log when the request has
+/// none.
+fn object_str<'b>(
+    object: &'b Option<Object>,
+    field: fn(&'b Metadata) -> &'b Option<Cow<'b, str>>,
+) -> Option<String> {
+    let value = field(object.as_ref()?.metadata()?).as_deref()?;
     Some(value.to_owned()).filter(|v| !v.is_empty())
 }
 

@@ -19,7 +19,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::skeleton;
 
@@ -136,8 +135,8 @@ pub(crate) struct Request<'b> {
     pub namespace: Option<Cow<'b, str>>,
     pub operation: Operation,
     /// Only the parts injection reads: see [`skeleton`](super::skeleton) for why that is enough.
-    #[serde(default, deserialize_with = "skeleton::pod_skeleton")]
-    pub object: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "skeleton::object")]
+    pub object: Option<skeleton::Object<'b>>,
 }
 
 /// metav1.GroupVersionKind: every field required, as kube-core's, but borrowed.
