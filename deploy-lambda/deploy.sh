@@ -17,7 +17,7 @@ REGION=$(aws configure get region || echo "${AWS_REGION:?set AWS_REGION}")
 
 echo "== the zip ($ARCH)"
 flag=--x86-64; [ "$ARCH" = arm64 ] && flag=--arm64
-cargo lambda build --release "$flag" --output-format zip --no-default-features --features lambda --bin sidecar-injector-lambda
+cargo lambda build --profile lambda "$flag" --output-format zip --no-default-features --features lambda --bin sidecar-injector-lambda
 ZIP="${CARGO_TARGET_DIR:-target}/lambda/sidecar-injector-lambda/bootstrap.zip"
 
 echo "== SSM parameters"

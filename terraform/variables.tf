@@ -5,7 +5,7 @@ variable "name" {
 }
 
 variable "zip_path" {
-  description = "The deployable zip from `cargo lambda build --release --output-format zip --no-default-features --features lambda --bin sidecar-injector-lambda`."
+  description = "The deployable zip from `cargo lambda build --profile lambda --output-format zip --no-default-features --features lambda --bin sidecar-injector-lambda`."
   type        = string
   default     = "../target/lambda/sidecar-injector-lambda/bootstrap.zip"
 }
