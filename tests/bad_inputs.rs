@@ -130,6 +130,12 @@ rows! { check;
         Denied("metadata.labels is not an object"),
     ),
     nested_10000_deep_where_it_is_skipped: (deep("\"restartPolicy\":\"Always\"", "tolerations"), Decided("injected")),
+    // A key of the Pod the skeleton matches and skips; JSON forbids raw control characters in any
+    // string (the review_bytes fuzz target found a reader that let them through in keys).
+    control_character_in_a_pod_key: (
+        good_with("\"restartPolicy\":", "\"restart\u{1}Policy\":"),
+        Refused(400, "control character"),
+    ),
     duplicate_keys: (good_with("\"uid\":", "\"uid\":\"a\",\"uid\":"), Refused(400, "duplicate field `uid`")),
     wrong_api_version: (good_with("admission.k8s.io/v1", "v1"), Refused(400, "not an AdmissionReview")),
     wrong_kind: (
