@@ -1,0 +1,314 @@
+//! How the skeleton is read: a [`Shape`] per kind of value, each JSON value of another kind than
+//! its field takes reported with where it is ([`At`]) and read through, never a reason to stop.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// The first problem found; later ones are not looked at.
+#[derive(Default)]
+pub(super) struct Problems(pub RefCell<Option<String>>);
+
+impl Problems {
+    pub fn report(&self, message: impl FnOnce() -> String) {
+        let mut first = self.0.borrow_mut();
+        if first.is_none() {
+            *first = Some(message());
+        }
+    }
+}
+
+/// Where a value is, for messages only: made into text only when a problem is reported.
+#[derive(Clone, Copy)]
+pub(super) enum At<'a> {
+    Top,
+    Field(&'a At<'a>, &'a str),
+    Item(&'a At<'a>, usize),
+}
+
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            At::Top => Ok(()),
+            At::Field(At::Top, name) => f.write_str(name),
+            At::Field(parent, name) => write!(f, "{parent}.{name}"),
+            At::Item(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+/// What reading one value gave.
+pub(super) enum Got<T> {
+    /// Absent or `null`: the same in Kubernetes objects (YAML's `labels:` with nothing after it).
+    Absent,
+    /// Another kind of value than the field takes; reported already.
+    Wrong,
+    Value(T),
+}
+
+impl<T> Got<T> {
+    pub fn value(self) -> Option<T> {
+        match self {
+            Got::Value(value) => Some(value),
+            Got::Absent | Got::Wrong => None,
+        }
+    }
+}
+
+/// What one value of the skeleton is read as. Each kind of JSON value goes to its method; one
+/// that gives `None` is a kind the value does not take, read through as JSON and reported as
+/// `WRONG` (when there is a message).
+pub(super) trait Shape<'de>: Copy {
+    type Out;
+    /// "is not a list" …; `None` for a field whose other kinds are not reported, only ignored.
+    const WRONG: Option<&'static str>;
+
+    fn map<A: MapAccess<'de>>(
+        self,
+        map: A,
+        at: &At,
+        problems: &Problems,
+    ) -> Result<Option<Self::Out>, A::Error> {
+        let _ = (at, problems);
+        drain_map(map).map(|()| None)
+    }
+
+    fn seq<A: SeqAccess<'de>>(
+        self,
+        seq: A,
+        at: &At,
+        problems: &Problems,
+    ) -> Result<Option<Self::Out>, A::Error> {
+        let _ = (at, problems);
+        drain_seq(seq).map(|()| None)
+    }
+
+    fn text(self, text: Cow<'de, str>) -> Option<Self::Out> {
+        let _ = text;
+        None
+    }
+
+    fn boolean(self, value: bool) -> Option<Self::Out> {
+        let _ = value;
+        None
+    }
+}
+
+pub(super) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+pub(super) fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Reads one value at `at` as `shape`.
+pub(super) struct Read<'p, S> {
+    pub shape: S,
+    pub at: At<'p>,
+    pub problems: &'p Problems,
+}
+
+impl<'p, S> Read<'p, S> {
+    fn got<T>(&self, value: Option<T>, wrong: Option<&'static str>) -> Got<T> {
+        match value {
+            Some(value) => Got::Value(value),
+            None => {
+                if let Some(why) = wrong {
+                    self.problems.report(|| format!("{} {why}", self.at));
+                }
+                Got::Wrong
+            }
+        }
+    }
+}
+
+impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Read<'_, S> {
+    type Value = Got<S::Out>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, S: Shape<'de>> Visitor<'de> for Read<'_, S> {
+    type Value = Got<S::Out>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = self.shape.map(map, &self.at, self.problems)?;
+        Ok(self.got(value, S::WRONG))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let value = self.shape.seq(seq, &self.at, self.problems)?;
+        Ok(self.got(value, S::WRONG))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(self.got(self.shape.text(Cow::Borrowed(text)), S::WRONG))
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(self.got(self.shape.text(Cow::Owned(text.to_owned())), S::WRONG))
+    }
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(self.got(self.shape.boolean(value), S::WRONG))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(self.got(None, S::WRONG))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(self.got(None, S::WRONG))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(self.got(None, S::WRONG))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Got::Absent)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Got::Absent)
+    }
+}
+
+/// Reads the fields of an object that `fields` names, each with `read(index, map)`, and reads the
+/// others through.
+pub(super) fn fields<'de, A: MapAccess<'de>>(
+    mut map: A,
+    fields: &[&str],
+    mut read: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
+) -> Result<(), A::Error> {
+    while let Some(index) = map.next_key_seed(FieldIndex(fields))? {
+        match index {
+            Some(index) => read(index, &mut map)?,
+            None => map.next_value::<IgnoredAny>().map(drop)?,
+        }
+    }
+    Ok(())
+}
+
+/// A string, borrowed from the body when it has no escapes.
+#[derive(Clone, Copy)]
+pub(super) struct Text;
+
+impl<'de> Shape<'de> for Text {
+    type Out = Cow<'de, str>;
+    const WRONG: Option<&'static str> = Some("is not a string");
+
+    fn text(self, text: Cow<'de, str>) -> Option<Self::Out> {
+        Some(text)
+    }
+}
+
+/// `Text` without the report, for fields whose other kinds are only ignored (the Pod's name, which
+/// is only logged) or reported otherwise (a key's).
+#[derive(Clone, Copy)]
+pub(super) struct AnyText;
+
+impl<'de> Shape<'de> for AnyText {
+    type Out = Cow<'de, str>;
+    const WRONG: Option<&'static str> = None;
+
+    fn text(self, text: Cow<'de, str>) -> Option<Self::Out> {
+        Some(text)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Boolean;
+
+impl<'de> Shape<'de> for Boolean {
+    type Out = bool;
+    const WRONG: Option<&'static str> = Some("is not a boolean");
+
+    fn boolean(self, value: bool) -> Option<bool> {
+        Some(value)
+    }
+}
+
+/// A list, each item read as the shape; an item that is not an object is reported as such.
+#[derive(Clone, Copy)]
+pub(super) struct List<S>(pub S);
+
+impl<'de, S: Shape<'de>> Shape<'de> for List<S> {
+    type Out = Vec<S::Out>;
+    const WRONG: Option<&'static str> = Some("is not a list");
+
+    fn seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+        at: &At,
+        problems: &Problems,
+    ) -> Result<Option<Self::Out>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        loop {
+            let item_at = At::Item(at, items.len());
+            match seq.next_element_seed(Read { shape: self.0, at: item_at, problems })? {
+                None => return Ok(Some(items)),
+                Some(Got::Value(item)) => items.push(item),
+                Some(Got::Absent) => {
+                    problems.report(|| format!("{item_at} {}", S::WRONG.unwrap_or_default()));
+                    return drain_seq(seq).map(|()| Some(items));
+                }
+                Some(Got::Wrong) => return drain_seq(seq).map(|()| Some(items)),
+            }
+        }
+    }
+}
+
+/// An item of a list reduced to one of its string fields: a volume to its name, a mount to its
+/// path. This keeps a Pod with thousands of env vars cheap: one string each.
+#[derive(Clone, Copy)]
+pub(super) struct Key(pub &'static str);
+
+impl<'de> Shape<'de> for Key {
+    type Out = Cow<'de, str>;
+    const WRONG: Option<&'static str> = Some("is not an object");
+
+    fn map<A: MapAccess<'de>>(
+        self,
+        map: A,
+        at: &At,
+        problems: &Problems,
+    ) -> Result<Option<Self::Out>, A::Error> {
+        let mut key = None;
+        fields(map, &[self.0], |_, map| {
+            key = map.next_value_seed(Read { shape: AnyText, at: *at, problems })?.value();
+            Ok(())
+        })?;
+        if key.is_none() {
+            problems.report(|| format!("{at}.{} is missing or not a string", self.0));
+        }
+        Ok(Some(key.unwrap_or_default()))
+    }
+}
+
+/// Matches an object key against the fields read without allocating it. (As a string: serde_json
+/// reads a key asked for as bytes without its check for control characters, which JSON forbids
+/// in strings; found by the `review_bytes` fuzz target.)
+pub(super) struct FieldIndex<'f>(&'f [&'f str]);
+
+impl<'de> DeserializeSeed<'de> for FieldIndex<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldIndex<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|name| *name == key))
+    }
+}
