@@ -190,8 +190,8 @@ fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
     path
 }
 
-/// The list at `field`, made when absent or `null`: a Pod's (which PodView checked) or a
-/// template's (which the typed round trip at load checked).
+/// The list at `field`, made when absent or `null`: the outline's (see `check`) or a template's
+/// (which the typed round trip at load checked).
 pub(crate) fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<Value> {
     let slot = map.entry(field).or_insert(Value::Null);
     if slot.is_null() {

@@ -75,12 +75,6 @@ impl<'de> Deserialize<'de> for Operation {
     }
 }
 
-impl From<String> for Operation {
-    fn from(text: String) -> Self {
-        Operation::known(&text).unwrap_or(Operation::Other(text))
-    }
-}
-
 impl From<Operation> for String {
     fn from(operation: Operation) -> String {
         match operation {
