@@ -7,7 +7,7 @@
 //! - an existing map gains keys, an existing list gains items; nothing is replaced wholesale;
 //! - every path is built from tokens, so `/` and `~` in keys are escaped per RFC 6901.
 //!
-//! [`verify`] (in `check`) applies the patch with `json-patch` to an outline of the Pod, and
+//! [`verify`] (in `check`) applies the patch, path by path, to a typed outline of the Pod, and
 //! compares the result with the same plan applied directly by separate code. The two renderings
 //! must agree; if they ever do not, it is a bug, and the review fails instead of answering a wrong
 //! patch.
@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use json_patch::jsonptr::{PointerBuf, Token};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::plan::Plan;
 use super::pod_view::PodView;
@@ -188,14 +188,4 @@ fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
     let mut path = parent.clone();
     path.push_back(token);
     path
-}
-
-/// The list at `field`, made when absent or `null`: the outline's (see `check`) or a template's
-/// (which the typed round trip at load checked).
-pub(crate) fn list_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Vec<Value> {
-    let slot = map.entry(field).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Array(Vec::new());
-    }
-    slot.as_array_mut().expect("checked to be a list")
 }

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::config::{CopyEnv, Parameter, Profile, ShareVolumeMounts};
 use super::fields::{self, Kind};
-use super::patch::list_entry;
 use super::plan::{mount_path, name_of};
 use super::pod_view::PodView;
 use super::template::{Source, Template, as_text};
@@ -332,6 +331,13 @@ fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Co
     }
 }
 
+/// A container template's list at `field`, made when absent or `null` (the typed round trip at load
+/// checked that it is a list otherwise).
 fn list_in<'v>(container: &'v mut Value, field: &str) -> &'v mut Vec<Value> {
-    list_entry(container.as_object_mut().expect("a container template is an object"), field)
+    let container = container.as_object_mut().expect("a container template is an object");
+    let slot = container.entry(field).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut().expect("checked to be a list")
 }

@@ -1,33 +1,31 @@
-//! The patch checked before it is answered: applied with `json-patch` to an outline of the Pod,
-//! and compared with the plan applied directly by separate code.
+//! The patch checked before it is answered: its operations applied, path by path, to a typed
+//! outline of the Pod, and compared with the plan applied directly by separate code.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use json_patch::{AddOperation, PatchOperation};
-use serde_json::{Map, Value};
+use json_patch::jsonptr::Token;
 
-use super::{Add, Added, Pairs, list_entry};
+use super::{Add, Added, Pairs};
 use crate::plan::Plan;
 use crate::pod_view::PodView;
 
 /// Apply `ops` to the Pod in `view` and check that the result is `plan` applied directly.
 ///
-/// Both are applied to the Pod's [`outline`]. Each item the plan adds (a container, a volume …)
+/// Both are applied to the Pod's [`Outline`]. Each item the plan adds (a container, a volume …)
 /// stands in both renderings for a token that names that very item; labels and annotations are
 /// themselves. So the check compares where each item went, which is what `operations` decides,
-/// without copying a template three times; the items' own content is written from the plan by
-/// `serde_json` as it is.
+/// without copying a template; the items' own content is written from the plan by `serde_json` as
+/// it is. The operations' paths are read back as JSON Pointers, token by token (RFC 6901, by
+/// `jsonptr`), and each `add` follows RFC 6902: a map's key is set, a list's item inserted at its
+/// index or appended at `-`, and any parent it needs must be there.
 pub(crate) fn verify(view: &PodView, plan: &Plan, ops: &[Add]) -> Result<(), String> {
-    let mut pod = outline(view, plan);
+    let mut pod = Outline::of(view, plan);
     let mut intended = pod.clone();
-    apply_directly(&mut intended, plan);
-    let patch: Vec<PatchOperation> = ops
-        .iter()
-        .map(|op| PatchOperation::Add(AddOperation { path: op.path.clone(), value: op.value.token() }))
-        .collect();
-    // The undo log of `json_patch::patch` is not needed: on failure the outline is thrown away.
-    json_patch::patch_unsafe(&mut pod, &patch)
-        .map_err(|e| format!("the patch does not apply to the Pod: {e}"))?;
+    intended.apply_directly(plan);
+    for op in ops {
+        pod.add(op).map_err(|why| format!("the patch does not apply to the Pod: {why}"))?;
+    }
     if pod != intended {
         return Err("the patched Pod is not the intended Pod".into());
     }
@@ -35,220 +33,225 @@ pub(crate) fn verify(view: &PodView, plan: &Plan, ops: &[Add]) -> Result<(), Str
 }
 
 /// The Pod as far as a patch can reach it with `add`: its metadata maps with their keys (values
-/// do not matter to an `add`), and its lists with as many items as the Pod's, each `null` but
-/// for the app containers when the plan adds to them, which have their env and mount lists
-/// likewise. Every path our patches use is here as in the Pod; a patch that strays elsewhere fails
-/// to apply or to compare.
-fn outline(view: &PodView, plan: &Plan) -> Value {
-    let keys = |pairs: &[(Cow<str>, Cow<str>)]| -> Value {
-        Value::Object(pairs.iter().map(|(k, _)| (k.to_string(), Value::Null)).collect())
-    };
-    let nulls = |count: usize| Value::Array(vec![Value::Null; count]);
-    let mut pod = Map::new();
-    if view.has.metadata {
-        let mut metadata = Map::new();
-        if view.has.labels {
-            metadata.insert("labels".into(), keys(view.labels()));
-        }
-        if view.has.annotations {
-            metadata.insert("annotations".into(), keys(view.annotations()));
-        }
-        pod.insert("metadata".into(), Value::Object(metadata));
-    }
-    let mut spec = Map::new();
-    if view.has.init_containers {
-        spec.insert("initContainers".into(), nulls(view.init_container_count()));
-    }
-    if view.has.containers {
-        let containers = view.containers.iter().map(|app| {
-            if plan.app_containers.is_empty() {
-                return Value::Null;
-            }
-            let mut container = Map::new();
-            for (field, list) in [("env", &app.env), ("volumeMounts", &app.volume_mounts)] {
-                if let Some(list) = list {
-                    container.insert(field.into(), nulls(list.len()));
-                }
-            }
-            Value::Object(container)
-        });
-        spec.insert("containers".into(), Value::Array(containers.collect()));
-    }
-    if view.has.volumes {
-        spec.insert("volumes".into(), nulls(view.volume_count()));
-    }
-    pod.insert("spec".into(), Value::Object(spec));
-    Value::Object(pod)
+/// do not matter to an `add`), and its lists with as many items as the Pod's, the app containers
+/// with their env and mount lists when the plan adds to them. Every path our patches use is here
+/// as in the Pod; a patch that strays elsewhere fails to apply or to compare.
+#[derive(Debug, Clone, PartialEq)]
+struct Outline<'a> {
+    metadata: Option<Metadata<'a>>,
+    init_containers: Option<Vec<Item>>,
+    containers: Option<Vec<Container>>,
+    volumes: Option<Vec<Item>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Metadata<'a> {
+    labels: Option<Texts<'a>>,
+    annotations: Option<Texts<'a>>,
+}
+
+/// A labels or annotations map: each key with its value when it is ours (`None` for the Pod's
+/// own, which no `add` reads).
+type Texts<'a> = BTreeMap<Cow<'a, str>, Option<&'a str>>;
+
+/// An item of a list: one of the Pod's own, or one we add, as its token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Item {
+    Pods,
+    Ours(usize),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Container {
+    item: Item,
+    env: Option<Vec<Item>>,
+    volume_mounts: Option<Vec<Item>>,
 }
 
 /// What stands for `item` in [`verify`]: its address, the same in both renderings.
-fn token(item: &Value) -> Value {
-    Value::from(std::ptr::from_ref(item) as usize as u64)
+fn token(item: &serde_json::Value) -> Item {
+    Item::Ours(std::ptr::from_ref(item) as usize)
+}
+
+fn tokens(items: &[Cow<serde_json::Value>]) -> impl Iterator<Item = Item> {
+    items.iter().map(|item| token(item))
+}
+
+fn texts<'a>(pairs: &'a Pairs<'a>) -> Texts<'a> {
+    pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Some(v.as_ref()))).collect()
+}
+
+impl<'a> Outline<'a> {
+    fn of(view: &PodView<'a>, plan: &Plan) -> Self {
+        let keys = |pairs: &'a [(Cow<'a, str>, Cow<'a, str>)]| -> Texts<'a> {
+            pairs.iter().map(|(k, _)| (Cow::Borrowed(k.as_ref()), None)).collect()
+        };
+        let pods = |count: usize| vec![Item::Pods; count];
+        let containers = view.containers.iter().map(|app| {
+            let lists = !plan.app_containers.is_empty();
+            Container {
+                item: Item::Pods,
+                env: app.env.as_ref().filter(|_| lists).map(|env| pods(env.len())),
+                volume_mounts: app.volume_mounts.as_ref().filter(|_| lists).map(|m| pods(m.len())),
+            }
+        });
+        Outline {
+            metadata: view.has.metadata.then(|| Metadata {
+                labels: view.has.labels.then(|| keys(view.labels())),
+                annotations: view.has.annotations.then(|| keys(view.annotations())),
+            }),
+            init_containers: view.has.init_containers.then(|| pods(view.init_container_count())),
+            containers: view.has.containers.then(|| containers.collect()),
+            volumes: view.has.volumes.then(|| pods(view.volume_count())),
+        }
+    }
+
+    /// The plan applied by plain mutation, each item as its [`token`]: the reference the patch is
+    /// checked against.
+    fn apply_directly(&mut self, plan: &'a Plan) {
+        if !plan.labels.is_empty() || !plan.annotations.is_empty() {
+            let metadata = self.metadata.get_or_insert_default();
+            for (map, pairs) in
+                [(&mut metadata.labels, &plan.labels), (&mut metadata.annotations, &plan.annotations)]
+            {
+                if !pairs.is_empty() {
+                    map.get_or_insert_default().extend(texts(pairs));
+                }
+            }
+        }
+        if !plan.init_containers.is_empty() {
+            self.init_containers.get_or_insert_default().splice(0..0, tokens(&plan.init_containers));
+        }
+        if !plan.containers.is_empty() {
+            let added = tokens(&plan.containers).map(Container::ours);
+            self.containers.get_or_insert_default().extend(added);
+        }
+        if !plan.volumes.is_empty() {
+            self.volumes.get_or_insert_default().extend(tokens(&plan.volumes));
+        }
+        let containers = self.containers.iter_mut().flatten();
+        for (container, added) in containers.zip(&plan.app_containers) {
+            for (list, items) in
+                [(&mut container.env, &added.env), (&mut container.volume_mounts, &added.volume_mounts)]
+            {
+                if !items.is_empty() {
+                    list.get_or_insert_default().extend(tokens(items));
+                }
+            }
+        }
+    }
+
+    /// One operation, read from its path as a patch's reader reads it.
+    fn add(&mut self, op: &Add<'a>) -> Result<(), String> {
+        let raw: Vec<Token> = op.path.tokens().collect();
+        let decoded: Vec<Cow<str>> = raw.iter().map(Token::decoded).collect();
+        let path: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
+        let missing = || format!("{} has no parent in the Pod", op.path);
+        match (path.as_slice(), &op.value) {
+            (["metadata"], Added::Metadata { labels, annotations }) => {
+                let map = |pairs: &'a Pairs<'a>| (!pairs.is_empty()).then(|| texts(pairs));
+                self.metadata = Some(Metadata { labels: map(labels), annotations: map(annotations) });
+            }
+            (["metadata", field], Added::Texts(pairs)) => {
+                let metadata = self.metadata.as_mut().ok_or_else(missing)?;
+                *metadata.map(field).ok_or_else(|| unknown(op))? = Some(texts(pairs));
+            }
+            (["metadata", field, key], Added::Text(text)) => {
+                let metadata = self.metadata.as_mut().ok_or_else(missing)?;
+                let map = metadata.map(field).ok_or_else(|| unknown(op))?.as_mut().ok_or_else(missing)?;
+                map.insert(Cow::Owned((*key).to_owned()), Some(text));
+            }
+            (["spec", "containers"], Added::Items(items)) => {
+                self.containers = Some(tokens(items).map(Container::ours).collect());
+            }
+            (["spec", field], Added::Items(items)) => {
+                *self.list(field).ok_or_else(|| unknown(op))? = Some(tokens(items).collect());
+            }
+            (["spec", "containers", at], Added::Item(item)) => {
+                let containers = self.containers.as_mut().ok_or_else(missing)?;
+                containers.insert(index(at, containers.len(), op)?, Container::ours(token(item)));
+            }
+            (["spec", field, at], Added::Item(item)) => {
+                let list = self.list(field).ok_or_else(|| unknown(op))?.as_mut().ok_or_else(missing)?;
+                list.insert(index(at, list.len(), op)?, token(item));
+            }
+            (["spec", "containers", which, field, rest @ ..], value) => {
+                let containers = self.containers.as_mut().ok_or_else(missing)?;
+                let which = Token::new(*which).to_index().ok().and_then(|i| i.for_len(containers.len()).ok());
+                let container = &mut containers[which.ok_or_else(missing)?];
+                if container.item != Item::Pods {
+                    return Err(unknown(op));
+                }
+                let list = container.list(field).ok_or_else(|| unknown(op))?;
+                match (rest, value) {
+                    ([], Added::Items(items)) => *list = Some(tokens(items).collect()),
+                    ([at], Added::Item(item)) => {
+                        let list = list.as_mut().ok_or_else(missing)?;
+                        list.insert(index(at, list.len(), op)?, token(item));
+                    }
+                    _ => return Err(unknown(op)),
+                }
+            }
+            _ => return Err(unknown(op)),
+        }
+        Ok(())
+    }
+
+    fn list(&mut self, field: &str) -> Option<&mut Option<Vec<Item>>> {
+        match field {
+            "initContainers" => Some(&mut self.init_containers),
+            "volumes" => Some(&mut self.volumes),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Metadata<'a> {
+    fn map(&mut self, field: &str) -> Option<&mut Option<Texts<'a>>> {
+        match field {
+            "labels" => Some(&mut self.labels),
+            "annotations" => Some(&mut self.annotations),
+            _ => None,
+        }
+    }
+}
+
+impl Container {
+    fn ours(item: Item) -> Self {
+        Container { item, env: None, volume_mounts: None }
+    }
+
+    fn list(&mut self, field: &str) -> Option<&mut Option<Vec<Item>>> {
+        match field {
+            "env" => Some(&mut self.env),
+            "volumeMounts" => Some(&mut self.volume_mounts),
+            _ => None,
+        }
+    }
+}
+
+/// Where in a list of `len` items an `add` at `token` inserts: an index up to `len`, or `-`.
+fn index(token: &str, len: usize, op: &Add) -> Result<usize, String> {
+    let index = Token::new(token).to_index().map_err(|e| format!("{}: {e}", op.path))?;
+    index.for_len_incl(len).map_err(|e| format!("{}: {e}", op.path))
+}
+
+/// A path, or a value at it, that our patches never write.
+fn unknown(op: &Add) -> String {
+    format!("{} is not a place our patches add {}", op.path, op.value.kind())
 }
 
 impl Added<'_> {
-    fn token(&self) -> Value {
-        let texts = |pairs: &Pairs| -> Map<String, Value> {
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::String(v.to_string()))).collect()
-        };
+    fn kind(&self) -> &'static str {
         match self {
-            Added::Item(item) => token(item),
-            Added::Items(items) => Value::Array(items.iter().map(|item| token(item)).collect()),
-            Added::Text(text) => Value::String((*text).to_owned()),
-            Added::Texts(pairs) => Value::Object(texts(pairs)),
-            Added::Metadata { labels, annotations } => {
-                let mut metadata = Map::new();
-                for (field, pairs) in [("labels", labels), ("annotations", annotations)] {
-                    if !pairs.is_empty() {
-                        metadata.insert(field.into(), Value::Object(texts(pairs)));
-                    }
-                }
-                Value::Object(metadata)
-            }
+            Added::Item(_) => "an item to",
+            Added::Items(_) => "a list to",
+            Added::Text(_) => "a text to",
+            Added::Texts(_) => "a map to",
+            Added::Metadata { .. } => "metadata to",
         }
     }
-}
-
-/// The plan applied by plain mutation, each item as its [`token`]: the reference the patch is
-/// checked against.
-fn apply_directly(pod: &mut Value, plan: &Plan) {
-    let pod = pod.as_object_mut().expect("decide() only plans for JSON objects");
-    if !plan.labels.is_empty() || !plan.annotations.is_empty() {
-        let metadata = object_entry(pod, "metadata");
-        if !plan.labels.is_empty() {
-            let labels = object_entry(metadata, "labels");
-            for (key, value) in &plan.labels {
-                labels.insert((*key).to_owned(), Value::String(value.to_string()));
-            }
-        }
-        if !plan.annotations.is_empty() {
-            let annotations = object_entry(metadata, "annotations");
-            for (key, value) in &plan.annotations {
-                annotations.insert((*key).to_owned(), Value::String(value.to_string()));
-            }
-        }
-    }
-    let spec = object_entry(pod, "spec");
-    let tokens = |items: &[Cow<Value>]| items.iter().map(|item| token(item)).collect::<Vec<_>>();
-    if !plan.init_containers.is_empty() {
-        let list = list_entry(spec, "initContainers");
-        list.splice(0..0, tokens(&plan.init_containers));
-    }
-    for (field, items) in [("containers", &plan.containers), ("volumes", &plan.volumes)] {
-        if !items.is_empty() {
-            list_entry(spec, field).extend(tokens(items));
-        }
-    }
-    if plan.app_containers.is_empty() {
-        return;
-    }
-    let containers = list_entry(spec, "containers");
-    for (container, added) in containers.iter_mut().zip(&plan.app_containers) {
-        let container = container.as_object_mut().expect("the outline has app containers as objects");
-        for (field, items) in [("env", &added.env), ("volumeMounts", &added.volume_mounts)] {
-            if !items.is_empty() {
-                list_entry(container, field).extend(tokens(items));
-            }
-        }
-    }
-}
-
-fn object_entry<'m>(map: &'m mut Map<String, Value>, field: &str) -> &'m mut Map<String, Value> {
-    let slot = map.entry(field).or_insert(Value::Null);
-    if slot.is_null() {
-        *slot = Value::Object(Map::new());
-    }
-    slot.as_object_mut().expect("the outline's maps are objects")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::{Added, child, operations, to_json};
-    use super::*;
-    use json_patch::jsonptr::PointerBuf;
-    use serde_json::json;
-
-    #[test]
-    fn pointer_tokens_are_escaped_per_rfc_6901() {
-        let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
-        assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
-    }
-
-    fn sidecar() -> Value {
-        json!({"name": "sidecar", "image": "busybox"})
-    }
-
-    fn plan<'a>(container: &'a Value, volume: &'a Value) -> Plan<'a> {
-        Plan {
-            labels: vec![("foo", Cow::Borrowed("bar"))],
-            containers: vec![Cow::Borrowed(container)],
-            volumes: vec![Cow::Borrowed(volume)],
-            ..Plan::default()
-        }
-    }
-
-    fn pod() -> crate::skeleton::Pod<'static> {
-        crate::skeleton::skeleton(json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "app"}], "volumes": [{"name": "data"}]}
-        }))
-    }
-
-    #[test]
-    fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
-        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-        let plan = plan(&container, &volume);
-        let pod = pod();
-        let view = PodView::read(&pod).ok().unwrap();
-        let ops = operations(&plan, &view);
-        verify(&view, &plan, &ops).unwrap();
-        let written: Value = serde_json::from_slice(&to_json(&ops)).unwrap();
-        assert_eq!(
-            written,
-            json!([
-                {"op": "add", "path": "/metadata/labels/foo", "value": "bar"},
-                {"op": "add", "path": "/spec/containers/-", "value": container},
-                {"op": "add", "path": "/spec/volumes/-", "value": volume},
-            ])
-        );
-    }
-
-    #[test]
-    fn an_item_sent_to_the_wrong_list_fails_the_check() {
-        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-        let plan = plan(&container, &volume);
-        let pod = pod();
-        let view = PodView::read(&pod).ok().unwrap();
-        let mut ops = operations(&plan, &view);
-        // The container and the volume swapped: both lists still grow by one item.
-        let (a, b) = ops.split_at_mut(2);
-        std::mem::swap(&mut a[1].value, &mut b[0].value);
-        let error = verify(&view, &plan, &ops).unwrap_err();
-        assert_eq!(error, "the patched Pod is not the intended Pod");
-    }
-
-    #[test]
-    fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
-        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-        let plan = plan(&container, &volume);
-        let pod = pod();
-        let view = PodView::read(&pod).ok().unwrap();
-        let mut ops = operations(&plan, &view);
-        ops[0] =
-            Add { path: PointerBuf::from_tokens(["metadata", "labels"]), value: Added::Texts(&plan.labels) };
-        let error = verify(&view, &plan, &ops).unwrap_err();
-        assert_eq!(error, "the patched Pod is not the intended Pod");
-    }
-
-    #[test]
-    fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
-        let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-        let plan = plan(&container, &volume);
-        let pod = pod();
-        let view = PodView::read(&pod).ok().unwrap();
-        let mut ops = operations(&plan, &view);
-        ops[1].path = PointerBuf::from_tokens(["spec", "initContainers", "-"]);
-        let error = verify(&view, &plan, &ops).unwrap_err();
-        assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
-    }
-}
+mod tests;

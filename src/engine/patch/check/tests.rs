@@ -1,0 +1,155 @@
+//! The check refuses a patch that puts an item, a map or a path where the plan does not.
+
+use super::super::{Added, child, operations, to_json};
+use super::*;
+use json_patch::jsonptr::PointerBuf;
+use serde_json::{Value, json};
+
+#[test]
+fn pointer_tokens_are_escaped_per_rfc_6901() {
+    let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
+    assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
+}
+
+fn sidecar() -> Value {
+    json!({"name": "sidecar", "image": "busybox"})
+}
+
+fn plan<'a>(container: &'a Value, volume: &'a Value) -> Plan<'a> {
+    Plan {
+        labels: vec![("foo", Cow::Borrowed("bar"))],
+        containers: vec![Cow::Borrowed(container)],
+        volumes: vec![Cow::Borrowed(volume)],
+        ..Plan::default()
+    }
+}
+
+fn pod() -> crate::skeleton::Pod<'static> {
+    crate::skeleton::skeleton(json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app"}], "volumes": [{"name": "data"}]}
+    }))
+}
+
+#[test]
+fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let ops = operations(&plan, &view);
+    verify(&view, &plan, &ops).unwrap();
+    let written: Value = serde_json::from_slice(&to_json(&ops)).unwrap();
+    assert_eq!(
+        written,
+        json!([
+            {"op": "add", "path": "/metadata/labels/foo", "value": "bar"},
+            {"op": "add", "path": "/spec/containers/-", "value": container},
+            {"op": "add", "path": "/spec/volumes/-", "value": volume},
+        ])
+    );
+}
+
+#[test]
+fn an_item_sent_to_the_wrong_list_fails_the_check() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    // The container and the volume swapped: both lists still grow by one item.
+    let (a, b) = ops.split_at_mut(2);
+    std::mem::swap(&mut a[1].value, &mut b[0].value);
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert_eq!(error, "the patched Pod is not the intended Pod");
+}
+
+#[test]
+fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    ops[0] = Add { path: PointerBuf::from_tokens(["metadata", "labels"]), value: Added::Texts(&plan.labels) };
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert_eq!(error, "the patched Pod is not the intended Pod");
+}
+
+#[test]
+fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    ops[1].path = PointerBuf::from_tokens(["spec", "initContainers", "-"]);
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
+}
+
+#[test]
+fn a_label_key_with_a_slash_and_a_tilde_is_read_back_as_the_plan_wrote_it() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let mut plan = plan(&container, &volume);
+    plan.labels = vec![("example.com/a~b", Cow::Borrowed("on"))];
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    verify(&view, &plan, &ops).unwrap();
+    // Escaped twice, the path names another key: the one a patch's reader would set.
+    ops[0].path = PointerBuf::from_tokens(["metadata", "labels", "example.com~1a~0b"]);
+    assert_eq!(ops[0].path.as_str(), "/metadata/labels/example.com~01a~00b");
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert_eq!(error, "the patched Pod is not the intended Pod");
+}
+
+#[test]
+fn init_containers_out_of_order_fail_the_check() {
+    let (first, second) = (sidecar(), json!({"name": "second", "image": "busybox"}));
+    let plan =
+        Plan { init_containers: vec![Cow::Borrowed(&first), Cow::Borrowed(&second)], ..Plan::default() };
+    let pod = crate::skeleton::skeleton(json!({
+        "spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "app"}]}
+    }));
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    verify(&view, &plan, &ops).unwrap();
+    ops.swap(0, 1);
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert_eq!(error, "the patched Pod is not the intended Pod");
+}
+
+#[test]
+fn an_index_past_the_end_of_a_list_fails_to_apply() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    for path in ["/spec/volumes/2", "/spec/volumes/01", "/spec/volumes/x"] {
+        let mut ops = operations(&plan, &view);
+        ops[2].path = PointerBuf::parse(path).unwrap();
+        let error = verify(&view, &plan, &ops).unwrap_err();
+        assert!(error.starts_with("the patch does not apply to the Pod: /spec/volumes/"), "{path}: {error}");
+    }
+}
+
+#[test]
+fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
+    let var = json!({"name": "MODE", "value": "on"});
+    let plan = Plan {
+        app_containers: vec![crate::plan::AppAdditions {
+            env: vec![Cow::Borrowed(&var)],
+            ..Default::default()
+        }],
+        ..Plan::default()
+    };
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    verify(&view, &plan, &ops).unwrap();
+    assert_eq!(ops[0].path.as_str(), "/spec/containers/0/env");
+    ops[0].path = PointerBuf::parse("/spec/containers/1/env").unwrap();
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
+}
