@@ -22,12 +22,19 @@ pub fn init() {
     tracing_subscriber::registry().with(json).with(levels).init();
 }
 
-/// The line for an answered review.
+/// The line for an answered review. Fields as `&str`, not `%` (Display): each is then written as
+/// it is, where Display formats it into a new string first.
 pub fn review(summary: &Summary, latency: Duration) {
     tracing::info!(
-        uid = %summary.uid, kind = %summary.kind, namespace = %summary.namespace, name = %summary.name,
-        operation = %summary.operation, decision = summary.decision.as_str(), reason = summary.decision.reason(),
-        latency_us = latency.as_micros() as u64, "review"
+        uid = summary.uid.as_str(),
+        kind = summary.kind.as_str(),
+        namespace = summary.namespace.as_str(),
+        name = summary.name.as_str(),
+        operation = summary.operation.as_str(),
+        decision = summary.decision.as_str(),
+        reason = summary.decision.reason(),
+        latency_us = latency.as_micros() as u64,
+        "review"
     );
 }
 

@@ -16,10 +16,10 @@ use std::borrow::Cow;
 
 use json_patch::jsonptr::{PointerBuf, Token};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
-use serde_json::Value;
 
 use super::plan::Plan;
 use super::pod_view::PodView;
+use super::template::Rendered;
 
 mod check;
 
@@ -39,9 +39,9 @@ type Pairs<'p> = [(&'p str, Cow<'p, str>)];
 #[derive(Debug)]
 enum Added<'p> {
     /// One item of a list.
-    Item(&'p Value),
+    Item(&'p Rendered<'p>),
     /// A whole list, where the Pod has none.
-    Items(&'p [Cow<'p, Value>]),
+    Items(&'p [Rendered<'p>]),
     /// One label or annotation.
     Text(&'p str),
     /// A whole labels or annotations map, where the Pod has none.
@@ -127,7 +127,7 @@ impl Serialize for Added<'_> {
             Added::Items(items) => {
                 let mut list = serializer.serialize_seq(Some(items.len()))?;
                 for item in *items {
-                    list.serialize_element(item.as_ref())?;
+                    list.serialize_element(item)?;
                 }
                 list.end()
             }
@@ -157,7 +157,7 @@ fn add_items<'p>(
     present: bool,
     parent_at: &PointerBuf,
     field: &str,
-    items: &'p [Cow<'p, Value>],
+    items: &'p [Rendered<'p>],
     at: Where,
 ) {
     if items.is_empty() {

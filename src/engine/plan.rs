@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::pod_view::PodView;
 use super::resolve::Resolved;
+use super::template::Rendered;
 
 /// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
 /// Items are borrowed from the configuration, or owned when a profile filled them for this Pod.
@@ -17,9 +18,9 @@ pub(crate) struct Plan<'c> {
     /// Annotations the Pod does not have yet, the status annotation last.
     pub annotations: Vec<(&'c str, Cow<'c, str>)>,
     /// Init containers and native sidecars, to run before the Pod's own init containers.
-    pub init_containers: Vec<Cow<'c, Value>>,
-    pub containers: Vec<Cow<'c, Value>>,
-    pub volumes: Vec<Cow<'c, Value>>,
+    pub init_containers: Vec<Rendered<'c>>,
+    pub containers: Vec<Rendered<'c>>,
+    pub volumes: Vec<Rendered<'c>>,
     /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
     /// anything to the app containers.
     pub app_containers: Vec<AppAdditions<'c>>,
@@ -27,8 +28,8 @@ pub(crate) struct Plan<'c> {
 
 #[derive(Debug, Default)]
 pub(crate) struct AppAdditions<'c> {
-    pub env: Vec<Cow<'c, Value>>,
-    pub volume_mounts: Vec<Cow<'c, Value>>,
+    pub env: Vec<Rendered<'c>>,
+    pub volume_mounts: Vec<Rendered<'c>>,
 }
 
 /// Add one resolved profile; a container or volume the Pod or another profile has already is a
@@ -97,8 +98,8 @@ struct AppField<'a> {
 impl AppField<'_> {
     fn add<'c>(
         &self,
-        added: &mut Vec<Cow<'c, Value>>,
-        ours: &[Cow<'c, Value>],
+        added: &mut Vec<Rendered<'c>>,
+        ours: &[Rendered<'c>],
         app: &str,
         warnings: &mut Vec<String>,
     ) {

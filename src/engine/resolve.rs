@@ -14,7 +14,7 @@ use super::config::{CopyEnv, Parameter, Profile, ShareVolumeMounts};
 use super::fields::{self, Kind};
 use super::plan::{mount_path, name_of};
 use super::pod_view::PodView;
-use super::template::{Source, Template, as_text};
+use super::template::{Rendered, Source, Template, as_text};
 
 /// Where an app container's service-account token is mounted; never shared into our containers.
 const TOKEN_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -23,11 +23,11 @@ const TOKEN_MOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 #[derive(Debug)]
 pub(crate) struct Resolved<'c> {
     pub profile: &'c Profile,
-    pub init_containers: Vec<Cow<'c, Value>>,
-    pub containers: Vec<Cow<'c, Value>>,
-    pub volumes: Vec<Cow<'c, Value>>,
-    pub app_env: Vec<Cow<'c, Value>>,
-    pub app_volume_mounts: Vec<Cow<'c, Value>>,
+    pub init_containers: Vec<Rendered<'c>>,
+    pub containers: Vec<Rendered<'c>>,
+    pub volumes: Vec<Rendered<'c>>,
+    pub app_env: Vec<Rendered<'c>>,
+    pub app_volume_mounts: Vec<Rendered<'c>>,
     pub labels: Vec<(&'c str, Cow<'c, str>)>,
     pub annotations: Vec<(&'c str, Cow<'c, str>)>,
     /// The parameters' values, then the built-ins the profile reads: part of the status hash.
@@ -97,7 +97,7 @@ pub(crate) fn resolve<'c>(
     let app_volume_mounts = filler.templates(&profile.app_volume_mounts, &fields::volume_mount);
     let labels = filler.text(&profile.labels, true);
     let annotations = filler.text(&profile.annotations, false);
-    let mut targets: Vec<&mut Cow<Value>> = init_containers.iter_mut().chain(containers.iter_mut()).collect();
+    let mut targets: Vec<&mut Rendered> = init_containers.iter_mut().chain(containers.iter_mut()).collect();
     if let Err(why) = add_app_values(profile, view, app, &mut targets, warnings) {
         filler.problems.push(why);
     }
@@ -145,7 +145,7 @@ impl<'a> Filler<'a> {
         &mut self,
         templates: &'c [Template],
         check: &dyn Fn(&Value) -> Result<(), fields::Found>,
-    ) -> Vec<Cow<'c, Value>> {
+    ) -> Vec<Rendered<'c>> {
         let mut out = Vec::with_capacity(templates.len());
         for template in templates {
             let rendered = template.render(&|s| self.fill(s));
@@ -247,7 +247,7 @@ fn add_app_values(
     profile: &Profile,
     view: &PodView,
     app: &[Value],
-    targets: &mut [&mut Cow<Value>],
+    targets: &mut [&mut Rendered],
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
     let p = &profile.name;
@@ -296,7 +296,7 @@ fn env_to_copy<'a>(copy: &'a CopyEnv, source: &'a Value) -> (Vec<&'a Value>, Vec
 
 /// Put the copies at the front of each target's env, so that the target's own env can refer to
 /// them with `$(NAME)`.
-fn copy_env(copy: &CopyEnv, copied: &[&Value], targets: &mut [&mut Cow<Value>]) {
+fn copy_env(copy: &CopyEnv, copied: &[&Value], targets: &mut [&mut Rendered]) {
     if copied.is_empty() {
         return;
     }
@@ -308,7 +308,7 @@ fn copy_env(copy: &CopyEnv, copied: &[&Value], targets: &mut [&mut Cow<Value>]) 
 
 /// Mount each app container's volumes in each target at the same path (read-only unless the
 /// profile says otherwise); a path the target mounts already keeps its own mount.
-fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Cow<Value>]) {
+fn share_mounts(share: &ShareVolumeMounts, app: &[Value], targets: &mut [&mut Rendered]) {
     let mounts = app.iter().filter_map(|c| c.get("volumeMounts").and_then(Value::as_array)).flatten();
     let shared: Vec<&Value> = mounts.filter(|m| mount_path(m) != TOKEN_MOUNT).collect();
     if shared.is_empty() {

@@ -18,8 +18,13 @@
 use std::borrow::Cow;
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::config::ConfigError;
+
+mod rendered;
+
+pub(crate) use rendered::Rendered;
 
 /// Where a placeholder's value comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,8 @@ pub(crate) enum Expands {
 pub(crate) struct Template {
     value: Value,
     holes: Vec<Hole>,
+    /// `value` as JSON, when it has no holes: what the patch writes.
+    json: Option<Box<RawValue>>,
 }
 
 /// What a placeholder refers to, as the compiler resolves names.
@@ -105,10 +112,13 @@ impl Template {
         names: &dyn Names,
         expands: Expands,
     ) -> Result<Self, ConfigError> {
-        let mut template = Template { value, holes: Vec::new() };
+        let mut template = Template { value, holes: Vec::new(), json: None };
         let mut walk = Walk { path, names, expands, pointer: String::new(), holes: Vec::new() };
         walk.value(&mut template.value)?;
         template.holes = walk.holes;
+        if template.holes.is_empty() {
+            template.json = Some(serde_json::value::to_raw_value(&template.value).expect("values serialize"));
+        }
         Ok(template)
     }
 
@@ -143,11 +153,11 @@ impl Template {
         if here.is_empty() { self.sources().collect() } else { here }
     }
 
-    /// The template with every placeholder replaced by `value_of` its source; borrowed when
-    /// there are none.
-    pub fn render<'t, 'v>(&'t self, value_of: &dyn Fn(Source) -> &'v str) -> Cow<'t, Value> {
-        if self.holes.is_empty() {
-            return Cow::Borrowed(&self.value);
+    /// The template with every placeholder replaced by `value_of` its source; the configuration's
+    /// own when there are none.
+    pub fn render<'t, 'v>(&'t self, value_of: &dyn Fn(Source) -> &'v str) -> Rendered<'t> {
+        if let Some(json) = &self.json {
+            return Rendered::Config { value: &self.value, json };
         }
         let mut value = self.value.clone();
         for hole in &self.holes {
@@ -165,15 +175,15 @@ impl Template {
                 *slot = Value::String(text);
             }
         }
-        Cow::Owned(value)
+        Rendered::Filled(value)
     }
 }
 
 /// A rendered string template as text (labels and annotations).
-pub(crate) fn as_text<'t>(rendered: Cow<'t, Value>) -> Cow<'t, str> {
+pub(crate) fn as_text(rendered: Rendered<'_>) -> Cow<'_, str> {
     match rendered {
-        Cow::Borrowed(Value::String(text)) => Cow::Borrowed(text.as_str()),
-        Cow::Owned(Value::String(text)) => Cow::Owned(text),
+        Rendered::Config { value: Value::String(text), .. } => Cow::Borrowed(text.as_str()),
+        Rendered::Filled(Value::String(text)) => Cow::Owned(text),
         _ => Cow::Borrowed(""),
     }
 }

@@ -9,6 +9,7 @@ use json_patch::jsonptr::Token;
 use super::{Add, Added, Pairs};
 use crate::plan::Plan;
 use crate::pod_view::PodView;
+use crate::template::Rendered;
 
 /// Apply `ops` to the Pod in `view` and check that the result is `plan` applied directly.
 ///
@@ -68,13 +69,13 @@ struct Container {
     volume_mounts: Option<Vec<Item>>,
 }
 
-/// What stands for `item` in [`verify`]: its address, the same in both renderings.
-fn token(item: &serde_json::Value) -> Item {
+/// What stands for `item` in [`verify`]: its address in the plan, the same in both renderings.
+fn token(item: &Rendered) -> Item {
     Item::Ours(std::ptr::from_ref(item) as usize)
 }
 
-fn tokens(items: &[Cow<serde_json::Value>]) -> impl Iterator<Item = Item> {
-    items.iter().map(|item| token(item))
+fn tokens(items: &[Rendered]) -> impl Iterator<Item = Item> {
+    items.iter().map(token)
 }
 
 fn texts<'a>(pairs: &'a Pairs<'a>) -> Texts<'a> {

@@ -11,6 +11,11 @@ fn pointer_tokens_are_escaped_per_rfc_6901() {
     assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
 }
 
+/// A plan item as a profile filled for the Pod.
+fn item(value: &Value) -> Rendered<'static> {
+    Rendered::Filled(value.clone())
+}
+
 fn sidecar() -> Value {
     json!({"name": "sidecar", "image": "busybox"})
 }
@@ -18,8 +23,8 @@ fn sidecar() -> Value {
 fn plan<'a>(container: &'a Value, volume: &'a Value) -> Plan<'a> {
     Plan {
         labels: vec![("foo", Cow::Borrowed("bar"))],
-        containers: vec![Cow::Borrowed(container)],
-        volumes: vec![Cow::Borrowed(volume)],
+        containers: vec![item(container)],
+        volumes: vec![item(volume)],
         ..Plan::default()
     }
 }
@@ -107,8 +112,7 @@ fn a_label_key_with_a_slash_and_a_tilde_is_read_back_as_the_plan_wrote_it() {
 #[test]
 fn init_containers_out_of_order_fail_the_check() {
     let (first, second) = (sidecar(), json!({"name": "second", "image": "busybox"}));
-    let plan =
-        Plan { init_containers: vec![Cow::Borrowed(&first), Cow::Borrowed(&second)], ..Plan::default() };
+    let plan = Plan { init_containers: vec![item(&first), item(&second)], ..Plan::default() };
     let pod = crate::skeleton::skeleton(json!({
         "spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "app"}]}
     }));
@@ -138,10 +142,7 @@ fn an_index_past_the_end_of_a_list_fails_to_apply() {
 fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
     let var = json!({"name": "MODE", "value": "on"});
     let plan = Plan {
-        app_containers: vec![crate::plan::AppAdditions {
-            env: vec![Cow::Borrowed(&var)],
-            ..Default::default()
-        }],
+        app_containers: vec![crate::plan::AppAdditions { env: vec![item(&var)], ..Default::default() }],
         ..Plan::default()
     };
     let pod = pod();
