@@ -22,11 +22,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v node >/dev/null || { echo "Node.js is needed for the seed's baseline"; exit 1; }
 
-# The null server is built the same way, in the same invocation.
+# The server as the image ships it; the null server with the same flags, features and profile.
+SERVER=$(src/bin/sidecar-injector/image/build.sh)
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
   cargo build --release --locked --quiet --no-default-features --features server \
-    --target x86_64-unknown-linux-gnu --bin sidecar-injector --example null-server
-SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/sidecar-injector"
+    --target x86_64-unknown-linux-gnu --example null-server
 NULL_SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/examples/null-server"
 GO_BASELINE="$CARGO_TARGET_DIR/go-baseline"
 (cd benches/baselines/go && GOFLAGS=-mod=mod go build -o "$GO_BASELINE" .)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Writes src/bin/sidecar-injector/image/hot-functions.txt: the functions the image's binary runs to
+# start, to answer a review over HTTP/1.1 and over HTTP/2, to be probed and scraped, and to stop;
+# the image build lays them out together (see image/build.sh for why). Run it when that build
+# says the list is stale, and commit the list.
+#
+#   benches/hot_functions.sh [OUT]
+#
+# It builds the image's binary, runs it under valgrind's callgrind (installed from Debian when
+# missing), and keeps the names of every function callgrind saw run, without the hash and suffixes
+# that change between builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-src/bin/sidecar-injector/image/hot-functions.txt}
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+binary=$(src/bin/sidecar-injector/image/build.sh)
+
+work=$(mktemp -d)
+server=
+cleanup() { if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"; }
+trap cleanup EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+port=18643
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --demangle=no --dump-instr=no \
+  --compress-strings=no --compress-pos=no \
+  "$binary" serve --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
+  --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" > "$work/server.log" 2>&1 &
+server=$!
+# Ready when it answers; curl retries until then (callgrind makes the start slow).
+curl -sfk --retry 100 --retry-all-errors --retry-delay 1 -o /dev/null "https://127.0.0.1:$port/healthz"
+for http in --http1.1 --http2; do
+  curl -sfk "$http" -H 'Content-Type: application/json' --data-binary @benches/load/review.json \
+    "https://127.0.0.1:$port/mutate" | grep -q '"patch"'
+done
+curl -sfk -o /dev/null "https://127.0.0.1:$port/readyz"
+curl -sf -o /dev/null "http://127.0.0.1:$((port + 1))/metrics"
+kill -TERM "$server"
+wait "$server"
+server=
+
+{
+  echo "# The functions the image's binary runs to start, answer a review and stop; written by"
+  echo "# benches/hot_functions.sh, read by src/bin/sidecar-injector/image/build.sh."
+  sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$work/callgrind.out" |
+    sed -e "s/'[0-9]*\$//" -e 's/\(\.llvm\)\{0,1\}\.[0-9][0-9]*$//' -e 's/17h[0-9a-f]*E$//' |
+    grep -v -e '^(below main)' -e '^0x' | LC_ALL=C sort -u
+} > "$out"
+echo "$(grep -vc '^#' "$out") functions in $out"

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the image's binary: static glibc, the server feature only, its hot code laid out together.
+# The Dockerfile, .ci/run and benches/load.sh all build it with this script, so that what is
+# tested and measured is what ships. Prints the binary's path.
+#
+#   src/bin/sidecar-injector/image/build.sh [--min-match FRACTION]
+#
+# Why the layout: the code a server runs to start and to answer a review is a quarter of its 9 MB
+# of code, spread all over it, and the kernel maps the pages around each page of a file it faults
+# in, so nearly the whole binary was resident at rest. hot-functions.txt, beside this script,
+# lists that code (benches/hot_functions.sh writes it by running the server under callgrind), and
+# the linker puts it first (lld's --symbol-ordering-file). Symbol names carry a hash that differs
+# between builds, so the list holds them without it, and the names of this build are looked up in
+# the build itself: link with the last build's order, read the names, and link again only when the
+# order changed. --min-match fails the build when less than FRACTION of the list is found (the
+# list is stale: regenerate it).
+#
+# Static glibc: the server resolves no host names (in-cluster config gives the API server as an
+# IP), so it needs none of glibc's NSS modules at run time. Not position-independent: nothing to
+# relocate at start, which keeps ~0.5 MB of pages clean.
+set -euo pipefail
+cd "$(dirname "$0")/../../../.."
+min_match=0
+if [ "${1:-}" = --min-match ]; then min_match=$2; fi
+release="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release"
+binary="$release/sidecar-injector"
+list=src/bin/sidecar-injector/image/hot-functions.txt
+mkdir -p "$release"
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
+
+# An order file is named by its content's hash: a new order is a new rustc argument, so cargo links
+# again exactly when the order changed, and never when it did not.
+link() {
+  cargo rustc --release --locked --quiet --no-default-features --features server \
+    --target x86_64-unknown-linux-gnu --bin sidecar-injector -- \
+    -C link-arg=-Wl,--symbol-ordering-file="$1" -C link-arg=-Wl,--no-warn-symbol-ordering
+}
+named_by_content() {
+  local named
+  named="$release/link-order-$(sha256sum "$1" | cut -c1-16).txt"
+  mv "$1" "$named"
+  echo "$named"
+}
+
+last="$release/link-order-last"
+if [ ! -s "$last" ] || [ ! -f "$(cat "$last")" ]; then
+  : > "$release/link-order.new"
+  named_by_content "$release/link-order.new" > "$last"
+fi
+link "$(cat "$last")"
+
+# The list's names are this build's without any suffix LLVM adds to local symbols (`.llvm.N`,
+# `.N`), then without the hash (`17h…E`); each name here is kept when that short form is listed.
+nm --defined-only "$binary" | awk -v min="$min_match" -v list="$list" '
+  function short(name) { sub(/(\.llvm)?\.[0-9]+$/, "", name); sub(/17h[0-9a-f]+E$/, "", name); return name }
+  BEGIN {
+    while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { wanted[line] = 1; total++ }
+  }
+  NF == 3 && (short($3) in wanted) { print $3 > "/dev/stdout"; found[short($3)] = 1 }
+  END {
+    for (name in found) matched++
+    printf "link order: %d of the %d hot functions listed are in this build\n", matched, total > "/dev/stderr"
+    if (matched < min * total) { print "the list is stale: regenerate it with benches/hot_functions.sh" > "/dev/stderr"; exit 1 }
+  }' | sort > "$release/link-order.new"
+order=$(named_by_content "$release/link-order.new")
+if [ "$order" != "$(cat "$last")" ]; then
+  link "$order"
+  echo "$order" > "$last"
+fi
+echo "$binary"
