@@ -144,11 +144,18 @@ impl<'a> Outline<'a> {
 
     /// One operation, read from its path as a patch's reader reads it.
     fn add(&mut self, op: &Add<'a>) -> Result<(), String> {
-        let raw: Vec<Token> = op.path.tokens().collect();
-        let decoded: Vec<Cow<str>> = raw.iter().map(Token::decoded).collect();
-        let path: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
+        // In arrays, not vectors: three allocations per operation were a tenth of the check.
+        let mut raw: [Option<Token>; DEEPEST] = Default::default();
+        let mut depth = 0;
+        for token in op.path.tokens() {
+            *raw.get_mut(depth).ok_or_else(|| unknown(op))? = Some(token);
+            depth += 1;
+        }
+        let decoded: [Cow<str>; DEEPEST] =
+            std::array::from_fn(|i| raw[i].as_ref().map_or(Cow::Borrowed(""), Token::decoded));
+        let path: [&str; DEEPEST] = std::array::from_fn(|i| decoded[i].as_ref());
         let missing = || format!("{} has no parent in the Pod", op.path);
-        match (path.as_slice(), &op.value) {
+        match (&path[..depth], &op.value) {
             (["metadata"], Added::Metadata { labels, annotations }) => {
                 let map = |pairs: &'a Pairs<'a>| (!pairs.is_empty()).then(|| texts(pairs));
                 self.metadata = Some(Metadata { labels: map(labels), annotations: map(annotations) });
@@ -230,6 +237,10 @@ impl Container {
         }
     }
 }
+
+/// The most tokens in a path our patches write (`/spec/containers/0/env/-`); a longer one is
+/// refused as a place they never add to.
+const DEEPEST: usize = 5;
 
 /// Where in a list of `len` items an `add` at `token` inserts: an index up to `len`, or `-`.
 fn index(token: &str, len: usize, op: &Add) -> Result<usize, String> {

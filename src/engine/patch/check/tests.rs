@@ -154,3 +154,20 @@ fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
     let error = verify(&view, &plan, &ops).unwrap_err();
     assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
 }
+
+#[test]
+fn a_path_deeper_than_our_patches_write_is_refused() {
+    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
+    let plan = plan(&container, &volume);
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    for path in ["/spec/containers/0/env/0/name", "/spec/containers/0/env/0/valueFrom/fieldRef"] {
+        let mut ops = operations(&plan, &view);
+        ops[1].path = PointerBuf::parse(path).unwrap();
+        let error = verify(&view, &plan, &ops).unwrap_err();
+        assert_eq!(
+            error,
+            format!("the patch does not apply to the Pod: {path} is not a place our patches add an item to")
+        );
+    }
+}
