@@ -20,11 +20,16 @@ fn sidecar() -> Value {
     json!({"name": "sidecar", "image": "busybox"})
 }
 
-fn plan<'a>(container: &'a Value, volume: &'a Value) -> Plan<'a> {
+fn scratch() -> Value {
+    json!({"name": "scratch", "emptyDir": {}})
+}
+
+/// A label, a container and a volume to add.
+fn plan() -> Plan<'static> {
     Plan {
         labels: vec![("foo", Cow::Borrowed("bar"))],
-        containers: vec![item(container)],
-        volumes: vec![item(volume)],
+        containers: vec![item(&sidecar())],
+        volumes: vec![item(&scratch())],
         ..Plan::default()
     }
 }
@@ -38,8 +43,7 @@ fn pod() -> crate::skeleton::Pod<'static> {
 
 #[test]
 fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let ops = operations(&plan, &view);
@@ -49,16 +53,15 @@ fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says
         written,
         json!([
             {"op": "add", "path": "/metadata/labels/foo", "value": "bar"},
-            {"op": "add", "path": "/spec/containers/-", "value": container},
-            {"op": "add", "path": "/spec/volumes/-", "value": volume},
+            {"op": "add", "path": "/spec/containers/-", "value": sidecar()},
+            {"op": "add", "path": "/spec/volumes/-", "value": scratch()},
         ])
     );
 }
 
 #[test]
 fn an_item_sent_to_the_wrong_list_fails_the_check() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
@@ -71,8 +74,7 @@ fn an_item_sent_to_the_wrong_list_fails_the_check() {
 
 #[test]
 fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
@@ -83,8 +85,7 @@ fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
 
 #[test]
 fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
@@ -95,8 +96,7 @@ fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
 
 #[test]
 fn a_label_key_with_a_slash_and_a_tilde_is_read_back_as_the_plan_wrote_it() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let mut plan = plan(&container, &volume);
+    let mut plan = plan();
     plan.labels = vec![("example.com/a~b", Cow::Borrowed("on"))];
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
@@ -126,8 +126,7 @@ fn init_containers_out_of_order_fail_the_check() {
 
 #[test]
 fn an_index_past_the_end_of_a_list_fails_to_apply() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/volumes/2", "/spec/volumes/01", "/spec/volumes/x"] {
@@ -157,8 +156,7 @@ fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
 
 #[test]
 fn a_path_deeper_than_our_patches_write_is_refused() {
-    let (container, volume) = (sidecar(), json!({"name": "scratch", "emptyDir": {}}));
-    let plan = plan(&container, &volume);
+    let plan = plan();
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/containers/0/env/0/name", "/spec/containers/0/env/0/valueFrom/fieldRef"] {
