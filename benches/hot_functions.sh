@@ -7,8 +7,8 @@
 #   benches/hot_functions.sh [OUT]
 #
 # It builds the image's binary, runs it under valgrind's callgrind (installed from Debian when
-# missing), and keeps the names of every function callgrind saw run, without the hash and suffixes
-# that change between builds.
+# missing), and keeps the names of every function callgrind saw run (without callgrind's `'N`
+# recursion marks), shortened by image/short-names.sed as build.sh shortens the build's names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-src/bin/sidecar-injector/image/hot-functions.txt}
@@ -49,7 +49,7 @@ server=
   echo "# The functions the image's binary runs to start, answer a review and stop; written by"
   echo "# benches/hot_functions.sh, read by src/bin/sidecar-injector/image/build.sh."
   sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$work/callgrind.out" |
-    sed -e "s/'[0-9]*\$//" -e 's/\(\.llvm\)\{0,1\}\.[0-9][0-9]*$//' -e 's/17h[0-9a-f]*E$//' |
+    sed -e "s/'[0-9]*\$//" -f src/bin/sidecar-injector/image/short-names.sed |
     grep -v -e '^(below main)' -e '^0x' | LC_ALL=C sort -u
 } > "$out"
 echo "$(grep -vc '^#' "$out") functions in $out"

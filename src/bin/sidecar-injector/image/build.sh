@@ -49,14 +49,14 @@ if [ ! -s "$last" ] || [ ! -f "$(cat "$last")" ]; then
 fi
 link "$(cat "$last")"
 
-# The list's names are this build's without any suffix LLVM adds to local symbols (`.llvm.N`,
-# `.N`), then without the hash (`17h…E`); each name here is kept when that short form is listed.
-nm --defined-only "$binary" | awk -v min="$min_match" -v list="$list" '
-  function short(name) { sub(/(\.llvm)?\.[0-9]+$/, "", name); sub(/17h[0-9a-f]+E$/, "", name); return name }
+# Each of this build's names is kept when its short form (short-names.sed) is on the list.
+nm --defined-only "$binary" | awk 'NF == 3 { print $3 }' > "$release/symbols"
+sed -f src/bin/sidecar-injector/image/short-names.sed "$release/symbols" | paste "$release/symbols" - |
+  awk -v min="$min_match" -v list="$list" '
   BEGIN {
     while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { wanted[line] = 1; total++ }
   }
-  NF == 3 && (short($3) in wanted) { print $3 > "/dev/stdout"; found[short($3)] = 1 }
+  $2 in wanted { print $1; found[$2] = 1 }
   END {
     for (name in found) matched++
     printf "link order: %d of the %d hot functions listed are in this build\n", matched, total > "/dev/stderr"
