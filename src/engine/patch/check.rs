@@ -2,9 +2,9 @@
 //! outline of the Pod, and compared with the plan applied directly by separate code.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use json_patch::jsonptr::Token;
+use litemap::LiteMap;
 
 use super::{Add, Added, Pairs};
 use crate::plan::Plan;
@@ -52,8 +52,9 @@ struct Metadata<'a> {
 }
 
 /// A labels or annotations map: each key with its value when it is ours (`None` for the Pod's
-/// own, which no `add` reads).
-type Texts<'a> = BTreeMap<Cow<'a, str>, Option<&'a str>>;
+/// own, which no `add` reads). A sorted vector, not a `BTreeMap`: a Pod has a handful of each, and
+/// building, copying and comparing tree nodes was a fifth of the check.
+type Texts<'a> = LiteMap<Cow<'a, str>, Option<&'a str>>;
 
 /// An item of a list: one of the Pod's own, or one we add, as its token.
 #[derive(Debug, Clone, Copy, PartialEq)]
