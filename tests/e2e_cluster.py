@@ -42,6 +42,8 @@ from http_support import FAILED, check, finish, free_port, insecure_tls, post, w
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy-incluster"
+# The Dockerfile's `ENV KEY=VALUE` lines: what the image gives every container of it.
+IMAGE_ENV = dict(re.findall(r"^ENV (\w+)=(\S*)$", (ROOT / "Dockerfile").read_text(), re.M))
 NAMESPACE = "sidecar-injector"
 SERVICE = "sidecar-injector"
 CONFIGURATION = "sidecar-injector"
@@ -184,9 +186,10 @@ class Replica:
 
     def env(self):
         # Nothing of this process's environment: above all no KUBECONFIG, which the kube client
-        # would prefer to the in-cluster configuration.
+        # would prefer to the in-cluster configuration. The image's own ENV, as a runtime gives
+        # it, then the container's env over it.
         env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent",
-               "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+               "KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443", **IMAGE_ENV}
         for var in self.container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
@@ -196,14 +199,15 @@ class Replica:
                 raise RuntimeError(f"the test does not know how to give env var {var['name']}")
         return env
 
-    def start(self):
+    def start(self, wrapper=()):
+        """Started as the kubelet would; `wrapper` runs it (valgrind, for benches/hot_functions.sh)."""
         security = {**self.spec.get("securityContext", {}), **self.container.get("securityContext", {})}
         mounts = LOGS / f"{self.name}.mounts"
         paths = {m["name"]: m["mountPath"] for m in self.container.get("volumeMounts", [])}
         mounts.write_text("".join(f"{self.volumes[name]} {path}\n" for name, path in paths.items()))
         command = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", CONTAINER, "container",
                    str(self.token_dir), str(mounts), str(security["runAsUser"]),
-                   str(security.get("runAsGroup", security["runAsUser"])), self.binary, *self.args()]
+                   str(security.get("runAsGroup", security["runAsUser"])), *wrapper, self.binary, *self.args()]
         self.started = time.monotonic()
         self.process = subprocess.Popen(command, env=self.env(), stdout=self.log.open("ab"),
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -463,6 +467,7 @@ def in_cluster(binary, work):
     reference = dry_run_pod(on, same_pod())
 
     report_latency("served by the in-cluster replicas", webhook_latency_seen_by_the_api_server())
+    report_memory(first, second)
 
     # Every replica stopped: opted-in namespaces fail closed, others are unaffected.
     for r in (first, second):
@@ -554,6 +559,19 @@ def lambda_registration(work, ns, reference, config_text):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+def report_memory(*replicas):
+    """What each replica holds in memory, running as the Deployment runs it (`--self-managed`: the
+    kube client at start and on renewal) after the reviews above; a figure for BENCHMARKS.md, which
+    otherwise measures `serve` with a certificate from files. Not a check: memory is measured, not
+    asserted."""
+    for r in replicas:
+        status = Path(f"/proc/{r.process.pid}/status").read_text()
+        kib = dict(re.findall(r"^(VmRSS|RssAnon|RssFile|VmHWM):\s+(\d+) kB$", status, re.M))
+        reviews = sum(1 for line in r.lines() if line.get("message") == "review")
+        print(f"{r.name}, after {reviews} reviews: VmRSS {kib['VmRSS']} kB (RssFile {kib['RssFile']}, "
+              f"RssAnon {kib['RssAnon']}), peak {kib['VmHWM']} kB")
 
 
 @contextlib.contextmanager
