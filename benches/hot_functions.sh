@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Writes src/bin/sidecar-injector/image/hot-functions.txt: the functions the image's binary runs to
-# start, to answer a review over HTTP/1.1 and over HTTP/2, to be probed and scraped, and to stop;
-# the image build lays them out together (see image/build.sh for why). Run it when that build
-# says the list is stale, and commit the list.
+# start, to answer a review over HTTP/1.1 and over HTTP/2, to be probed and scraped, and to stop,
+# with certificate files and as the Deployment runs it (--self-managed: benches/
+# hot_functions_cluster.py, inside ../shared/kube/cluster run); the image build lays them out
+# together (see image/build.sh for why). Run it when that build says the list is stale, and commit
+# the list.
 #
 #   benches/hot_functions.sh [OUT]
 #
@@ -45,11 +47,28 @@ kill -TERM "$server"
 wait "$server"
 server=
 
-{
-  echo "# The functions the image's binary runs to start, answer a review and stop; written by"
-  echo "# benches/hot_functions.sh, read by src/bin/sidecar-injector/image/build.sh."
-  sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$work/callgrind.out" |
+# And as the Deployment runs it: --self-managed, against a real API server.
+../shared/kube/cluster run -- python3 benches/hot_functions_cluster.py --server-bin "$binary" \
+  --out "$work/cluster.out" > "$work/cluster.log" 2>&1 || { cat "$work/cluster.log"; exit 1; }
+
+names() {
+  sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$1" |
     sed -e "s/'[0-9]*\$//" -f src/bin/sidecar-injector/image/short-names.sed |
     grep -v -e '^(below main)' -e '^0x' | LC_ALL=C sort -u
+}
+names "$work/callgrind.out" > "$work/files.names"
+names "$work/cluster.out" > "$work/cluster.names"
+# In three groups, the functions both ways run between those only one runs, so that each way's
+# code lies together: the kernel's fault-around then maps little of the other's.
+{
+  echo "# The functions the image's binary runs to start, answer a review and stop; written by"
+  echo "# benches/hot_functions.sh, read by src/bin/sidecar-injector/image/build.sh, which lays them"
+  echo "# out in this order."
+  echo "# Run only with certificate files (serve --tls-cert/--tls-key):"
+  comm -23 "$work/files.names" "$work/cluster.names"
+  echo "# Run both ways:"
+  comm -12 "$work/files.names" "$work/cluster.names"
+  echo "# Run only as the Deployment runs it (--self-managed):"
+  comm -13 "$work/files.names" "$work/cluster.names"
 } > "$out"
 echo "$(grep -vc '^#' "$out") functions in $out"

@@ -54,14 +54,15 @@ nm --defined-only "$binary" | awk 'NF == 3 { print $3 }' > "$release/symbols"
 sed -f src/bin/sidecar-injector/image/short-names.sed "$release/symbols" | paste "$release/symbols" - |
   awk -v min="$min_match" -v list="$list" '
   BEGIN {
-    while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { wanted[line] = 1; total++ }
+    while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { order[++total] = line; wanted[line] = 1 }
   }
-  $2 in wanted { print $1; found[$2] = 1 }
+  $2 in wanted { symbols[$2] = symbols[$2] $1 "\n" }
   END {
-    for (name in found) matched++
+    # In the order of the list, which groups the code each way of running needs.
+    for (i = 1; i <= total; i++) if (order[i] in symbols) { printf "%s", symbols[order[i]]; matched++ }
     printf "link order: %d of the %d hot functions listed are in this build\n", matched, total > "/dev/stderr"
     if (matched < min * total) { print "the list is stale: regenerate it with benches/hot_functions.sh" > "/dev/stderr"; exit 1 }
-  }' | sort > "$release/link-order.new"
+  }' > "$release/link-order.new"
 order=$(named_by_content "$release/link-order.new")
 if [ "$order" != "$(cat "$last")" ]; then
   link "$order"
