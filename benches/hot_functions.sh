@@ -9,8 +9,9 @@
 #   benches/hot_functions.sh [OUT]
 #
 # It builds the image's binary, runs it under valgrind's callgrind (installed from Debian when
-# missing), and keeps the names of every function callgrind saw run (without callgrind's `'N`
-# recursion marks), shortened by image/short-names.sed as build.sh shortens the build's names.
+# missing), and keeps the demangled names of every function callgrind saw run (without
+# callgrind's `'N` recursion marks), shortened by image/short-names.sed as build.sh shortens the
+# build's names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-src/bin/sidecar-injector/image/hot-functions.txt}
@@ -30,7 +31,7 @@ trap cleanup EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 port=18643
-valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --demangle=no --dump-instr=no \
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" --dump-instr=no \
   --compress-strings=no --compress-pos=no \
   "$binary" serve --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$((port + 1))" \
   --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" > "$work/server.log" 2>&1 &
@@ -48,16 +49,17 @@ wait "$server"
 server=
 
 # And as the Deployment runs it: --self-managed, against a real API server.
+mkdir "$work/cluster"
 ../shared/kube/cluster run -- python3 benches/hot_functions_cluster.py --server-bin "$binary" \
-  --out "$work/cluster.out" > "$work/cluster.log" 2>&1 || { cat "$work/cluster.log"; exit 1; }
+  --out "$work/cluster" > "$work/cluster.log" 2>&1 || { cat "$work/cluster.log"; exit 1; }
 
 names() {
-  sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$1" |
+  sed -n 's/^fn=\(([0-9]*) \)\{0,1\}//p' "$@" |
     sed -e "s/'[0-9]*\$//" -f src/bin/sidecar-injector/image/short-names.sed |
     grep -v -e '^(below main)' -e '^0x' | LC_ALL=C sort -u
 }
 names "$work/callgrind.out" > "$work/files.names"
-names "$work/cluster.out" > "$work/cluster.names"
+names "$work/cluster/created.out" "$work/cluster/restarted.out" > "$work/cluster.names"
 # In three groups, the functions both ways run between those only one runs, so that each way's
 # code lies together: the kernel's fault-around then maps little of the other's.
 {

@@ -9,10 +9,12 @@
 # of code, spread all over it, and the kernel maps the pages around each page of a file it faults
 # in, so nearly the whole binary was resident at rest. hot-functions.txt, beside this script,
 # lists that code (benches/hot_functions.sh writes it by running the server under callgrind), and
-# the linker puts it first (lld's --symbol-ordering-file). Symbol names carry a hash that differs
-# between builds, so the list holds them without it, and the names of this build are looked up in
+# the linker puts it first (lld's --symbol-ordering-file). Symbol names carry hashes that differ
+# between builds, so the list holds them demangled, and the names of this build are looked up in
 # the build itself: link with the last build's order, read the names, and link again only when the
-# order changed. --min-match fails the build when less than FRACTION of the list is found (the
+# order changed. v0 mangling, because its names demangle with their generic arguments: legacy names
+# keep those only in the hash, so without it a name matched every instance of a generic function,
+# a megabyte more code among the hot (BENCHMARKS.md, session 8). --min-match fails the build when less than FRACTION of the list is found (the
 # list is stale: regenerate it).
 #
 # Static glibc: the server resolves no host names (in-cluster config gives the API server as an
@@ -26,7 +28,7 @@ release="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release"
 binary="$release/sidecar-injector"
 list=src/bin/sidecar-injector/image/hot-functions.txt
 mkdir -p "$release"
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C symbol-mangling-version=v0"
 
 # An order file is named by its content's hash: a new order is a new rustc argument, so cargo links
 # again exactly when the order changed, and never when it did not.
@@ -49,10 +51,12 @@ if [ ! -s "$last" ] || [ ! -f "$(cat "$last")" ]; then
 fi
 link "$(cat "$last")"
 
-# Each of this build's names is kept when its short form (short-names.sed) is on the list.
-nm --defined-only "$binary" | awk 'NF == 3 { print $3 }' > "$release/symbols"
-sed -f src/bin/sidecar-injector/image/short-names.sed "$release/symbols" | paste "$release/symbols" - |
-  awk -v min="$min_match" -v list="$list" '
+# Each of this build's symbols is kept when its demangled name, shortened (short-names.sed), is on
+# the list; the two `nm` runs list the same symbols in the same order.
+nm --defined-only -p "$binary" | awk '{ print $3 }' > "$release/symbols"
+nm --defined-only -p -C "$binary" | cut -d' ' -f3- | sed -f src/bin/sidecar-injector/image/short-names.sed |
+  paste "$release/symbols" - |
+  awk -F '\t' -v min="$min_match" -v list="$list" '
   BEGIN {
     while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { order[++total] = line; wanted[line] = 1 }
   }
