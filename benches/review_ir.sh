@@ -1,40 +1,30 @@
 #!/usr/bin/env bash
-# Instructions per review: `cargo bench --bench review`'s cases run under valgrind's callgrind,
-# counting only inside `review()`, divided by the calls. Steady from one run to the next where
-# this VM's timings drift by tens of percent, so a change of a few percent can be judged; the
-# time per review stays criterion's figure (BENCHMARKS.md).
+# Instructions per review: each case of benches/cases/ reviewed by benches/review_ir.rs under
+# valgrind's callgrind, counting only inside `review()`. Steady from one run to the next where
+# this VM's timings drift by tens of percent, so a change of a percent can be judged; the time per
+# review stays criterion's figure (`cargo bench --bench review`, BENCHMARKS.md).
 #
-#   benches/review_ir.sh [BENCH_BINARY] [CASE_REGEX]
+#   benches/review_ir.sh [REVIEW_IR_BINARY]
 #
-# Without BENCH_BINARY it builds the bench (release profile, fat LTO: minutes when cold).
+# Without the binary it builds it (the bench profile, fat LTO: minutes when cold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
-bench=${1:-}
-if [ -z "$bench" ]; then
-  bench=$(cargo bench --bench review --no-run --message-format=json 2>/dev/null |
+runner=${1:-}
+if [ -z "$runner" ]; then
+  runner=$(cargo bench --bench review_ir --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 fi
-cases=${2:-'review/typical.*$'}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for case in $("$bench" --bench --list "$cases" 2>/dev/null | sed -n 's/: benchmark$//p'); do
-  valgrind --tool=callgrind --callgrind-out-file="$work/out" \
-    --toggle-collect='sidecar_injector_engine::review::review' \
-    "$bench" --bench "^$case\$" --profile-time 1 >/dev/null 2>&1
-  # The total counted, and the calls into review() (callgrind names a function in full the first
-  # time it appears, as caller or callee, then by its number).
-  awk -v case="$case" '
-    /^summary:/ { total = $2 }
-    /^c?fn=\(/ {
-      id = $1; sub(/^c?fn=/, "", id)
-      if (NF > 1 && $0 ~ /sidecar_injector_engine::review::review$/) target = id
-      if ($0 ~ /^cfn=/) pending = (id == target)
-      next
-    }
-    /^calls=/ { if (pending) { split($1, c, "="); calls += c[2] } pending = 0 }
-    END {
-      if (!calls) { print case ": no call to review() counted" > "/dev/stderr"; exit 1 }
-      printf "%s: %d instructions per review (%d reviews)\n", case, total / calls, calls
-    }' "$work/out"
+# The total counted inside review(), from one callgrind output.
+counted() { sed -n 's/^summary: //p' "$1"; }
+for case in $("$runner" --list); do
+  # 10 reviews, then 110: the difference is the cost of 100 reviews, without what only the first
+  # ones pay (pages first touched, statics built lazily).
+  for count in 10 110; do
+    valgrind --tool=callgrind --callgrind-out-file="$work/out.$count" \
+      --toggle-collect='sidecar_injector_engine::review::review' "$runner" "$case" "$count" >/dev/null 2>&1
+  done
+  echo "$case: $(( ($(counted "$work/out.110") - $(counted "$work/out.10")) / 100 )) instructions per review"
 done
