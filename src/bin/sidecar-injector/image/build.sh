@@ -14,8 +14,8 @@
 # the build itself: link with the last build's order, read the names, and link again only when the
 # order changed. v0 mangling, because its names demangle with their generic arguments: legacy names
 # keep those only in the hash, so without it a name matched every instance of a generic function,
-# a megabyte more code among the hot (BENCHMARKS.md, session 8). --min-match fails the build when less than FRACTION of the list is found (the
-# list is stale: regenerate it).
+# a megabyte more code among the hot (BENCHMARKS.md, session 8). --min-match fails the build when
+# less than FRACTION of the list is found (the list is stale: regenerate it).
 #
 # Static glibc: the server resolves no host names (in-cluster config gives the API server as an
 # IP), so it needs none of glibc's NSS modules at run time. Not position-independent: nothing to
@@ -54,8 +54,8 @@ link "$(cat "$last")"
 # Each of this build's symbols is kept when its demangled name, shortened (short-names.sed), is on
 # the list; the two `nm` runs list the same symbols in the same order.
 nm --defined-only -p "$binary" | awk '{ print $3 }' > "$release/symbols"
-nm --defined-only -p -C "$binary" | cut -d' ' -f3- | sed -f src/bin/sidecar-injector/image/short-names.sed |
-  paste "$release/symbols" - |
+nm --defined-only -p -C "$binary" | cut -d' ' -f3- |
+  sed -f src/bin/sidecar-injector/image/short-names.sed | paste "$release/symbols" - |
   awk -F '\t' -v min="$min_match" -v list="$list" '
   BEGIN {
     while ((getline line < list) > 0) if (line != "" && line !~ /^#/) { order[++total] = line; wanted[line] = 1 }
