@@ -42,7 +42,7 @@ def main():
                     sys.exit(f"the replica did not become ready under callgrind:\n{replica.log.read_text()}")
                 # The ReplicaSet retries until the webhook answers, as in the end-to-end test; then
                 # one Pod more, created directly.
-                if not e2e.wait_for("an injected Pod of the demo Deployment", injected_pod, 300):
+                if not e2e.wait_for("an injected Pod of the demo Deployment", e2e.injected_demo_pod, 300):
                     sys.exit(f"no Pod was injected through the replica:\n{replica.log.read_text()}")
                 created, error = e2e.create_pod("sidecar-injector-test", e2e.pod(f"hot-{start}"))
                 if not e2e.injected(created):
@@ -52,11 +52,6 @@ def main():
             if status != 0 or not out.exists():
                 sys.exit(f"the replica exited with {status}:\n{replica.log.read_text()}")
             shutil.copyfile(out, Path(args.out) / out.name)
-
-
-def injected_pod():
-    pods = e2e.get("pods", "-n", "sidecar-injector-test")["items"]
-    return next((p for p in pods if e2e.injected(p)), None)
 
 
 if __name__ == "__main__":

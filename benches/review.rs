@@ -1,4 +1,4 @@
-//! The pure function on the cases of `cases.rs` (a typical Pod under three configurations, a huge
+//! The pure function on the cases of `cases/` (a typical Pod under three configurations, a huge
 //! one), plus a size sweep to show that the cost grows linearly with the Pod. Goals: a median of at
 //! most 20 µs typical and 2 ms huge.
 //!

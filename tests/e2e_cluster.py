@@ -123,6 +123,12 @@ def injected(pod_object):
             and STATUS in pod_object["metadata"].get("annotations", {}))
 
 
+def injected_demo_pod():
+    """An injected Pod of the article's demo Deployment (deploy-incluster/test.yaml), or None."""
+    pods = get("pods", "-n", "sidecar-injector-test")["items"]
+    return next((p for p in pods if injected(p)), None)
+
+
 def untouched(pod_object, manifest):
     return (pod_object is not None
             and container_names(pod_object) == container_names(manifest)
@@ -404,10 +410,7 @@ def in_cluster(binary, work):
           "server-side apply under field manager sidecar-injector owns the caBundle and nothing else")
 
     # The article's test: the demo Deployment's ReplicaSet keeps retrying until the webhook answers.
-    def first_test_pod():
-        pods = get("pods", "-n", "sidecar-injector-test")["items"]
-        return next((p for p in pods if injected(p)), None)
-    test_pod = wait_for("an injected Pod of the demo Deployment", first_test_pod, 120)
+    test_pod = wait_for("an injected Pod of the demo Deployment", injected_demo_pod, 120)
     check(test_pod is not None, "the article's Deployment (test.yaml) comes up with injected Pods: "
           f"{time.monotonic() - started:.1f} s after the first replica started")
 
