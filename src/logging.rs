@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use crate::Summary;
 
+mod line;
+
 /// JSON lines on stdout, levels from `RUST_LOG` (default `info`): a level (`debug`), targets with
 /// levels (`info,sidecar_injector=debug`). Parsed by `filter::Targets`, not `EnvFilter`, whose
 /// span and field matching bring the whole `regex` crate into every binary, the Lambda's included.
@@ -14,11 +16,7 @@ pub fn init() {
     let levels = std::env::var("RUST_LOG").ok().and_then(|directives| directives.parse().ok());
     let levels = levels
         .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
-    let json = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false);
+    let json = tracing_subscriber::fmt::layer().event_format(line::JsonLine { timer: line::Utc });
     tracing_subscriber::registry().with(json).with(levels).init();
 }
 

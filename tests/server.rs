@@ -336,6 +336,32 @@ fn a_review_past_the_in_flight_limit_is_shed_with_503() {
     });
 }
 
+/// Dashboards count reviews by decision and skip reason: each answer is counted in its series,
+/// the injected one included (held apart from the others in the server).
+#[test]
+fn reviews_are_counted_by_decision_and_reason() {
+    runtime().block_on(async {
+        let Fixture { dir: _dir, ca, running } = Fixture::start("counted", LIMITS).await;
+        let ca_pem = &ca.pem().cert_pem;
+        let update = String::from_utf8(REVIEW.to_vec())
+            .unwrap()
+            .replace(r#""operation": "CREATE""#, r#""operation": "UPDATE""#);
+        assert_ne!(update.as_bytes(), REVIEW);
+        for (body, status) in [(REVIEW, 200), (REVIEW, 200), (update.as_bytes(), 200), (&b"{}"[..], 400)] {
+            assert_eq!(post_review(&running, ca_pem, body).await.status, status);
+        }
+        let metrics = metrics_text(running.metrics).await;
+        for series in [
+            r#"sidecar_injector_reviews_total{decision="injected",reason=""} 2"#,
+            r#"sidecar_injector_reviews_total{decision="skipped",reason="not-create"} 1"#,
+            r#"sidecar_injector_reviews_total{decision="error",reason=""} 1"#,
+        ] {
+            assert!(metrics.lines().any(|line| line == series), "no line {series} in:\n{metrics}");
+        }
+        running.shutdown().await;
+    });
+}
+
 async fn metrics_text(addr: SocketAddr) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();

@@ -27,6 +27,9 @@ struct ReloadLabels {
 pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
+    /// The series of `reviews` that nearly every review counts in, held so that counting one does
+    /// not hash and look up its labels (1% of the server's CPU under load, BENCHMARKS.md).
+    injected: Counter,
     latency: Histogram,
     shed: Counter,
     refused_connections: Counter,
@@ -40,6 +43,8 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("sidecar_injector");
         let reviews = Family::<ReviewLabels, Counter>::default();
+        let injected =
+            reviews.get_or_create(&review_labels(&Decision::Injected { profiles: vec![] })).clone();
         registry.register(
             "reviews",
             "AdmissionReviews answered, by decision and skip reason",
@@ -86,6 +91,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             reviews,
+            injected,
             latency,
             shed,
             refused_connections,
@@ -99,8 +105,10 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn review(&self, decision: &Decision, seconds: f64) {
-        let labels = ReviewLabels { decision: decision.as_str(), reason: decision.reason() };
-        self.reviews.get_or_create(&labels).inc();
+        match decision {
+            Decision::Injected { .. } => self.injected.inc(),
+            _ => self.reviews.get_or_create(&review_labels(decision)).inc(),
+        };
         self.latency.observe(seconds);
     }
 
@@ -140,6 +148,10 @@ impl Metrics {
             .expect("writing to a String cannot fail");
         text
     }
+}
+
+fn review_labels(decision: &Decision) -> ReviewLabels {
+    ReviewLabels { decision: decision.as_str(), reason: decision.reason() }
 }
 
 fn result(ok: bool) -> &'static str {
