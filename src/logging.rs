@@ -5,18 +5,48 @@ use std::time::Duration;
 
 use crate::Summary;
 
+#[cfg(feature = "server")]
+mod buffered;
 mod line;
 
-/// JSON lines on stdout, levels from `RUST_LOG` (default `info`): a level (`debug`), targets with
-/// levels (`info,sidecar_injector=debug`). Parsed by `filter::Targets`, not `EnvFilter`, whose
-/// span and field matching bring the whole `regex` crate into every binary, the Lambda's included.
+/// JSON lines on stdout, each written as it is logged (the Lambda's: its environment is frozen
+/// between invocations, so nothing may wait). Levels from `RUST_LOG` (default `info`): a level
+/// (`debug`), targets with levels (`info,sidecar_injector=debug`). Parsed by `filter::Targets`, not
+/// `EnvFilter`, whose span and field matching bring the whole `regex` crate into every binary, the
+/// Lambda's included.
 pub fn init() {
+    install(std::io::stdout);
+}
+
+/// As [`init`], but the review lines wait up to 100 ms to be written together (see
+/// `logging/buffered.rs`); a panic writes them first. Hold what this returns until the end: lines
+/// still waiting are written when it is dropped.
+#[cfg(feature = "server")]
+#[must_use = "lines still waiting are written when this is dropped"]
+pub fn init_buffered() -> impl Drop {
+    let (writer, flush) = buffered::Buffered::start(std::io::stdout(), buffered::is_review_line);
+    let on_panic = writer.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        on_panic.flush_now();
+        previous(info);
+    }));
+    install(writer);
+    flush
+}
+
+fn install<W>(writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let levels = std::env::var("RUST_LOG").ok().and_then(|directives| directives.parse().ok());
     let levels = levels
         .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO));
-    let json = tracing_subscriber::fmt::layer().event_format(line::JsonLine { timer: line::Utc });
+    let json = tracing_subscriber::fmt::layer()
+        .event_format(line::JsonLine { timer: line::Utc })
+        .with_writer(writer);
     tracing_subscriber::registry().with(json).with(levels).init();
 }
 

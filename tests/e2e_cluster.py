@@ -429,6 +429,7 @@ def in_cluster(binary, work):
     reviewed_before = len(first.reviews(on))
     manifest = pod("label-opt-out", labels={"app": "x", INJECT: "false"})
     created, _ = create_pod(on, manifest)
+    review_lines_written()
     check(untouched(created, manifest) and len(first.reviews(on)) == reviewed_before,
           "opt-out by label: untouched, and never sent (the objectSelector)")
     manifest = pod("annotation-opt-out", annotations={INJECT: "false"})
@@ -438,6 +439,7 @@ def in_cluster(binary, work):
           f"kubectl prints the skipped Pod's warning ({warnings.strip()!r})")
     manifest = pod("elsewhere")
     created, _ = create_pod(off, manifest)
+    review_lines_written()
     check(untouched(created, manifest) and not first.reviews(off) and not second.reviews(off),
           "a Pod in an unlabelled namespace is untouched and the webhook is never called for it")
 
@@ -562,6 +564,13 @@ def lambda_registration(work, ns, reference, config_text):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+def review_lines_written():
+    """Wait until any review line a replica has logged is in its log: review lines wait up to
+    100 ms to be written together (src/logging/buffered.rs). Only a check that no review happened
+    needs this; one that did happen waits for its line."""
+    time.sleep(0.5)
 
 
 def report_memory(*replicas):

@@ -105,7 +105,7 @@ struct ManagedArgs {
 }
 
 pub fn serve(args: ServeArgs) -> Result<(), String> {
-    sidecar_injector::logging::init();
+    let _logs = sidecar_injector::logging::init_buffered();
     let seconds = |s: f64| Duration::try_from_secs_f64(s).map_err(|e| format!("{s}: {e}"));
     let defaults = Options::local();
     let tls = match (args.tls_cert, args.tls_key) {
