@@ -1,13 +1,13 @@
 //! The server's review lines gathered and written to stdout together.
 //!
-//! One `write` per review was a system call per request: under load the log line cost the server
-//! about 14% of its HTTP/2 throughput, more than the line's formatting (BENCHMARKS.md, session 9).
-//! Review lines now wait in memory and go out together, at most [`FLUSH_AFTER`] after the first of
-//! them, or at once when [`FULL`] bytes wait. Every other line (start, certificates,
-//! configuration, warnings, shutdown) is rare and is written at once, after the lines waiting, so
-//! the order is kept. What a crash can lose is bounded the same way: a panic flushes first (the
-//! hook below), and only a `SIGKILL` or the OOM killer loses up to [`FLUSH_AFTER`] of review
-//! lines. Proxies do the same with their access logs (Envoy flushes every 10 s by default).
+//! One `write` per review was a system call per request; writing them together raised the server's
+//! HTTP/1.1 throughput under load by a tenth (BENCHMARKS.md, session 9). Review lines wait in
+//! memory and go out together, at most [`FLUSH_AFTER`] after the first of them, or at once when
+//! [`FULL`] bytes wait. Every other line (start, certificates, configuration, warnings, shutdown)
+//! is rare and is written at once, after the lines waiting, so the order is kept. What a crash can
+//! lose is bounded the same way: a panic flushes first (the hook below), and only a `SIGKILL` or
+//! the OOM killer loses up to [`FLUSH_AFTER`] of review lines. Loggers to files commonly do the
+//! same, over longer (rsyslog's file output: every second by default).
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -178,41 +178,21 @@ pub fn is_review_line(meta: &Metadata<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use super::{Buffered, FLUSH_AFTER, FULL, is_review_line};
     use crate::engine::wire::Operation;
+    use crate::logging::Sink;
     use crate::{Decision, Summary};
 
-    /// What reached the sink.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().write(bytes)
+    /// The sink's text once it has `lines` lines; a bound against hanging, not a timing check.
+    fn text_once(sink: &Sink, lines: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sink.text().lines().count() < lines {
+            assert!(Instant::now() < deadline, "only {:?} reached the sink", sink.text());
+            std::thread::yield_now();
         }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Sink {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-
-        /// The text once it has `lines` lines; a bound against hanging, not a timing check.
-        fn text_once(&self, lines: usize) -> String {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.text().lines().count() < lines {
-                assert!(Instant::now() < deadline, "only {:?} reached the sink", self.text());
-                std::thread::yield_now();
-            }
-            self.text()
-        }
+        sink.text()
     }
 
     fn summary() -> Summary {
@@ -247,7 +227,7 @@ mod tests {
             if started.elapsed() < FLUSH_AFTER {
                 assert!(waited, "written at once: {}", sink.text());
             }
-            let text = sink.text_once(1);
+            let text = text_once(sink, 1);
             assert!(text.contains(r#""message":"review","uid":"u1""#), "{text}");
         });
     }

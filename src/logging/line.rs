@@ -180,12 +180,11 @@ fn write_time(now: Duration, (second, text): &mut (u64, String), w: &mut impl Wr
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::fmt::format::Writer;
     use tracing_subscriber::fmt::time::FormatTime;
 
     use super::JsonLine;
+    use crate::logging::Sink;
 
     /// A fixed time with a character to escape, so that both formats are compared on it too.
     #[derive(Clone, Copy)]
@@ -197,24 +196,10 @@ mod tests {
         }
     }
 
-    /// What the subscriber wrote.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().write(bytes)
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     /// The lines `emit` logs through tracing-subscriber's JSON format and through ours.
     fn both(emit: fn()) -> (String, String) {
         let run = |ours: bool| {
-            let out = Shared::default();
+            let out = Sink::default();
             let writer = out.clone();
             let layer = tracing_subscriber::fmt()
                 .with_writer(move || writer.clone())
@@ -226,7 +211,7 @@ mod tests {
                 tracing::Dispatch::new(json.with_timer(Fixed).finish())
             };
             tracing::dispatcher::with_default(&subscriber, emit);
-            String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+            out.text()
         };
         (run(false), run(true))
     }
