@@ -9,6 +9,13 @@ use crate::Summary;
 mod buffered;
 mod line;
 
+#[cfg(test)]
+use sink::Sink;
+
+/// The target of this module's events, the review lines' among them.
+#[cfg(feature = "server")]
+const TARGET: &str = module_path!();
+
 /// JSON lines on stdout, each written as it is logged (the Lambda's: its environment is frozen
 /// between invocations, so nothing may wait). Levels from `RUST_LOG` (default `info`): a level
 /// (`debug`), targets with levels (`info,sidecar_injector=debug`). Parsed by `filter::Targets`, not
@@ -24,7 +31,7 @@ pub fn init() {
 #[cfg(feature = "server")]
 #[must_use = "lines still waiting are written when this is dropped"]
 pub fn init_buffered() -> impl Drop {
-    let (writer, flush) = buffered::Buffered::start(std::io::stdout(), buffered::is_review_line);
+    let (writer, flush) = buffered::Buffered::start(std::io::stdout());
     let on_panic = writer.clone();
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -82,23 +89,25 @@ pub fn answered(answer: &crate::engine::http_answer::Answer, latency: Duration) 
 
 /// What a test's subscriber wrote, shared with the test.
 #[cfg(test)]
-#[derive(Clone, Default)]
-struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+mod sink {
+    use std::sync::{Arc, Mutex};
 
-#[cfg(test)]
-impl Sink {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
+    #[derive(Clone, Default)]
+    pub struct Sink(Arc<Mutex<Vec<u8>>>);
 
-#[cfg(test)]
-impl std::io::Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().write(bytes)
+    impl Sink {
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    impl std::io::Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().write(bytes)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

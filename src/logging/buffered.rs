@@ -25,8 +25,6 @@ pub const FULL: usize = 32 * 1024;
 /// Where lines are made (a `MakeWriter`), over `sink` (stdout in the server).
 pub struct Buffered<W> {
     shared: Arc<Shared<W>>,
-    /// Which events wait: the review lines'.
-    waits: fn(&Metadata<'_>) -> bool,
 }
 
 struct Shared<W> {
@@ -58,13 +56,18 @@ where
 
 /// Stops the flusher and writes what waits, when dropped: hold it until the process ends.
 #[must_use = "lines still waiting are written when this is dropped"]
-pub struct FlushOnDrop {
-    stop: Box<dyn FnMut() + Send>,
+pub struct FlushOnDrop<W> {
+    shared: Arc<Shared<W>>,
+    flusher: Option<JoinHandle<()>>,
 }
 
-impl Drop for FlushOnDrop {
+impl<W> Drop for FlushOnDrop<W> {
     fn drop(&mut self) {
-        (self.stop)();
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
     }
 }
 
@@ -72,8 +75,8 @@ impl<W> Buffered<W>
 where
     W: Write + Send + 'static,
 {
-    /// Lines for `sink`, those for which `waits` is true gathered; the flusher thread started.
-    pub fn start(sink: W, waits: fn(&Metadata<'_>) -> bool) -> (Self, FlushOnDrop) {
+    /// Lines for `sink`, the review lines gathered; the flusher thread started.
+    pub fn start(sink: W) -> (Self, FlushOnDrop<W>) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { waiting: Vec::with_capacity(FULL), sink, stop: false }),
             wake: Condvar::new(),
@@ -85,16 +88,8 @@ where
                 move || flush_while_running(&shared)
             })
             .expect("a thread can be started at start-up");
-        let mut flusher: Option<JoinHandle<()>> = Some(flusher);
-        let stopping = shared.clone();
-        let stop = Box::new(move || {
-            stopping.lock().stop = true;
-            stopping.wake.notify_all();
-            if let Some(flusher) = flusher.take() {
-                let _ = flusher.join();
-            }
-        });
-        (Buffered { shared, waits }, FlushOnDrop { stop })
+        let guard = FlushOnDrop { shared: shared.clone(), flusher: Some(flusher) };
+        (Buffered { shared }, guard)
     }
 
     /// Write what waits now (the panic hook's way out).
@@ -105,7 +100,7 @@ where
 
 impl<W> Clone for Buffered<W> {
     fn clone(&self) -> Self {
-        Buffered { shared: self.shared.clone(), waits: self.waits }
+        Buffered { shared: self.shared.clone() }
     }
 }
 
@@ -167,20 +162,20 @@ impl<'a, W: Write + 'a> MakeWriter<'a> for Buffered<W> {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        Line { shared: &self.shared, waits: (self.waits)(meta) }
+        Line { shared: &self.shared, waits: is_review_line(meta) }
     }
 }
 
 /// The review lines: `info` events of `logging::review`; its refusals are warnings.
-pub fn is_review_line(meta: &Metadata<'_>) -> bool {
-    *meta.level() == Level::INFO && meta.target() == module_path!().trim_end_matches("::buffered")
+fn is_review_line(meta: &Metadata<'_>) -> bool {
+    *meta.level() == Level::INFO && meta.target() == super::TARGET
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{Buffered, FLUSH_AFTER, FULL, is_review_line};
+    use super::{Buffered, FLUSH_AFTER, FULL};
     use crate::engine::wire::Operation;
     use crate::logging::Sink;
     use crate::{Decision, Summary};
@@ -209,7 +204,7 @@ mod tests {
     /// `emit` run with the server's logging over a test sink.
     fn logged(emit: impl FnOnce(&Sink)) -> Sink {
         let sink = Sink::default();
-        let (writer, _flush) = Buffered::start(sink.clone(), is_review_line);
+        let (writer, _flush) = Buffered::start(sink.clone());
         let subscriber = tracing_subscriber::fmt()
             .with_writer(writer)
             .event_format(super::super::line::JsonLine { timer: super::super::line::Utc })
@@ -268,7 +263,7 @@ mod tests {
     #[test]
     fn what_waits_is_written_when_the_guard_is_dropped() {
         let sink = Sink::default();
-        let (writer, flush) = Buffered::start(sink.clone(), is_review_line);
+        let (writer, flush) = Buffered::start(sink.clone());
         let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
         let started = Instant::now();
         tracing::subscriber::with_default(subscriber, || {
