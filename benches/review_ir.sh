@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 runner=${1:-}
 if [ -z "$runner" ]; then
+  # Cargo builds the binaries beside a bench, so the runner is picked by its target's name.
   runner=$(cargo bench --bench review_ir --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    grep '"name":"review_ir"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -176,3 +176,17 @@ rows! { check;
     empty_body: (Vec::new(), Refused(400, "expected a JSON object")),
     json_list: (b"[]".to_vec(), Refused(400, "expected a JSON object")),
 }
+
+/// The byte named is the first that is not UTF-8, also when the body has more of them further on
+/// (the check that finds a bad body does not say where; the message is made by a second one).
+#[test]
+fn invalid_utf8_names_its_first_bad_byte() {
+    let mut body = invalid_utf8();
+    let first = body.iter().position(|&b| b == 0xff).expect("invalid_utf8 puts one in");
+    body.extend_from_slice(b"\xe2\x82");
+    let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+    let answered = answer(request, &Config::builtin());
+    let text = String::from_utf8_lossy(&answered.body);
+    assert_eq!(answered.status, 400, "{text}");
+    assert!(text.ends_with(&format!(": not UTF-8 at byte {first}\n")), "{text:?}");
+}
