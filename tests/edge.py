@@ -116,9 +116,9 @@ def idle_flood(port, metrics_port, pid, count):
     sampler = Sampler(pid)
     sampler.start()
     held, refused, started = [], 0, time.monotonic()
-    # The earlier connection reviews again every second of the flood: an HTTP/1.1 connection idle
-    # between requests is closed after the header read timeout (hyper's rule, 5 s by default), and
-    # the flood can take longer than that on a slow machine.
+    # The earlier connection reviews again every second of the flood: idle between requests it is
+    # closed after the idle timeout (3 s here), and the flood can take longer than that on a slow
+    # machine.
     served, last = True, started
     for _ in range(count):
         try:

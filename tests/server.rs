@@ -362,6 +362,42 @@ fn reviews_are_counted_by_decision_and_reason() {
     });
 }
 
+/// Which protocol the API server calls with decides which timeouts apply to its connections, and
+/// operators read it from `connections_total` (as the end-to-end test does): each handshake is
+/// counted under the protocol it agreed on, whatever the client then sends.
+#[test]
+fn connections_are_counted_by_the_protocol_their_handshake_agreed_on() {
+    runtime().block_on(async {
+        let Fixture { dir: _dir, ca, running } = Fixture::start("alpn", LIMITS).await;
+        let ca_pem = &ca.pem().cert_pem;
+        let counts = |text: &str| {
+            ["h2", "http/1.1", "none"].map(|protocol| {
+                let series = format!(r#"sidecar_injector_connections_total{{protocol="{protocol}"}} "#);
+                text.lines()
+                    .find_map(|line| line.strip_prefix(series.as_str()))
+                    .map_or(0, |n| n.parse().unwrap())
+            })
+        };
+        let before = counts(&metrics_text(running.metrics).await);
+        let (h2, h1) = (b"h2".to_vec(), b"http/1.1".to_vec());
+        for offered in [vec![h2.clone(), h1.clone()], vec![h1], vec![h2], vec![]] {
+            let mut config = tls::client_config(ca_pem, &[&rustls::version::TLS13]);
+            config.alpn_protocols = offered;
+            let tcp = TcpStream::connect(running.addr).await.unwrap();
+            let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+            let mut stream =
+                tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+            // Answered, so counted: the count is taken before the connection is served.
+            stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+            assert_eq!(read_reply(&mut stream).await.unwrap().status, 200);
+        }
+        let after = counts(&metrics_text(running.metrics).await);
+        let added: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+        assert_eq!(added, [2, 1, 1], "connections added as h2, http/1.1 and none");
+        running.shutdown().await;
+    });
+}
+
 async fn metrics_text(addr: SocketAddr) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -625,34 +661,132 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
     assert!(status.success(), "{status}");
 }
 
+type Http2 = hyper::client::conn::http2::SendRequest<http_body_util::Full<Bytes>>;
+
+/// An HTTP/2 connection agreed by ALPN, as a client that sends requests on it.
+async fn http2_client(addr: SocketAddr, ca_pem: &str) -> Http2 {
+    let mut config = tls::client_config(ca_pem, &[&rustls::version::TLS13, &rustls::version::TLS12]);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
+/// A review over `client`: its status and body.
+async fn http2_review(client: &mut Http2) -> (hyper::StatusCode, Bytes) {
+    use http_body_util::BodyExt;
+    let request = hyper::Request::post(format!("https://{SERVICE}.{NAMESPACE}.svc/mutate"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from_static(REVIEW)))
+        .unwrap();
+    let response = client.send_request(request).await.unwrap();
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    (response.status(), response.into_body().collect().await.unwrap().to_bytes())
+}
+
 /// ALPN offers h2, and a review over HTTP/2 gets the same bytes as over HTTP/1.1.
 #[test]
 fn http2_is_served() {
-    use http_body_util::{BodyExt, Full};
     runtime().block_on(async {
         let Fixture { dir: _dir, ca, running } = Fixture::start("h2", LIMITS).await;
-
-        let mut config =
-            tls::client_config(&ca.pem().cert_pem, &[&rustls::version::TLS13, &rustls::version::TLS12]);
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        let tcp = TcpStream::connect(running.addr).await.unwrap();
-        let name = ServerName::try_from(format!("{SERVICE}.{NAMESPACE}.svc")).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-
-        let io = hyper_util::rt::TokioIo::new(tls);
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
-        tokio::spawn(connection);
-        let request = hyper::Request::post(format!("https://{SERVICE}.{NAMESPACE}.svc/mutate"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from_static(REVIEW)))
-            .unwrap();
-        let response = sender.send_request(request).await.unwrap();
-        assert_eq!(response.version(), hyper::Version::HTTP_2);
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let mut client = http2_client(running.addr, &ca.pem().cert_pem).await;
+        let (status, body) = http2_review(&mut client).await;
+        assert_eq!(status, 200);
         assert_eq!(body, review(REVIEW, &Config::builtin()).unwrap().body);
+        running.shutdown().await;
+    });
+}
+
+/// Likewise an idle HTTP/2 connection: its frames between streams (here the answers to the
+/// server's keep-alive PINGs, every second) start no header read timeout.
+#[test]
+fn an_idle_http2_connection_outlives_the_header_read_timeout() {
+    runtime().block_on(async {
+        let (dir, ca) = (TempDir::new("h2-kept"), new_ca());
+        mount_secret(&dir.0, &serving(&ca), 1);
+        let pinging = Options { http2_keepalive: Duration::from_secs(1), ..options(&dir.0, None, LIMITS) };
+        let running = Running::start(pinging).await;
+        let mut client = http2_client(running.addr, &ca.pem().cert_pem).await;
+        assert_eq!(http2_review(&mut client).await.0, 200);
+        // Idle is what is tested: longer than the header read timeout, well inside the idle one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(http2_review(&mut client).await.0, 200);
+        running.shutdown().await;
+    });
+}
+
+/// One request on a kept-alive HTTP/1.1 connection, its answer read by its length: the status.
+async fn kept_alive_review(stream: &mut TlsStream<TcpStream>) -> u16 {
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nHost: {SERVICE}.{NAMESPACE}.svc\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        REVIEW.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(REVIEW).await.unwrap();
+    let mut raw = Vec::new();
+    let split = loop {
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "the connection was closed instead of answered");
+        raw.extend_from_slice(&chunk[..read]);
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break split;
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let length: usize =
+        head.split("content-length: ").nth(1).unwrap().lines().next().unwrap().parse().unwrap();
+    let mut body = raw.split_off(split + 4);
+    while body.len() < length {
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "the connection was closed in the middle of an answer");
+        body.extend_from_slice(&chunk[..read]);
+    }
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The API server calls webhooks over HTTP/1.1 and keeps idle connections for the next Pod: one
+/// idle for longer than the header read timeout (2 s here) is served again, not closed under it.
+#[test]
+fn an_idle_http1_keep_alive_connection_outlives_the_header_read_timeout() {
+    runtime().block_on(async {
+        let Fixture { dir: _dir, ca, running } = Fixture::start("kept", LIMITS).await;
+        let mut stream = connect(running.addr, &ca.pem().cert_pem).await.unwrap();
+        assert_eq!(kept_alive_review(&mut stream).await, 200);
+        // Idle is what is tested: longer than the header read timeout, well inside the idle one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(kept_alive_review(&mut stream).await, 200);
+        running.shutdown().await;
+    });
+}
+
+/// The header read timeout bounds every request's headers from their first byte, not only the
+/// first request's: a later request on a kept-alive connection that never finishes its headers is
+/// cut off after about 2 s here (the idle timeout, 60 s, would be much later).
+#[test]
+fn a_later_requests_unfinished_headers_are_cut_off() {
+    runtime().block_on(async {
+        let Fixture { dir: _dir, ca, running } = Fixture::start("trickle", LIMITS).await;
+        let mut stream = connect(running.addr, &ca.pem().cert_pem).await.unwrap();
+        assert_eq!(kept_alive_review(&mut stream).await, 200);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let started = Instant::now();
+        stream.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+        let after = started.elapsed();
+        assert!(closed.is_ok(), "still open after 20 s");
+        assert!(
+            after >= Duration::from_millis(1500) && after < Duration::from_secs(10),
+            "closed after {after:?}"
+        );
         running.shutdown().await;
     });
 }

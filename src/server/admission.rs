@@ -49,6 +49,13 @@ impl Admission {
     }
 }
 
+impl Admitted {
+    /// The connection is through its TLS handshake, which agreed on `alpn`: counted.
+    pub fn handshaken(&self, alpn: Option<&[u8]>) {
+        self.admission.state.metrics.connection(alpn);
+    }
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.admission.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -1,5 +1,6 @@
 //! Accepting connections: a place under the connection limits, TLS, then HTTP/1.1 or HTTP/2 on
-//! the same port, with an idle timeout, each connection watched for a graceful shutdown.
+//! the same port, with the idle and header read timeouts, each connection watched for a graceful
+//! shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,12 +9,11 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::{Admission, Admitted};
-use super::idle::IdleTimeout;
+use super::idle::{Exchange, Timeouts};
 
 /// What each accepted connection is served with.
 pub(super) struct Connections {
@@ -21,6 +21,7 @@ pub(super) struct Connections {
     pub builder: auto::Builder<TokioExecutor>,
     pub app: axum::Router,
     pub graceful: GracefulShutdown,
+    /// Also the header read timeout (see `idle`).
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub admission: Arc<Admission>,
@@ -65,8 +66,22 @@ impl Connections {
             let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await else {
                 return;
             };
-            let stream = TokioIo::new(IdleTimeout::new(stream, idle_timeout));
-            let connection = builder.serve_connection(stream, TowerToHyperService::new(app));
+            place.handshaken(stream.get_ref().1.alpn_protocol());
+            let exchange = Exchange::new();
+            let stream =
+                TokioIo::new(Timeouts::new(stream, idle_timeout, handshake_timeout, exchange.clone()));
+            // hyper calls the service once it has a request's headers; what it answers ends the
+            // request for the header read timeout.
+            let service = hyper::service::service_fn(move |request| {
+                exchange.answering();
+                let (app, exchange) = (app.clone(), exchange.clone());
+                async move {
+                    let response = tower::ServiceExt::oneshot(app, request).await;
+                    exchange.answered();
+                    response
+                }
+            });
+            let connection = builder.serve_connection(stream, service);
             let _ = watcher.watch(connection.into_owned()).await;
             drop(place);
         });

@@ -5,7 +5,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::Decision;
 
@@ -15,6 +15,13 @@ struct ReviewLabels {
     decision: &'static str,
     /// Why it was skipped; empty otherwise.
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    /// What the TLS handshake agreed on (ALPN): `h2`, `http/1.1`, or `none` when the client
+    /// offered neither (the server then reads the protocol from the first bytes).
+    protocol: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,6 +41,7 @@ pub struct Metrics {
     shed: Counter,
     refused_connections: Counter,
     open_connections: Gauge,
+    connections: Family<ConnectionLabels, Counter>,
     config_reloads: Family<ReloadLabels, Counter>,
     cert_reloads: Family<ReloadLabels, Counter>,
     cert_expiry: Gauge,
@@ -42,65 +50,59 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("sidecar_injector");
-        let reviews = Family::<ReviewLabels, Counter>::default();
+        let r = &mut registry;
+        let reviews: Family<ReviewLabels, Counter> =
+            registered(r, "reviews", "AdmissionReviews answered, by decision and skip reason");
         let injected =
             reviews.get_or_create(&review_labels(&Decision::Injected { profiles: vec![] })).clone();
-        registry.register(
-            "reviews",
-            "AdmissionReviews answered, by decision and skip reason",
-            reviews.clone(),
-        );
         // A review takes tens of microseconds: the buckets start well below a millisecond.
         let latency = Histogram::new([
             0.000_025, 0.000_05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
         ]);
-        registry.register(
-            "review_duration_seconds",
-            "Time to answer one AdmissionReview, body read excluded",
-            latency.clone(),
-        );
-        let shed = Counter::default();
-        registry.register(
-            "shed_requests",
-            "Requests answered 503 because too many were in flight",
-            shed.clone(),
-        );
-        let refused_connections = Counter::default();
-        let help = "Connections closed at once because of --max-connections or --max-connections-per-client";
-        registry.register("refused_connections", help, refused_connections.clone());
-        let open_connections = Gauge::default();
-        registry.register("open_connections", "Connections being served", open_connections.clone());
-        let config_reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "config_reloads",
-            "Configuration reloads; a failed one keeps the previous configuration",
-            config_reloads.clone(),
-        );
-        let cert_reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "certificate_reloads",
-            "Serving certificate reloads; a failed one keeps the previous certificate",
-            cert_reloads.clone(),
-        );
-        let cert_expiry = Gauge::default();
-        registry.register(
-            "serving_certificate_expiry_timestamp_seconds",
-            "notAfter of the certificate being served",
-            cert_expiry.clone(),
-        );
+        let help = "Time to answer one AdmissionReview, body read excluded";
+        r.register("review_duration_seconds", help, latency.clone());
         Metrics {
-            registry,
             reviews,
             injected,
             latency,
-            shed,
-            refused_connections,
-            open_connections,
-            config_reloads,
-            cert_reloads,
-            cert_expiry,
+            shed: registered(r, "shed_requests", "Requests answered 503 because too many were in flight"),
+            refused_connections: registered(
+                r,
+                "refused_connections",
+                "Connections closed at once because of --max-connections or --max-connections-per-client",
+            ),
+            open_connections: registered(r, "open_connections", "Connections being served"),
+            // Which protocol the API server calls with decides which timeouts apply (README, `serve`).
+            connections: registered(
+                r,
+                "connections",
+                "Connections that completed their TLS handshake, by the protocol it agreed on",
+            ),
+            config_reloads: registered(
+                r,
+                "config_reloads",
+                "Configuration reloads; a failed one keeps the previous configuration",
+            ),
+            cert_reloads: registered(
+                r,
+                "certificate_reloads",
+                "Serving certificate reloads; a failed one keeps the previous certificate",
+            ),
+            cert_expiry: registered(
+                r,
+                "serving_certificate_expiry_timestamp_seconds",
+                "notAfter of the certificate being served",
+            ),
+            registry,
         }
     }
+}
+
+/// A new metric of its kind, registered under `name`.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {
@@ -127,6 +129,17 @@ impl Metrics {
     /// One connection more (`1`) or fewer (`-1`) being served.
     pub fn open_connections(&self, change: i64) {
         self.open_connections.inc_by(change);
+    }
+
+    /// A connection through its TLS handshake, which agreed on `alpn`.
+    pub fn connection(&self, alpn: Option<&[u8]>) {
+        let protocol = match alpn {
+            Some(b"h2") => "h2",
+            Some(b"http/1.1") => "http/1.1",
+            // We offer only those two, so a handshake agrees on one of them or on none.
+            _ => "none",
+        };
+        self.connections.get_or_create(&ConnectionLabels { protocol }).inc();
     }
 
     pub fn config_reload(&self, ok: bool) {

@@ -64,7 +64,8 @@ pub struct Options {
     /// How often the configuration and certificate files are checked for changes.
     pub reload_interval: Duration,
     pub limits: Limits,
-    /// A client must finish sending its request headers within this time (slowloris).
+    /// A client must finish its TLS handshake, and each request's headers from their first byte,
+    /// within this time (slowloris).
     pub header_read_timeout: Duration,
     /// After a shutdown signal: how long readiness fails while requests are still served, so that
     /// endpoints are updated before the listener closes.
@@ -249,7 +250,8 @@ impl Server {
         let reloader = tokio::spawn(reloads.run(state.clone(), current_cert, options.reload_interval));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout);
+        // Its header read timeout also closes idle keep-alive connections: kept in `idle` instead.
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
         builder
             .http2()
             .timer(TokioTimer::new())
