@@ -92,9 +92,16 @@ pub(crate) enum Expands {
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
     value: Value,
-    holes: Vec<Hole>,
-    /// `value` as JSON, when it has no holes: what the patch writes.
-    json: Option<Box<RawValue>>,
+    form: Form,
+}
+
+/// Whether a template is filled for each Pod or written as it is.
+#[derive(Debug, Clone)]
+enum Form {
+    /// No placeholder: `value` as JSON, written once at load, what the patch writes.
+    Fixed(Box<RawValue>),
+    /// The strings with placeholders, filled for each Pod.
+    Holes(Vec<Hole>),
 }
 
 /// What a placeholder refers to, as the compiler resolves names.
@@ -112,14 +119,15 @@ impl Template {
         names: &dyn Names,
         expands: Expands,
     ) -> Result<Self, ConfigError> {
-        let mut template = Template { value, holes: Vec::new(), json: None };
+        let mut value = value;
         let mut walk = Walk { path, names, expands, pointer: String::new(), holes: Vec::new() };
-        walk.value(&mut template.value)?;
-        template.holes = walk.holes;
-        if template.holes.is_empty() {
-            template.json = Some(serde_json::value::to_raw_value(&template.value).expect("values serialize"));
-        }
-        Ok(template)
+        walk.value(&mut value)?;
+        let form = if walk.holes.is_empty() {
+            Form::Fixed(serde_json::value::to_raw_value(&value).expect("values serialize"))
+        } else {
+            Form::Holes(walk.holes)
+        };
+        Ok(Template { value, form })
     }
 
     /// A string template: a label or annotation value.
@@ -129,7 +137,7 @@ impl Template {
 
     /// The JSON pointers of the strings with placeholders.
     pub fn hole_pointers(&self) -> impl Iterator<Item = &str> {
-        self.holes.iter().map(|hole| hole.pointer.as_str())
+        self.holes().iter().map(|hole| hole.pointer.as_str())
     }
 
     pub fn value(&self) -> &Value {
@@ -137,18 +145,25 @@ impl Template {
     }
 
     pub fn has_holes(&self) -> bool {
-        !self.holes.is_empty()
+        matches!(self.form, Form::Holes(_))
+    }
+
+    fn holes(&self) -> &[Hole] {
+        match &self.form {
+            Form::Fixed(_) => &[],
+            Form::Holes(holes) => holes,
+        }
     }
 
     /// The sources this template reads.
     pub fn sources(&self) -> impl Iterator<Item = Source> + '_ {
-        self.holes.iter().flat_map(|hole| hole.sources())
+        self.holes().iter().flat_map(|hole| hole.sources())
     }
 
     /// The sources read by the field at `path` (as in `.resources.limits.cpu`), or, when it has no
     /// placeholder itself (a check of a whole object), every source of the template.
     pub fn sources_at(&self, path: &str) -> Vec<Source> {
-        let at = self.holes.iter().filter(|hole| readable(&hole.pointer) == path);
+        let at = self.holes().iter().filter(|hole| readable(&hole.pointer) == path);
         let here: Vec<Source> = at.flat_map(Hole::sources).collect();
         if here.is_empty() { self.sources().collect() } else { here }
     }
@@ -156,11 +171,12 @@ impl Template {
     /// The template with every placeholder replaced by `value_of` its source; the configuration's
     /// own when there are none.
     pub fn render<'t, 'v>(&'t self, value_of: &dyn Fn(Source) -> &'v str) -> Rendered<'t> {
-        if let Some(json) = &self.json {
-            return Rendered::Config { value: &self.value, json };
-        }
+        let holes = match &self.form {
+            Form::Fixed(json) => return Rendered::Config { value: &self.value, json },
+            Form::Holes(holes) => holes,
+        };
         let mut value = self.value.clone();
-        for hole in &self.holes {
+        for hole in holes {
             let mut text = String::new();
             for part in &hole.parts {
                 match part {
@@ -323,27 +339,4 @@ fn parse(text: &str) -> Result<Vec<Parsed>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::Parsed::{Name, Text};
-    use super::*;
-
-    #[test]
-    fn parses_placeholders_escapes_and_lone_percents() {
-        assert_eq!(parse("a%{x}b").unwrap(), [Text("a".into()), Name("x".into()), Text("b".into())]);
-        assert_eq!(parse("100%%{x}").unwrap(), [Text("100%{x}".into())]);
-        assert_eq!(parse("5% of %{ x }").unwrap(), [Text("5% of ".into()), Name("x".into())]);
-        assert_eq!(parse("%{a}%{b}").unwrap(), [Name("a".into()), Name("b".into())]);
-        assert!(parse("%{open").unwrap_err().contains("not closed"));
-        assert_eq!(parse("").unwrap(), []);
-    }
-
-    #[test]
-    fn knows_where_kubernetes_expands() {
-        assert!(expands_in_container("/args/0"));
-        assert!(expands_in_container("/command/2"));
-        assert!(expands_in_container("/env/3/value"));
-        assert!(!expands_in_container("/env/3/name"));
-        assert!(!expands_in_container("/image"));
-        assert_eq!(readable("/env/3/value"), ".env[3].value");
-    }
-}
+mod tests;
