@@ -24,7 +24,7 @@ command -v node >/dev/null || { echo "Node.js is needed for the seed's baseline"
 
 # The server as the image ships it; the null server with the same flags, features and profile.
 SERVER=$(src/bin/sidecar-injector/image/build.sh)
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
+RUSTFLAGS=$(src/bin/sidecar-injector/image/build.sh --rustflags) \
   cargo build --release --locked --quiet --no-default-features --features server \
     --target x86_64-unknown-linux-gnu --example null-server
 NULL_SERVER="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/examples/null-server"

@@ -4,6 +4,8 @@
 # tested and measured is what ships. Prints the binary's path.
 #
 #   src/bin/sidecar-injector/image/build.sh [--min-match FRACTION]
+#   src/bin/sidecar-injector/image/build.sh --rustflags    (only print the flags it builds with,
+#                                                          for a baseline built the same way)
 #
 # Why the layout: the code a server runs to start and to answer a review is a quarter of its 9 MB
 # of code, spread all over it, and the kernel maps the pages around each page of a file it faults
@@ -22,13 +24,15 @@
 # relocate at start, which keeps ~0.5 MB of pages clean.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
+rustflags="-C target-feature=+crt-static -C relocation-model=static -C symbol-mangling-version=v0"
+if [ "${1:-}" = --rustflags ]; then echo "$rustflags"; exit 0; fi
 min_match=0
 if [ "${1:-}" = --min-match ]; then min_match=$2; fi
 release="${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release"
 binary="$release/sidecar-injector"
 list=src/bin/sidecar-injector/image/hot-functions.txt
 mkdir -p "$release"
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C symbol-mangling-version=v0"
+export RUSTFLAGS="$rustflags"
 
 # An order file is named by its content's hash: a new order is a new rustc argument, so cargo links
 # again exactly when the order changed, and never when it did not.
