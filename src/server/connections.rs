@@ -21,8 +21,8 @@ pub(super) struct Connections {
     pub builder: auto::Builder<TokioExecutor>,
     pub app: axum::Router,
     pub graceful: GracefulShutdown,
-    /// Also the header read timeout (see `idle`).
-    pub handshake_timeout: Duration,
+    /// The bound on the TLS handshake, and then on each HTTP/1.1 request's headers (see `idle`).
+    pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub admission: Arc<Admission>,
 }
@@ -58,18 +58,18 @@ impl Connections {
             tracing::debug!(%error, "TCP_NODELAY could not be set");
         }
         let (tls, builder, app) = (self.tls.clone(), self.builder.clone(), self.app.clone());
-        let (watcher, handshake_timeout) = (self.graceful.watcher(), self.handshake_timeout);
+        let (watcher, header_read_timeout) = (self.graceful.watcher(), self.header_read_timeout);
         let idle_timeout = self.idle_timeout;
         tokio::spawn(async move {
             // A client that never finishes its handshake is dropped like one that never finishes
             // its headers.
-            let Ok(Ok(stream)) = tokio::time::timeout(handshake_timeout, tls.accept(tcp)).await else {
+            let Ok(Ok(stream)) = tokio::time::timeout(header_read_timeout, tls.accept(tcp)).await else {
                 return;
             };
             place.handshaken(stream.get_ref().1.alpn_protocol());
             let exchange = Exchange::new();
             let stream =
-                TokioIo::new(Timeouts::new(stream, idle_timeout, handshake_timeout, exchange.clone()));
+                TokioIo::new(Timeouts::new(stream, idle_timeout, header_read_timeout, exchange.clone()));
             // hyper calls the service once it has a request's headers; what it answers ends the
             // request for the header read timeout.
             let service = hyper::service::service_fn(move |request| {

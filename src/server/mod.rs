@@ -263,7 +263,7 @@ impl Server {
             builder,
             app,
             graceful: GracefulShutdown::new(),
-            handshake_timeout: options.header_read_timeout,
+            header_read_timeout: options.header_read_timeout,
             idle_timeout: options.idle_timeout,
             admission: Admission::new(
                 options.max_connections.max(1),
