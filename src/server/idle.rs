@@ -51,13 +51,23 @@ impl Exchange {
         self.set(BETWEEN);
     }
 
+    /// The connection began with HTTP/2's preface.
+    fn http2(&self) {
+        self.0.store(HTTP2, Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: when they are the first of a request, its header read timeout starts (true).
+    fn bytes_arrived(&self) -> bool {
+        self.0.compare_exchange(BETWEEN, HEADERS, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    fn reading_headers(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == HEADERS
+    }
+
     fn set(&self, state: u8) {
         let _ =
             self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| (now != HTTP2).then_some(state));
-    }
-
-    fn get(&self) -> u8 {
-        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -98,13 +108,13 @@ impl<T> Timeouts<T> {
             self.preface = if read[..more] != PREFACE[matched..matched + more] {
                 None
             } else if matched + more == PREFACE.len() {
-                self.exchange.0.store(HTTP2, Ordering::Relaxed);
+                self.exchange.http2();
                 None
             } else {
                 Some(matched + more)
             };
         }
-        if self.exchange.0.compare_exchange(BETWEEN, HEADERS, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if self.exchange.bytes_arrived() {
             self.header_deadline.as_mut().reset(now + self.header);
         }
     }
@@ -113,8 +123,7 @@ impl<T> Timeouts<T> {
         if self.idle_deadline.as_mut().poll(cx).is_ready() {
             return Some("idle timeout");
         }
-        let reading_headers = self.exchange.get() == HEADERS;
-        (reading_headers && self.header_deadline.as_mut().poll(cx).is_ready())
+        (self.exchange.reading_headers() && self.header_deadline.as_mut().poll(cx).is_ready())
             .then_some("header read timeout")
     }
 }
