@@ -752,16 +752,22 @@ async fn kept_alive_review(stream: &mut TlsStream<TcpStream>) -> u16 {
     head.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
+/// A kept-alive HTTP/1.1 connection after one review and 3 s of nothing: longer than the tests'
+/// header read timeout (2 s), well inside the idle timeout (60 s). The idleness is what is tested.
+async fn idle_after_a_review(running: &Running, ca: &Ca) -> TlsStream<TcpStream> {
+    let mut stream = connect(running.addr, &ca.pem().cert_pem).await.unwrap();
+    assert_eq!(kept_alive_review(&mut stream).await, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stream
+}
+
 /// The API server calls webhooks over HTTP/1.1 and keeps idle connections for the next Pod: one
 /// idle for longer than the header read timeout (2 s here) is served again, not closed under it.
 #[test]
 fn an_idle_http1_keep_alive_connection_outlives_the_header_read_timeout() {
     runtime().block_on(async {
         let Fixture { dir: _dir, ca, running } = Fixture::start("kept", LIMITS).await;
-        let mut stream = connect(running.addr, &ca.pem().cert_pem).await.unwrap();
-        assert_eq!(kept_alive_review(&mut stream).await, 200);
-        // Idle is what is tested: longer than the header read timeout, well inside the idle one.
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut stream = idle_after_a_review(&running, &ca).await;
         assert_eq!(kept_alive_review(&mut stream).await, 200);
         running.shutdown().await;
     });
@@ -774,9 +780,7 @@ fn an_idle_http1_keep_alive_connection_outlives_the_header_read_timeout() {
 fn a_later_requests_unfinished_headers_are_cut_off() {
     runtime().block_on(async {
         let Fixture { dir: _dir, ca, running } = Fixture::start("trickle", LIMITS).await;
-        let mut stream = connect(running.addr, &ca.pem().cert_pem).await.unwrap();
-        assert_eq!(kept_alive_review(&mut stream).await, 200);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut stream = idle_after_a_review(&running, &ca).await;
         let started = Instant::now();
         stream.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         let mut rest = Vec::new();
