@@ -114,12 +114,11 @@ pub(crate) trait Names {
 impl Template {
     /// Compile a template at `path` (as in `profiles.p.sidecars[0]`).
     pub fn compile(
-        value: Value,
+        mut value: Value,
         path: &str,
         names: &dyn Names,
         expands: Expands,
     ) -> Result<Self, ConfigError> {
-        let mut value = value;
         let mut walk = Walk { path, names, expands, pointer: String::new(), holes: Vec::new() };
         walk.value(&mut value)?;
         let form = if walk.holes.is_empty() {
