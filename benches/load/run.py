@@ -68,13 +68,21 @@ def h2load(url, protocol, connections, seconds, log):
     return out
 
 
-def run_one(url, protocol, connections, seconds, folder):
+def cpu_seconds(pid):
+    """The CPU time a process has used, user and system, its exited threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_one(url, protocol, connections, seconds, folder, pid):
     # A short run first: connections, TLS sessions and the servers' JITs warm up outside the figures.
     h2load(url, protocol, connections, 1, folder / "warm.tsv")
     log = folder / "log.tsv"
     if log.exists():
         log.unlink()
+    cpu, wall = cpu_seconds(pid), time.monotonic()
     out = h2load(url, protocol, connections, seconds, log)
+    cpu, wall = cpu_seconds(pid) - cpu, time.monotonic() - wall
     negotiated = re.search(r"Application protocol: (\S+)", out)
     if not negotiated or (negotiated.group(1) == "h2") != (protocol == "HTTP/2"):
         return None
@@ -88,7 +96,11 @@ def run_one(url, protocol, connections, seconds, folder):
 
     errors = results["lost"] + sum(n for status, n in results["statuses"].items() if not status.startswith("2"))
     return {"rps": results["rate"], "p50": percentile(0.50), "p99": percentile(0.99), "max": latencies[-1],
-            "errors": errors, "done": len(latencies)}
+            "errors": errors, "done": len(latencies),
+            # The server's CPU per request: a server that keeps its core busy is measured by its
+            # throughput too, but one that does not (h2load, on one core, cannot load the null
+            # server fully) only by this.
+            "cpu_us": cpu / len(latencies) * 1e6, "busy": cpu / wall}
 
 
 def main():
@@ -130,7 +142,7 @@ def main():
                     for name, process, base, speaks_h2 in running:
                         if protocol == "HTTP/2" and not speaks_h2:
                             continue
-                        figures = run_one(base + "/mutate", protocol, connections, args.seconds, folder)
+                        figures = run_one(base + "/mutate", protocol, connections, args.seconds, folder, process.pid)
                         rounds.setdefault((name, protocol, connections), []).append(figures)
                         print(json.dumps({"server": name, "protocol": protocol, "connections": connections,
                                           **(figures or {})}), file=sys.stderr, flush=True)
@@ -141,12 +153,13 @@ def main():
                 for connections in counts:
                     row = {"server": name, "protocol": protocol, "connections": connections,
                            "idle_kib": idle[name], "peak_kib": peak}
-                    measured = sorted((f for f in rounds.get((name, protocol, connections), []) if f),
-                                      key=lambda f: f["rps"])
+                    in_turn = rounds.get((name, protocol, connections), [])
+                    measured = sorted((f for f in in_turn if f), key=lambda f: f["rps"])
                     if measured:
                         row.update(measured[len(measured) // 2])
                         row["errors"] = sum(f["errors"] for f in measured)
-                        row["rounds_rps"] = [f["rps"] for f in measured]
+                        row["rounds_rps"] = [f["rps"] if f else None for f in in_turn]
+                        row["rounds_cpu_us"] = [f["cpu_us"] if f else None for f in in_turn]
                     results.append(row)
     finally:
         for _, process, _, _ in running:
@@ -167,25 +180,41 @@ def report(results, args):
         f"Each run: {args.seconds} s after a 1 s warm-up, servers on CPU 0, h2load (one thread) on CPU 1; "
         f"{args.repeat} rounds, the servers in turn for each cell; each row is the cell's median round "
         f"by throughput, its errors the sum over all rounds; peak RSS is over the whole run; "
-        f"'of null' is the row's throughput as a fraction of the null server's in the same cell.",
+        f"'of null' is the median over rounds of the row's throughput as a fraction of the null server's "
+        f"in the same round (this VM's speed drifts between rounds more than between servers in turn). "
+        f"'CPU us/req' is the server's CPU time (user and system) per request in that round, 'busy' the "
+        f"share of its core it used, and 'of null by CPU' the median over rounds of the null server's CPU "
+        f"per request as a fraction of the row's: the throughput fraction were both servers to keep their "
+        f"core busy, which h2load on one core cannot make the null server do.",
         "",
-        "| server | protocol | conns | req/s | of null | p50 ms | p99 ms | max ms | errors | idle RSS MiB | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | protocol | conns | req/s | of null | CPU us/req | busy | of null by CPU | p50 ms | p99 ms "
+        "| max ms | errors | idle RSS MiB | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     by = {(r["server"], r["protocol"], r["connections"]): r for r in results}
     for r in results:
         if "rps" not in r:
-            lines.append(f"| {r['server']} | {r['protocol']} | {r['connections']} | n/a (no HTTP/2) | | | | | | | |")
+            lines.append(f"| {r['server']} | {r['protocol']} | {r['connections']} | n/a (no HTTP/2) |" + " |" * 10)
             continue
         null = by.get(("null server", r["protocol"], r["connections"]), {})
-        fraction = f"{r['rps'] / null['rps']:.2f}" if "rps" in null else "n/a"
+        fractions = [paired_ratio(r, null, figure) for figure in ["rounds_rps", "rounds_cpu_us"]]
+        throughput, by_cpu = (f"{f:.2f}" if f else "n/a" for f in fractions)
         lines.append(
-            f"| {r['server']} | {r['protocol']} | {r['connections']} | {r['rps']:,.0f} | {fraction} | {r['p50']:.2f} | "
-            f"{r['p99']:.2f} | {r['max']:.2f} | {r['errors']} | {r['idle_kib'] / 1024:.1f} | "
-            f"{r['peak_kib'] / 1024:.1f} |")
-    lines += ["", "Throughput of each round, req/s (the spread is this VM's):", ""]
-    lines += [f"- {r['server']}, {r['protocol']}, {r['connections']}: {', '.join(f'{x:,.0f}' for x in r['rounds_rps'])}"
-              for r in results if "rounds_rps" in r]
+            f"| {r['server']} | {r['protocol']} | {r['connections']} | {r['rps']:,.0f} | {throughput} | "
+            f"{r['cpu_us']:.1f} | {r['busy']:.0%} | {by_cpu} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | "
+            f"{r['errors']} | {r['idle_kib'] / 1024:.1f} | {r['peak_kib'] / 1024:.1f} |")
+    lines += ["", "Each round, req/s (the spread is this VM's), then CPU per request:", ""]
+    for r in results:
+        if "rounds_rps" not in r:
+            continue
+        null = by.get(("null server", r["protocol"], r["connections"]), {})
+        line = f"- {r['server']}, {r['protocol']}, {r['connections']}: " + ", ".join(
+            f"{x:,.0f}" if x else "failed" for x in r["rounds_rps"])
+        line += "; CPU us/req: " + ", ".join(f"{x:.1f}" if x else "failed" for x in r["rounds_cpu_us"])
+        if r["server"] != "null server" and "rounds_rps" in null:
+            line += " (of null: " + ", ".join(f"{x:.2f}" for x in paired(r, null)) + "; by CPU: " + ", ".join(
+                f"{x:.2f}" for x in paired(r, null, "rounds_cpu_us")) + ")"
+        lines.append(line)
     lines += ["", "Ratios at 64 connections (goals: >= 0.75 of the null server, >= 1.5x Go, >= 10x Node.js; "
               "p99 < 5 ms):", ""]
     for protocol in ["HTTP/1.1", "HTTP/2"]:
@@ -194,9 +223,12 @@ def report(results, args):
             continue
         parts = [f"p99 {ours['p99']:.2f} ms"]
         for peer in ["null server", "Go net/http", "Node.js https"]:
-            theirs = by.get((peer, protocol, 64), {})
-            if "rps" in theirs:
-                parts.append(f"{ours['rps'] / theirs['rps']:.2f}x {peer}")
+            ratio = paired_ratio(ours, by.get((peer, protocol, 64), {}))
+            if ratio:
+                parts.append(f"{ratio:.2f}x {peer}")
+        by_cpu = paired_ratio(ours, by.get(("null server", protocol, 64), {}), "rounds_cpu_us")
+        if by_cpu:
+            parts.append(f"{by_cpu:.2f}x null server by CPU per request")
         lines.append(f"- {protocol}: " + ", ".join(parts))
     peak = max(r["peak_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
     idle = next(r["idle_kib"] for r in results if r["server"] == "sidecar-injector") / 1024
@@ -204,6 +236,22 @@ def report(results, args):
     lines.append(f"- sidecar-injector RSS: idle {idle:.1f} MiB (goal <= 8; the null server {null_idle:.1f}), "
                  f"peak {peak:.1f} MiB (goal < 30)")
     return "\n".join(lines)
+
+
+def paired(row, peer, figure="rounds_rps"):
+    """Round by round (they ran in turn): the row's throughput as a fraction of the peer's, or for
+    CPU per request the peer's as a fraction of the row's, so that more is better in both."""
+    pairs = zip(row.get(figure, []), peer.get(figure, []))
+    return [ours / theirs if figure == "rounds_rps" else theirs / ours for ours, theirs in pairs if ours and theirs]
+
+
+def paired_ratio(row, peer, figure="rounds_rps"):
+    """The median of `paired`; None when no round has both."""
+    ratios = sorted(paired(row, peer, figure))
+    if not ratios:
+        return None
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
 
 def cpu_model():
