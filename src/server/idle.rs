@@ -13,6 +13,12 @@
 //! them seconds after each burst made it dial again, and race each close with a request that Go
 //! does not retry, a POST. So hyper's is off, and the header read timeout is kept here, from what
 //! the reads see and what [`Exchange`] is told when hyper has the headers.
+//!
+//! Left as it is: a pipelined request whose first bytes came while the one before it was being
+//! answered (hyper holds them; no read sees them start) gets no header read timeout, only the idle
+//! timeout. That gives a client nothing a silent keep-alive connection does not: both are closed
+//! after the idle timeout, and both count against the per-client connection limit. Telling those
+//! bytes from the end of the body before them would take parsing HTTP here.
 
 use std::pin::Pin;
 use std::sync::Arc;
