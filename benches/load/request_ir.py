@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from http_support import free_port, insecure_tls, make_certificate, wait_until_answering  # noqa: E402
-
-REVIEW = Path(__file__).resolve().parent / "review.json"
+# The servers as the load benchmark starts them, and its review.
+from run import REVIEW, servers  # noqa: E402
 
 
 def h2load(url, protocol, requests):
@@ -37,13 +37,12 @@ def h2load(url, protocol, requests):
         raise SystemExit(f"h2load did not get {requests} answers:\n{out}")
 
 
-def counted(folder, name, command, protocol, requests):
-    """Instructions per request of the server `command` (taking its port) runs."""
+def counted(folder, name, command, env, protocol, requests):
+    """Instructions per request of the server `command` (taking its port) runs with `env`."""
     port = free_port()
     out = folder / f"{name}.out"
     server = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "MIMALLOC_ARENA_EAGER_COMMIT": "0"})
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
     try:
         url = f"https://127.0.0.1:{port}"
         wait_until_answering(url + "/healthz", server, name, seconds=120, context=insecure_tls())
@@ -56,7 +55,7 @@ def counted(folder, name, command, protocol, requests):
         server.terminate()
         server.wait(timeout=60)
     # The dump asked for is the first numbered one; the one at exit is not read.
-    dump = next(folder.glob(f"{name}.out.1"), None) or next(folder.glob(f"{name}.out*.1"))
+    dump = folder / f"{name}.out.1"
     total = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(errors="replace"), re.M)
     return int(total.group(1)) / requests
 
@@ -69,20 +68,15 @@ def main():
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="sidecar-injector-request-ir-"))
     cert, key = make_certificate(folder)
-    servers = [
-        ("sidecar-injector", lambda port: [
-            args.server_bin, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen",
-            f"127.0.0.1:{free_port()}", "--tls-cert", cert, "--tls-key", key]),
-        ("null server", lambda port: [args.null_bin, str(port), cert, key, REVIEW]),
-    ]
+    compared = [server for server in servers(args, cert, key) if server[0] in ("sidecar-injector", "null server")]
     print(f"Instructions per request, {args.requests} requests over one connection after 50 more, every thread:")
     print()
     print("| protocol | sidecar-injector | null server | added by our code |")
     print("|---|---:|---:|---:|")
     try:
         for protocol in ["HTTP/1.1", "HTTP/2"]:
-            ours, null = (counted(folder, f"{name.split()[0]}-{protocol[-1]}", command, protocol, args.requests)
-                          for name, command in servers)
+            ours, null = (counted(folder, f"{name.split()[0]}-{protocol[-1]}", command, env, protocol, args.requests)
+                          for name, command, env, _ in compared)
             print(f"| {protocol} | {ours:,.0f} | {null:,.0f} | {ours - null:,.0f} |", flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
