@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use json_patch::jsonptr::{PointerBuf, Token};
+use json_patch::jsonptr::Token;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use super::plan::Plan;
@@ -26,10 +26,11 @@ mod check;
 pub(crate) use check::verify;
 
 /// One `add` operation, its value borrowed from the plan: the patch is written straight from the
-/// configuration's templates, never copied on the way.
+/// configuration's templates, never copied on the way. `path` is a JSON Pointer as written (see
+/// [`pointer`]); `verify` reads it back with jsonptr.
 #[derive(Debug)]
 pub(crate) struct Add<'p> {
-    path: PointerBuf,
+    path: String,
     value: Added<'p>,
 }
 
@@ -56,7 +57,7 @@ pub(crate) fn operations<'p>(plan: &'p Plan, view: &PodView) -> Vec<Add<'p>> {
     let (labels, annotations) = (&plan.labels[..], &plan.annotations[..]);
     if !view.has.metadata {
         if !labels.is_empty() || !annotations.is_empty() {
-            add(&mut ops, PointerBuf::from_tokens(["metadata"]), Added::Metadata { labels, annotations });
+            add(&mut ops, pointer(&[Token::new("metadata")]), Added::Metadata { labels, annotations });
         }
     } else {
         for (field, entries, has) in
@@ -65,25 +66,24 @@ pub(crate) fn operations<'p>(plan: &'p Plan, view: &PodView) -> Vec<Add<'p>> {
             if entries.is_empty() {
                 continue;
             }
-            let at = PointerBuf::from_tokens(["metadata", field]);
+            let at = [Token::new("metadata"), Token::new(field)];
             if has {
                 for (key, value) in entries {
-                    add(&mut ops, child(&at, key), Added::Text(value));
+                    add(&mut ops, pointer(at.iter().chain([&Token::new(*key)])), Added::Text(value));
                 }
             } else {
-                add(&mut ops, at, Added::Texts(entries));
+                add(&mut ops, pointer(&at), Added::Texts(entries));
             }
         }
     }
 
-    let spec_at = PointerBuf::from_tokens(["spec"]);
+    let spec_at = [Token::new("spec")];
     let has = view.has;
     add_items(&mut ops, has.init_containers, &spec_at, "initContainers", &plan.init_containers, Where::Front);
     add_items(&mut ops, has.containers, &spec_at, "containers", &plan.containers, Where::End);
     add_items(&mut ops, has.volumes, &spec_at, "volumes", &plan.volumes, Where::End);
     for (index, (added, app)) in plan.app_containers.iter().zip(view.containers).enumerate() {
-        let at =
-            PointerBuf::from_tokens([Token::from("spec"), Token::from("containers"), Token::from(index)]);
+        let at = [Token::from("spec"), Token::from("containers"), Token::from(index)];
         add_items(&mut ops, app.env.is_some(), &at, "env", &added.env, Where::End);
         add_items(
             &mut ops,
@@ -155,7 +155,7 @@ enum Where {
 fn add_items<'p>(
     ops: &mut Vec<Add<'p>>,
     present: bool,
-    parent_at: &PointerBuf,
+    parent_at: &[Token],
     field: &str,
     items: &'p [Rendered<'p>],
     at: Where,
@@ -163,9 +163,10 @@ fn add_items<'p>(
     if items.is_empty() {
         return;
     }
-    let list_at = child(parent_at, field);
+    let field = Token::new(field);
+    let list_at = || parent_at.iter().chain([&field]);
     if !present {
-        add(ops, list_at, Added::Items(items));
+        add(ops, pointer(list_at()), Added::Items(items));
         return;
     }
     for (i, item) in items.iter().enumerate() {
@@ -174,18 +175,23 @@ fn add_items<'p>(
             Where::Front => Token::from(i),
             Where::End => Token::from("-"),
         };
-        let mut path = list_at.clone();
-        path.push_back(token);
-        add(ops, path, Added::Item(item));
+        add(ops, pointer(list_at().chain([&token])), Added::Item(item));
     }
 }
 
-fn add<'p>(ops: &mut Vec<Add<'p>>, path: PointerBuf, value: Added<'p>) {
+fn add<'p>(ops: &mut Vec<Add<'p>>, path: String, value: Added<'p>) {
     ops.push(Add { path, value });
 }
 
-fn child(parent: &PointerBuf, token: &str) -> PointerBuf {
-    let mut path = parent.clone();
-    path.push_back(token);
+/// The JSON Pointer of `tokens` (RFC 6901), each escaped by jsonptr, written into one string of its
+/// size: jsonptr's `PointerBuf` grows its string token by token, and that with the copies of a
+/// parent's path to extend was 13 of the typical review's 66 allocations and reallocations.
+fn pointer<'t>(tokens: impl IntoIterator<Item = &'t Token<'t>, IntoIter: Clone>) -> String {
+    let tokens = tokens.into_iter();
+    let mut path = String::with_capacity(tokens.clone().map(|t| 1 + t.encoded().len()).sum());
+    for token in tokens {
+        path.push('/');
+        path.push_str(token.encoded());
+    }
     path
 }

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use json_patch::jsonptr::Token;
+use json_patch::jsonptr::{Pointer, Token};
 use litemap::LiteMap;
 
 use super::{Add, Added, Pairs};
@@ -148,7 +148,8 @@ impl<'a> Outline<'a> {
         // In arrays, not vectors: three allocations per operation were a tenth of the check.
         let mut raw: [Option<Token>; DEEPEST] = Default::default();
         let mut depth = 0;
-        for token in op.path.tokens() {
+        let path = Pointer::parse(&op.path).map_err(|e| format!("{} is not a JSON Pointer: {e}", op.path))?;
+        for token in path.tokens() {
             *raw.get_mut(depth).ok_or_else(|| unknown(op))? = Some(token);
             depth += 1;
         }

@@ -1,14 +1,22 @@
 //! The check refuses a patch that puts an item, a map or a path where the plan does not.
 
-use super::super::{Added, child, operations, to_json};
+use super::super::{Added, operations, pointer, to_json};
 use super::*;
-use json_patch::jsonptr::PointerBuf;
 use serde_json::{Value, json};
+
+/// The path of `tokens`, each escaped.
+fn path(tokens: &[&str]) -> String {
+    pointer(&tokens.iter().map(|t| Token::new(*t)).collect::<Vec<_>>())
+}
 
 #[test]
 fn pointer_tokens_are_escaped_per_rfc_6901() {
-    let at = child(&PointerBuf::from_tokens(["metadata", "annotations"]), "example.com/a~b");
-    assert_eq!(at.as_str(), "/metadata/annotations/example.com~1a~0b");
+    assert_eq!(
+        path(&["metadata", "annotations", "example.com/a~b"]),
+        "/metadata/annotations/example.com~1a~0b"
+    );
+    assert_eq!(path(&["spec", "containers", "-"]), "/spec/containers/-");
+    assert_eq!(path(&[]), "");
 }
 
 /// A plan item as a profile filled for the Pod.
@@ -78,7 +86,7 @@ fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
-    ops[0] = Add { path: PointerBuf::from_tokens(["metadata", "labels"]), value: Added::Texts(&plan.labels) };
+    ops[0] = Add { path: path(&["metadata", "labels"]), value: Added::Texts(&plan.labels) };
     let error = verify(&view, &plan, &ops).unwrap_err();
     assert_eq!(error, "the patched Pod is not the intended Pod");
 }
@@ -89,7 +97,7 @@ fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
     let pod = pod();
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
-    ops[1].path = PointerBuf::from_tokens(["spec", "initContainers", "-"]);
+    ops[1].path = path(&["spec", "initContainers", "-"]);
     let error = verify(&view, &plan, &ops).unwrap_err();
     assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
 }
@@ -103,8 +111,8 @@ fn a_label_key_with_a_slash_and_a_tilde_is_read_back_as_the_plan_wrote_it() {
     let mut ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
     // Escaped twice, the path names another key: the one a patch's reader would set.
-    ops[0].path = PointerBuf::from_tokens(["metadata", "labels", "example.com~1a~0b"]);
-    assert_eq!(ops[0].path.as_str(), "/metadata/labels/example.com~01a~00b");
+    ops[0].path = path(&["metadata", "labels", "example.com~1a~0b"]);
+    assert_eq!(ops[0].path, "/metadata/labels/example.com~01a~00b");
     let error = verify(&view, &plan, &ops).unwrap_err();
     assert_eq!(error, "the patched Pod is not the intended Pod");
 }
@@ -131,7 +139,7 @@ fn an_index_past_the_end_of_a_list_fails_to_apply() {
     let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/volumes/2", "/spec/volumes/01", "/spec/volumes/x"] {
         let mut ops = operations(&plan, &view);
-        ops[2].path = PointerBuf::parse(path).unwrap();
+        ops[2].path = path.into();
         let error = verify(&view, &plan, &ops).unwrap_err();
         assert!(error.starts_with("the patch does not apply to the Pod: /spec/volumes/"), "{path}: {error}");
     }
@@ -148,8 +156,8 @@ fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
     let view = PodView::read(&pod).ok().unwrap();
     let mut ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
-    assert_eq!(ops[0].path.as_str(), "/spec/containers/0/env");
-    ops[0].path = PointerBuf::parse("/spec/containers/1/env").unwrap();
+    assert_eq!(ops[0].path, "/spec/containers/0/env");
+    ops[0].path = "/spec/containers/1/env".into();
     let error = verify(&view, &plan, &ops).unwrap_err();
     assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
 }
@@ -161,11 +169,33 @@ fn a_path_deeper_than_our_patches_write_is_refused() {
     let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/containers/0/env/0/name", "/spec/containers/0/env/0/valueFrom/fieldRef"] {
         let mut ops = operations(&plan, &view);
-        ops[1].path = PointerBuf::parse(path).unwrap();
+        ops[1].path = path.into();
         let error = verify(&view, &plan, &ops).unwrap_err();
         assert_eq!(
             error,
             format!("the patch does not apply to the Pod: {path} is not a place our patches add an item to")
         );
     }
+}
+
+/// A path as a patch's reader reads it: not a JSON Pointer, and nothing is added.
+fn refused_as_no_pointer(path: &str) {
+    let plan = plan();
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    ops[2].path = path.into();
+    let error = verify(&view, &plan, &ops).unwrap_err();
+    let expected = format!("the patch does not apply to the Pod: {path} is not a JSON Pointer: ");
+    assert!(error.starts_with(&expected), "{error}");
+}
+
+#[test]
+fn a_path_without_its_leading_slash_is_refused() {
+    refused_as_no_pointer("spec/volumes/-");
+}
+
+#[test]
+fn a_path_with_a_tilde_escaping_nothing_is_refused() {
+    refused_as_no_pointer("/spec/volumes~2/-");
 }
