@@ -82,7 +82,7 @@ impl<'de> Shape<'de> for StringMap {
         at: &At,
         problems: &Problems,
     ) -> Result<Option<Self::Out>, A::Error> {
-        let mut pairs = Vec::new();
+        let mut pairs = Vec::with_capacity(4); // as `List`'s items
         while let Some(key) = map.next_key_seed(Read { shape: AnyText, at: *at, problems })? {
             // serde_json only gives strings for keys.
             let key = key.value().unwrap_or_default();

@@ -245,7 +245,9 @@ impl<'de, S: Shape<'de>> Shape<'de> for List<S> {
         at: &At,
         problems: &Problems,
     ) -> Result<Option<Self::Out>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        // serde_json gives no length; most of a Pod's lists are short, and a vector allocated
+        // once at its start costs less than one grown from empty (BENCHMARKS.md, session 12).
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         loop {
             let item_at = At::Item(at, items.len());
             match seq.next_element_seed(Read { shape: self.0, at: item_at, problems })? {
