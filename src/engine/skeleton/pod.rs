@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::de::MapAccess;
 
-use super::read::{AnyText, At, Boolean, Got, Key, List, Problems, Read, Shape, Text, fields};
+use super::read::{AnyText, At, Boolean, Got, INITIAL_ROOM, Key, List, Problems, Read, Shape, Text, fields};
 use super::{Container, Metadata, Pod, Spec};
 
 #[derive(Clone, Copy)]
@@ -82,7 +82,7 @@ impl<'de> Shape<'de> for StringMap {
         at: &At,
         problems: &Problems,
     ) -> Result<Option<Self::Out>, A::Error> {
-        let mut pairs = Vec::with_capacity(4); // as `List`'s items
+        let mut pairs = Vec::with_capacity(INITIAL_ROOM);
         while let Some(key) = map.next_key_seed(Read { shape: AnyText, at: *at, problems })? {
             // serde_json only gives strings for keys.
             let key = key.value().unwrap_or_default();

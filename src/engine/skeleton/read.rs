@@ -106,6 +106,11 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     Ok(())
 }
 
+/// The room a list or map of the skeleton starts with. serde_json gives no length; most of a Pod's
+/// lists and maps are short, and a vector allocated once at its start costs less than one grown
+/// from empty (BENCHMARKS.md, session 12).
+pub(super) const INITIAL_ROOM: usize = 4;
+
 /// Reads one value at `at` as `shape`.
 pub(super) struct Read<'p, S> {
     pub shape: S,
@@ -245,9 +250,7 @@ impl<'de, S: Shape<'de>> Shape<'de> for List<S> {
         at: &At,
         problems: &Problems,
     ) -> Result<Option<Self::Out>, A::Error> {
-        // serde_json gives no length; most of a Pod's lists are short, and a vector allocated
-        // once at its start costs less than one grown from empty (BENCHMARKS.md, session 12).
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(INITIAL_ROOM));
         loop {
             let item_at = At::Item(at, items.len());
             match seq.next_element_seed(Read { shape: self.0, at: item_at, problems })? {
