@@ -5,10 +5,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{BoxError, Router};
@@ -78,12 +77,10 @@ fn overloaded(state: &AppState, error: BoxError) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{error}\n")).into_response()
 }
 
-async fn mutate(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+// The request whole, not axum's `Method` and `HeaderMap` extractors: those clone what they
+// extract, and the header map is an allocation per review for one header read.
+async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
     // A review runs in one poll, so without this the in-flight limit would count only the reviews
     // being computed right now, never more than the worker threads. Yielding once lets every
     // connection with a request ready take a place first: the limit then bounds the queue of
@@ -100,8 +97,8 @@ async fn mutate(
     };
     let started = Instant::now();
     let request = http::Request {
-        method: method.as_str(),
-        content_type: headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        method: parts.method.as_str(),
+        content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         body: body.as_deref(),
     };
     let answer = http::answer(request, &state.config.load());
