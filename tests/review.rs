@@ -198,7 +198,7 @@ fn skipped_reason(pod: &Value, namespace: &str, config: &Config) -> String {
     assert!(response.response.patch.is_none(), "a skipped Pod gets no patch");
     assert_eq!(&patched, pod);
     assert_eq!(response.response.audit_annotations["decision"], "skipped");
-    response.response.audit_annotations["reason"].clone()
+    response.response.audit_annotations["reason"].to_string()
 }
 
 /// A Pod with `metadata` and one container, `spec` fields added from `spec`.

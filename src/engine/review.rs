@@ -255,14 +255,14 @@ fn lone_surrogate(body: &[u8]) -> Option<usize> {
 
 /// The response AdmissionReview to a request with `uid`, carrying out `outcome`, serialised.
 fn response_body(api_version: &str, uid: &str, outcome: &inject::Outcome) -> Vec<u8> {
-    let mut audit = BTreeMap::from([("decision".into(), outcome.decision.as_str().to_owned())]);
+    let mut audit = BTreeMap::from([("decision".into(), outcome.decision.as_str().into())]);
     let status = match &outcome.decision {
         Decision::Injected { profiles } => {
-            audit.insert("profiles".into(), profiles.join(","));
+            audit.insert("profiles".into(), profiles.join(",").into());
             None
         }
         Decision::Skipped(_) => {
-            audit.insert("reason".into(), outcome.decision.reason().to_owned());
+            audit.insert("reason".into(), outcome.decision.reason().into());
             None
         }
         Decision::Denied { message } => Some(Status {

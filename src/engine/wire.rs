@@ -180,7 +180,7 @@ pub struct AdmissionResponse<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patch: Option<String>,
     #[serde(default)]
-    pub audit_annotations: BTreeMap<Cow<'a, str>, String>,
+    pub audit_annotations: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "<[String]>::is_empty")]
     pub warnings: Cow<'a, [String]>,
 }
