@@ -12,9 +12,9 @@ mod line;
 #[cfg(test)]
 use sink::Sink;
 
-/// The target of this module's events, the review lines' among them.
-#[cfg(feature = "server")]
-const TARGET: &str = module_path!();
+/// The target of the review lines, and of no other: the server writes these together (see
+/// `logging/buffered.rs`), and a pipeline can select them by it.
+pub const REVIEW_TARGET: &str = "sidecar_injector::review";
 
 /// JSON lines on stdout, each written as it is logged (the Lambda's: its environment is frozen
 /// between invocations, so nothing may wait). Levels from `RUST_LOG` (default `info`): a level
@@ -61,6 +61,7 @@ where
 /// it is, where Display formats it into a new string first.
 pub fn review(summary: &Summary, latency: Duration) {
     tracing::info!(
+        target: REVIEW_TARGET,
         uid = summary.uid.as_str(),
         kind = summary.kind.as_str(),
         namespace = summary.namespace.as_str(),
@@ -80,10 +81,10 @@ pub fn refused(status: u16, reason: &[u8]) {
 }
 
 /// The line for one answer of the review route: the review's, or the refusal's.
-pub fn answered(answer: &crate::engine::http_answer::Answer, latency: Duration) {
-    match &answer.reviewed {
+pub fn answered(answer: &crate::engine::http_answer::HttpAnswer, latency: Duration) {
+    match answer.reviewed() {
         Some(reviewed) => review(&reviewed.summary, latency),
-        None => refused(answer.status, &answer.body),
+        None => refused(answer.status, answer.body()),
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use sidecar_injector::Config;
-use sidecar_injector::engine::http_answer::{MAX_BODY, Request, answer};
+use sidecar_injector::engine::http_answer::{HttpRequest, MAX_BODY, answer};
 use sidecar_injector::engine::wire::ReviewResponse;
 
 enum Expect {
@@ -82,9 +82,9 @@ fn padded_to(size: usize) -> Vec<u8> {
 }
 
 fn check(body: Vec<u8>, expect: Expect) {
-    let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+    let request = HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(&body) };
     let answered = answer(request, &Config::builtin());
-    let text = String::from_utf8_lossy(&answered.body).into_owned();
+    let text = String::from_utf8_lossy(answered.body()).into_owned();
     match expect {
         Refused(status, message) => {
             assert_eq!(answered.status, status, "{text}");
@@ -92,11 +92,11 @@ fn check(body: Vec<u8>, expect: Expect) {
         }
         Decided(decision) => {
             assert_eq!(answered.status, 200, "{text}");
-            let reviewed = answered.reviewed.unwrap();
+            let reviewed = answered.reviewed().unwrap();
             assert_eq!(reviewed.summary.decision.as_str(), decision);
             // The patch must apply to the Pod. (serde_json's Value cannot hold the 10,000-deep
             // list; there the engine's own check on the parts it reads is what holds.)
-            let patch = patch_of(&serde_json::from_slice(&answered.body).unwrap())
+            let patch = patch_of(&serde_json::from_slice(answered.body()).unwrap())
                 .expect("an injected Pod has a patch");
             if let Ok(request) = serde_json::from_slice::<Value>(&body) {
                 let mut pod = request["request"]["object"].clone();
@@ -105,7 +105,7 @@ fn check(body: Vec<u8>, expect: Expect) {
         }
         Denied(message) => {
             assert_eq!(answered.status, 200, "{text}");
-            let response: ReviewResponse = serde_json::from_slice(&answered.body).unwrap();
+            let response: ReviewResponse = serde_json::from_slice(answered.body()).unwrap();
             assert!(!response.response.allowed);
             let got = response.response.status.as_ref().unwrap().message.as_ref();
             assert!(got.contains(message), "{got:?} should name {message:?}");
@@ -184,9 +184,9 @@ fn invalid_utf8_names_its_first_bad_byte() {
     let mut body = invalid_utf8();
     let first = body.iter().position(|&b| b == 0xff).expect("invalid_utf8 puts one in");
     body.extend_from_slice(b"\xe2\x82");
-    let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+    let request = HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(&body) };
     let answered = answer(request, &Config::builtin());
-    let text = String::from_utf8_lossy(&answered.body);
+    let text = String::from_utf8_lossy(answered.body());
     assert_eq!(answered.status, 400, "{text}");
     assert!(text.ends_with(&format!(": not UTF-8 at byte {first}\n")), "{text:?}");
 }

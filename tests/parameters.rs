@@ -310,7 +310,7 @@ profiles:
     assert!(message.contains("volume \"conf\".configMap.name: name \"Bad_Name-shop\""), "{message}");
 }
 
-/// The realistic example configuration of the README, as a user would try it.
+/// The realistic example configuration (deploy-incluster/examples/profiles.yaml), as a user would try it.
 fn example() -> Config {
     let text = std::fs::read_to_string("deploy-incluster/examples/profiles.yaml").unwrap();
     Config::from_yaml(&text).unwrap_or_else(|e| panic!("the example configuration is refused: {e}"))

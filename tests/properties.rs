@@ -9,7 +9,7 @@ use proptest::option;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use sidecar_injector::Config;
-use sidecar_injector::engine::http_answer::{Request, answer};
+use sidecar_injector::engine::http_answer::{HttpRequest, answer};
 use sidecar_injector::engine::wire::ReviewResponse;
 
 // Small name pools, so that generated Pods and profiles collide often enough to exercise the
@@ -321,15 +321,15 @@ proptest! {
     /// refused 400 with a reason that says what was wrong.
     #[test]
     fn arbitrary_bodies_are_answered_or_refused_with_a_reason(body in vec(any::<u8>(), 0..512)) {
-        let request = Request { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+        let request = HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(&body) };
         let answered = answer(request, &Config::builtin());
         match answered.status {
             200 => {
-                let parsed = serde_json::from_slice::<ReviewResponse>(&answered.body);
+                let parsed = serde_json::from_slice::<ReviewResponse>(answered.body());
                 prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
             }
             400 => {
-                let reason = String::from_utf8(answered.body).expect("reasons are text");
+                let reason = String::from_utf8(answered.into_body()).expect("reasons are text");
                 let known = ["malformed AdmissionReview", "not an AdmissionReview", "the AdmissionReview", "the "];
                 prop_assert!(known.iter().any(|k| reason.starts_with(k)), "{}", reason);
             }

@@ -6,7 +6,7 @@
 //! parameters (one from the Pod's annotation, checked by a pattern; one its default, a quantity), a
 //! built-in, and a selector instead of `defaultProfiles`: the same additions as `typical`, so the
 //! two medians' ratio is the cost of parameters and selection. `typical_example_config` is the same
-//! Pod under the README's example configuration (deploy-incluster/examples/profiles.yaml): two
+//! Pod under the example configuration (deploy-incluster/examples/profiles.yaml): two
 //! larger sidecars, both chosen by selectors, parameters, built-ins, copyEnv and shared mounts.
 
 use serde_json::{Value, json};

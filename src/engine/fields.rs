@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::names;
-use crate::plan::name_of;
+use crate::names::name_of;
 use crate::template::UNKNOWN;
 
 /// What is wrong and where, relative to the template: `(".resources.limits.cpu", "…")`.

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 
 use super::config::{Config, OnError, Profile, keys, status};
 use super::decision::{Decision, SkipReason};
+use super::error::ReviewError;
 use super::patch;
 use super::plan::{Plan, add_metadata, add_profile, unmounted, volume_names};
 use super::pod_view::{Malformed, PodView};
 use super::resolve::{Resolved, resolve};
-use super::review::ReviewError;
 use super::selection::{Chosen, Rule};
-use super::skeleton::{self, Pod};
+use super::skeleton::{self, PodSkeleton};
 
 /// The decision, the patch that carries it out, and what to tell the user.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl Outcome {
 
 /// Decide for a Pod CREATE and build the checked patch.
 pub(crate) fn decide(
-    pod: &Pod,
+    pod: &PodSkeleton,
     body: &[u8],
     namespace: &str,
     config: &Config,

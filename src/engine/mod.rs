@@ -34,6 +34,7 @@
 
 pub mod config;
 mod decision;
+mod error;
 mod fields;
 pub mod http_answer;
 pub mod inject;
@@ -49,6 +50,7 @@ mod skeleton;
 mod template;
 pub mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::Config;
 pub use decision::{Decision, SkipReason};
-pub use review::{ReviewError, Reviewed, Summary, review, review_pod};
+pub use error::{ConfigError, ReviewError};
+pub use review::{Reviewed, Summary, review, review_pod};

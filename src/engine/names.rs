@@ -2,6 +2,9 @@
 //! refuse must be caught here: at request time it would fail every Pod creation in the cluster.
 //!
 //! Each check returns the reason as text that reads after the thing's name: `"container name " + why`.
+//! [`name_of`] and [`mount_path`] read the name that identifies an item of a Pod's lists.
+
+use serde_json::Value;
 
 /// A DNS-1123 label: container, volume, namespace and profile names.
 pub(crate) fn dns_label(name: &str) -> Result<(), String> {
@@ -103,6 +106,17 @@ pub(crate) fn port_name(name: &str) -> Result<(), String> {
 fn is_name_chars(s: &str) -> bool {
     let alnum = |c: char| c.is_ascii_alphanumeric();
     s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.')) && s.starts_with(alnum) && s.ends_with(alnum)
+}
+
+/// The `name` of a container, volume, env var or mount (the volume it names); empty when it has
+/// none.
+pub(crate) fn name_of(item: &Value) -> &str {
+    item.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A mount's path; empty when it has none (the checks at load refuse that in our templates).
+pub(crate) fn mount_path(mount: &Value) -> &str {
+    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
 }
 
 #[cfg(test)]

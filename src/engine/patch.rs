@@ -1,8 +1,8 @@
 //! A [`Plan`] rendered as JSON Patch, and checked.
 //!
-//! The patch is built from the few additions the plan lists, never by diffing whole Pods (a diff
-//! of a Pod with 1,500 env vars took Istio 15 s, istio/istio#34799), so its cost grows with what we
-//! add, not with the Pod. Every operation is an `add`:
+//! The patch is built from the few additions the plan lists, never by diffing whole Pods (what made
+//! Istio's injection slow on large Pods, istio/istio#34799), so its cost grows with what we add,
+//! not with the Pod. Every operation is an `add`:
 //! - a missing (or `null`) parent is created whole, with everything that goes in it;
 //! - an existing map gains keys, an existing list gains items; nothing is replaced wholesale;
 //! - every path is built from tokens, so `/` and `~` in keys are escaped per RFC 6901.
@@ -12,12 +12,10 @@
 //! must agree; if they ever do not, it is a bug, and the review fails instead of answering a wrong
 //! patch.
 
-use std::borrow::Cow;
-
 use json_patch::jsonptr::Token;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-use super::plan::Plan;
+use super::plan::{AddedEntries, Plan};
 use super::pod_view::PodView;
 use super::template::Rendered;
 
@@ -34,8 +32,6 @@ pub(crate) struct Add<'p> {
     value: Added<'p>,
 }
 
-type Pairs<'p> = [(&'p str, Cow<'p, str>)];
-
 /// What an [`Add`] adds.
 #[derive(Debug)]
 enum Added<'p> {
@@ -44,11 +40,11 @@ enum Added<'p> {
     /// A whole list, where the Pod has none.
     Items(&'p [Rendered<'p>]),
     /// One label or annotation.
-    Text(&'p str),
+    Entry(&'p str),
     /// A whole labels or annotations map, where the Pod has none.
-    Texts(&'p Pairs<'p>),
+    Entries(&'p AddedEntries<'p>),
     /// `metadata`, where the Pod has none: its labels and annotations.
-    Metadata { labels: &'p Pairs<'p>, annotations: &'p Pairs<'p> },
+    Metadata { labels: &'p AddedEntries<'p>, annotations: &'p AddedEntries<'p> },
 }
 
 /// The JSON Patch for `plan`, against the Pod it was planned for.
@@ -69,10 +65,10 @@ pub(crate) fn operations<'p>(plan: &'p Plan, view: &PodView) -> Vec<Add<'p>> {
             let at = [Token::new("metadata"), Token::new(field)];
             if has {
                 for (key, value) in entries {
-                    add(&mut ops, pointer(at.iter().chain([&Token::new(*key)])), Added::Text(value));
+                    add(&mut ops, pointer(at.iter().chain([&Token::new(*key)])), Added::Entry(value));
                 }
             } else {
-                add(&mut ops, pointer(&at), Added::Texts(entries));
+                add(&mut ops, pointer(&at), Added::Entries(entries));
             }
         }
     }
@@ -116,8 +112,8 @@ impl Serialize for Add<'_> {
 
 impl Serialize for Added<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Texts<'a>(&'a Pairs<'a>);
-        impl Serialize for Texts<'_> {
+        struct EntryMap<'a>(&'a AddedEntries<'a>);
+        impl Serialize for EntryMap<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
             }
@@ -131,13 +127,13 @@ impl Serialize for Added<'_> {
                 }
                 list.end()
             }
-            Added::Text(text) => serializer.serialize_str(text),
-            Added::Texts(pairs) => Texts(pairs).serialize(serializer),
+            Added::Entry(text) => serializer.serialize_str(text),
+            Added::Entries(pairs) => EntryMap(pairs).serialize(serializer),
             Added::Metadata { labels, annotations } => {
                 let mut metadata = serializer.serialize_map(None)?;
                 for (field, pairs) in [("labels", labels), ("annotations", annotations)] {
                     if !pairs.is_empty() {
-                        metadata.serialize_entry(field, &Texts(pairs))?;
+                        metadata.serialize_entry(field, &EntryMap(pairs))?;
                     }
                 }
                 metadata.end()

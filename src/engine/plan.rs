@@ -5,9 +5,13 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::names::{mount_path, name_of};
 use super::pod_view::PodView;
 use super::resolve::Resolved;
 use super::template::Rendered;
+
+/// Labels or annotations to add: each key, borrowed from the configuration, with its value.
+pub(crate) type AddedEntries<'c> = [(&'c str, Cow<'c, str>)];
 
 /// Everything to add to one Pod. Only additions: nothing the Pod has is replaced or removed.
 /// Items are borrowed from the configuration, or owned when a profile filled them for this Pod.
@@ -117,11 +121,6 @@ impl AppField<'_> {
     }
 }
 
-/// A mount's path; empty when it has none (the checks at load refuse that in our templates).
-pub(crate) fn mount_path(mount: &Value) -> &str {
-    mount.get("mountPath").and_then(Value::as_str).unwrap_or_default()
-}
-
 /// Labels and annotations the Pod already has are the Pod's: its value wins, with a warning when
 /// it differs from ours.
 pub(crate) fn add_metadata<'c>(
@@ -150,12 +149,6 @@ pub(crate) fn add_metadata<'c>(
             None => plan.annotations.push((key, value)),
         }
     }
-}
-
-/// The `name` of a container, volume, env var or mount (the volume it names); empty when it has
-/// none.
-pub(crate) fn name_of(item: &Value) -> &str {
-    item.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// The mounts of `profile` that name a volume the Pod would not have (neither its own nor one of

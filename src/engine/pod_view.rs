@@ -4,22 +4,23 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::skeleton::{Container, Pod};
+use super::skeleton::{ContainerSkeleton, PodSkeleton};
 
 /// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
 /// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
 pub(crate) struct Malformed(pub String);
 
-type Pairs<'p> = [(Cow<'p, str>, Cow<'p, str>)];
+/// A labels or annotations map as the Pod has it, in the body's order.
+type OwnEntries<'p> = [(Cow<'p, str>, Cow<'p, str>)];
 
 /// The few parts of a Pod the decision reads, checked for shape once.
 pub(crate) struct PodView<'p> {
-    labels: &'p Pairs<'p>,
-    annotations: &'p Pairs<'p>,
+    labels: &'p OwnEntries<'p>,
+    annotations: &'p OwnEntries<'p>,
     pub host_network: bool,
     pub service_account: Option<&'p str>,
     /// The Pod's own (regular) containers.
-    pub containers: &'p [Container<'p>],
+    pub containers: &'p [ContainerSkeleton<'p>],
     init_containers: &'p [Cow<'p, str>],
     ephemeral_containers: &'p [Cow<'p, str>],
     volumes: &'p [Cow<'p, str>],
@@ -39,7 +40,7 @@ pub(crate) struct Has {
 }
 
 impl<'p> PodView<'p> {
-    pub fn read(pod: &'p Pod<'p>) -> Result<Self, Malformed> {
+    pub fn read(pod: &'p PodSkeleton<'p>) -> Result<Self, Malformed> {
         if let Some(what) = &pod.malformed {
             return Err(Malformed(what.clone()));
         }
@@ -78,11 +79,11 @@ impl<'p> PodView<'p> {
         self.annotations.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
     }
 
-    pub fn labels(&self) -> &'p Pairs<'p> {
+    pub fn labels(&self) -> &'p OwnEntries<'p> {
         self.labels
     }
 
-    pub fn annotations(&self) -> &'p Pairs<'p> {
+    pub fn annotations(&self) -> &'p OwnEntries<'p> {
         self.annotations
     }
 

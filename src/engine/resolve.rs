@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::config::{CopyEnv, Parameter, Profile, ShareVolumeMounts};
 use super::fields::{self, Kind};
-use super::plan::{mount_path, name_of};
+use super::names::{mount_path, name_of};
 use super::pod_view::PodView;
 use super::template::{Rendered, Source, Template, as_text};
 

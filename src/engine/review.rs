@@ -31,44 +31,13 @@ use serde_json::Value;
 
 use super::config::Config;
 use super::decision::{Decision, SkipReason};
+use super::error::ReviewError;
 use super::inject;
 use super::selection::Chosen;
-use super::skeleton::{Metadata, Object};
-use super::wire::{AdmissionResponse, Incoming, Operation, PatchType, ReviewResponse, Status};
-
-const V1: &str = "admission.k8s.io/v1";
-const V1BETA1: &str = "admission.k8s.io/v1beta1";
-const KIND: &str = "AdmissionReview";
-
-/// Why a body could not be answered as an AdmissionReview. Adapters answer HTTP 400 with this text;
-/// the CLI exits non-zero with it.
-#[derive(Debug, thiserror::Error)]
-pub enum ReviewError {
-    /// Not JSON, or JSON of the wrong shape; `path` is where the problem is.
-    #[error("malformed AdmissionReview at {path}: {message}")]
-    Malformed { path: String, message: String },
-    /// Valid JSON, but another kind of object or version.
-    #[error(
-        "not an AdmissionReview: expected apiVersion {V1} or {V1BETA1} and kind {KIND}, got apiVersion {api_version:?} and kind {kind:?}"
-    )]
-    NotAnAdmissionReview { api_version: String, kind: String },
-    /// An AdmissionReview with no `request` (a response, perhaps).
-    #[error("the AdmissionReview has no request")]
-    MissingRequest,
-    /// The request has no `uid`, so no answer could be matched to it.
-    #[error("the AdmissionReview request has no uid")]
-    MissingUid,
-    /// A CREATE must carry the object being created.
-    #[error("the {operation} request has no object")]
-    MissingObject { operation: Operation },
-    /// The object to inject into is not a JSON object.
-    #[error("the request's object is not a JSON object")]
-    ObjectNotAnObject,
-    /// The patch we built does not turn the Pod into the one we intended: a bug in this program.
-    /// It is answered as an error so that no wrong patch ever reaches a cluster.
-    #[error("internal error, please report it: {0}")]
-    PatchMismatch(String),
-}
+use super::skeleton::{MetadataSkeleton, Object};
+use super::wire::{
+    AdmissionResponse, Incoming, KIND, Operation, PatchType, ReviewResponse, Status, V1, V1BETA1,
+};
 
 /// The answer to one review, and what the adapters need to log it without reading the body again.
 #[derive(Debug, Clone)]
@@ -184,7 +153,7 @@ pub fn review_pod(pod: &Value, namespace: &str, uid: &str, config: &Config) -> R
 /// none.
 fn object_str<'b>(
     object: &'b Option<Object>,
-    field: fn(&'b Metadata) -> &'b Option<Cow<'b, str>>,
+    field: fn(&'b MetadataSkeleton) -> &'b Option<Cow<'b, str>>,
 ) -> Option<String> {
     let value = field(object.as_ref()?.metadata()?).as_deref()?;
     Some(value.to_owned()).filter(|v| !v.is_empty())
@@ -199,9 +168,9 @@ fn parse(body: &[u8]) -> Result<Incoming<'_>, ReviewError> {
     }
     // JSON is UTF-8 (RFC 8259). serde_json checks the strings it reads, not those it skips; check
     // them all, so that no review is answered whose bytes the API server could not have sent.
-    // Checked once here, the body is read as text: serde_json then does not check each string
-    // again (BENCHMARKS.md, session 7). With SIMD (simdutf8, already built for serde-saphyr), in
-    // a third of the instructions; it does not say where a body fails, so that is asked again.
+    // Checked once here, the body is read as text, and serde_json does not check each string
+    // again. simdutf8 does not say where a body fails, so that is asked again of the standard
+    // library.
     let text = simdutf8::basic::from_utf8(body).map_err(|_| {
         let at = std::str::from_utf8(body).err().map_or(0, |e| e.valid_up_to());
         whole(format!("not UTF-8 at byte {at}"))
@@ -289,10 +258,9 @@ fn response_body(api_version: &str, uid: &str, outcome: &inject::Outcome) -> Vec
     if let Some(json) = &outcome.patch {
         // The patch goes in last, encoded in place: through serde it would be encoded into a
         // string, copied, and scanned byte by byte for characters to escape, which base64 has
-        // none of (BENCHMARKS.md, session 6), and with SIMD (base64-simd, 4 times the base64
-        // crate's speed: session 7). The body ends with the braces that close `response` and the
-        // review; `uid` is always before them, hence the comma.
-        debug_assert!(body.ends_with(b"}}"));
+        // none of. It goes before the braces that close `response` and the review, which serde
+        // writes last because `response` is the review's last field and the response's own last
+        // field is always written (`the_patch_is_spliced_into_the_response` holds that).
         body.truncate(body.len() - 2);
         body.extend_from_slice(br#","patch":""#);
         let at = body.len();
@@ -302,4 +270,26 @@ fn response_body(api_version: &str, uid: &str, outcome: &inject::Outcome) -> Vec
         body.extend_from_slice(br#""}}"#);
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spliced body is the response serde would write with the patch in it: this fails if
+    /// `response` stops being the review's last field, or the response's fields change so that the
+    /// splice lands elsewhere.
+    #[test]
+    fn the_patch_is_spliced_into_the_response() {
+        let body = include_bytes!("../../tests/fixtures/pod-create-review.json");
+        let reviewed = review(body, &Config::builtin()).unwrap();
+        let patch = reviewed.patch.clone().expect("the built-in configuration injects");
+        let spliced: Value = serde_json::from_slice(&reviewed.body).expect("the body is JSON");
+        let mut expected: ReviewResponse = serde_json::from_slice(&reviewed.body).unwrap();
+        expected.response.patch = None;
+        let mut expected = serde_json::to_value(&expected).unwrap();
+        expected["response"]["patch"] = base64_simd::STANDARD.encode_to_string(&patch).into();
+        assert_eq!(spliced, expected);
+        assert!(reviewed.body.ends_with(b"\"}}"), "the patch is the last thing written");
+    }
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube_core::{Selector, SelectorExt};
 
-use super::config::ConfigError;
+use super::error::ConfigError;
 use super::names;
 
 /// A profile's own selection; empty when it has neither, and is then chosen only by name or as a
@@ -29,7 +29,7 @@ pub struct Chosen {
     pub rule: Rule,
 }
 
-/// Which rule chose a profile for a Pod (see the README's precedence list).
+/// Which rule chose a profile for a Pod (docs/configuration.md, "Which profiles a Pod gets").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rule {

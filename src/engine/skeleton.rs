@@ -1,9 +1,9 @@
 //! Reading only the parts of a Pod that injection reads or patches, straight from the body.
 //!
-//! A Pod read whole as a `serde_json::Value` costs an allocation per key and string: on a 3 KB Pod
-//! that was most of a review's time, and it grows with every env var of every container. The
+//! A Pod read whole as a `serde_json::Value` costs an allocation per key and string, most of a
+//! review's time, and it grows with every env var of every container. The
 //! decision reads a few fields, and every patch operation is an `add` under a few paths, so this
-//! reads the object into a [`Pod`] *skeleton*: the names, labels and annotations injection reads,
+//! reads the object into a [`PodSkeleton`]: the names, labels and annotations injection reads,
 //! borrowed from the body where they have no escapes, whether each list and map the patch may add
 //! to is there, and how long each list is. Everything else is only checked to be well-formed JSON.
 //!
@@ -34,17 +34,17 @@ use read::{At, Got, Problems, Read};
 
 /// The request's object, as far as injection reads it.
 #[derive(Debug, Default)]
-pub(crate) struct Pod<'b> {
+pub(crate) struct PodSkeleton<'b> {
     /// `None` when absent or `null`.
-    pub metadata: Option<Metadata<'b>>,
-    pub spec: Option<Spec<'b>>,
+    pub metadata: Option<MetadataSkeleton<'b>>,
+    pub spec: Option<SpecSkeleton<'b>>,
     /// The first field found that is not the shape Kubernetes gives it, as "spec.containers is not
     /// a list".
     pub malformed: Option<String>,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Metadata<'b> {
+pub(crate) struct MetadataSkeleton<'b> {
     pub name: Option<Cow<'b, str>>,
     pub generate_name: Option<Cow<'b, str>>,
     pub namespace: Option<Cow<'b, str>>,
@@ -54,11 +54,11 @@ pub(crate) struct Metadata<'b> {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Spec<'b> {
+pub(crate) struct SpecSkeleton<'b> {
     pub host_network: bool,
     pub service_account_name: Option<Cow<'b, str>>,
     /// Each list `None` when absent or `null`.
-    pub containers: Option<Vec<Container<'b>>>,
+    pub containers: Option<Vec<ContainerSkeleton<'b>>>,
     /// The names of the init and ephemeral containers and of the volumes.
     pub init_containers: Option<Vec<Cow<'b, str>>>,
     pub ephemeral_containers: Option<Vec<Cow<'b, str>>>,
@@ -66,7 +66,7 @@ pub(crate) struct Spec<'b> {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct Container<'b> {
+pub(crate) struct ContainerSkeleton<'b> {
     pub name: Cow<'b, str>,
     /// The env vars' names and the mounts' paths.
     pub env: Option<Vec<Cow<'b, str>>>,
@@ -76,12 +76,12 @@ pub(crate) struct Container<'b> {
 /// The request's object: a Pod skeleton, or JSON that is not an object at all.
 #[derive(Debug)]
 pub(crate) enum Object<'b> {
-    Pod(Box<Pod<'b>>),
+    Pod(Box<PodSkeleton<'b>>),
     NotAnObject,
 }
 
 impl<'b> Object<'b> {
-    pub fn metadata(&self) -> Option<&Metadata<'b>> {
+    pub fn metadata(&self) -> Option<&MetadataSkeleton<'b>> {
         match self {
             Object::Pod(pod) => pod.metadata.as_ref(),
             Object::NotAnObject => None,
@@ -92,7 +92,7 @@ impl<'b> Object<'b> {
 /// For `#[serde(deserialize_with)]`: the request's object as a Pod skeleton; `null` is `None`.
 pub(crate) fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Object<'de>>, D::Error> {
     let problems = Problems::default();
-    let read = Read { shape: PodShape, at: At::Top, problems: &problems };
+    let read = Read { shape: PodShape, at: At::Top, found: &problems };
     Ok(match read.deserialize(deserializer)? {
         Got::Absent => None,
         Got::Wrong => Some(Object::NotAnObject),
@@ -108,46 +108,46 @@ pub(crate) fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
 /// any body or Pod this could not read).
 pub(crate) fn app_values(body: &[u8]) -> Vec<Value> {
     #[derive(Deserialize)]
-    struct Review {
-        request: Option<Request>,
+    struct AppsReview {
+        request: Option<AppsRequest>,
     }
     #[derive(Deserialize)]
-    struct Request {
-        object: Option<Object>,
+    struct AppsRequest {
+        object: Option<AppsObject>,
     }
     #[derive(Deserialize)]
-    struct Object {
-        spec: Option<Spec>,
+    struct AppsObject {
+        spec: Option<AppsSpec>,
     }
     #[derive(Deserialize)]
-    struct Spec {
-        containers: Option<Vec<App>>,
+    struct AppsSpec {
+        containers: Option<Vec<AppValues>>,
     }
     #[derive(Deserialize, Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct App {
+    struct AppValues {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        env: Option<Vec<EnvVar>>,
+        env: Option<Vec<AppEnvVar>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         volume_mounts: Option<Vec<Value>>,
     }
     #[derive(Deserialize, Serialize)]
     #[serde(rename_all = "camelCase")]
-    struct EnvVar {
+    struct AppEnvVar {
         name: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         value_from: Option<Value>,
     }
-    let read: Option<Review> = serde_json::from_slice(body).ok();
+    let read: Option<AppsReview> = serde_json::from_slice(body).ok();
     let containers = read.and_then(|r| r.request?.object?.spec?.containers).unwrap_or_default();
     containers.into_iter().map(|app| serde_json::to_value(app).expect("JSON values serialize")).collect()
 }
 
 /// `object` read as the skeleton of a Pod, for tests (the text is leaked).
 #[cfg(test)]
-pub(crate) fn skeleton(object: Value) -> Pod<'static> {
+pub(crate) fn skeleton(object: Value) -> PodSkeleton<'static> {
     let text: &'static str = Box::leak(object.to_string().into_boxed_str());
     match self::object(&mut serde_json::Deserializer::from_str(text)).unwrap() {
         Some(Object::Pod(pod)) => *pod,

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::config::ConfigError;
+use super::error::ConfigError;
 
 mod rendered;
 
@@ -40,7 +40,7 @@ pub(crate) enum Source {
 }
 
 /// The built-in values, by the name a template uses. A Pod's own name is not one: controllers
-/// create Pods with `generateName`, so at admission it is usually empty (see the README).
+/// create Pods with `generateName`, so at admission it is usually empty (docs/configuration.md).
 pub(crate) const BUILT_INS: [(&str, Source); 3] = [
     ("pod.namespace", Source::Namespace),
     ("pod.serviceAccountName", Source::ServiceAccountName),

@@ -22,6 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use super::skeleton;
 
+/// The AdmissionReview's versions this webhook answers (`v1beta1` in its own version) and kind.
+pub(crate) const V1: &str = "admission.k8s.io/v1";
+pub(crate) const V1BETA1: &str = "admission.k8s.io/v1beta1";
+pub(crate) const KIND: &str = "AdmissionReview";
+
 /// The operation of an admission request. Unlike kube-core's closed enum, an operation this
 /// program does not know still parses, as [`Operation::Other`]: a webhook must answer "allowed"
 /// for anything it does not handle, never fail to read it.
@@ -107,13 +112,13 @@ pub(crate) struct Incoming<'b> {
     #[serde(default, borrow)]
     pub kind: Cow<'b, str>,
     #[serde(borrow)]
-    pub request: Option<Request<'b>>,
+    pub request: Option<AdmissionRequest<'b>>,
 }
 
 // Only the fields the decision needs; serde still checks that the rest is well-formed JSON.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Request<'b> {
+pub(crate) struct AdmissionRequest<'b> {
     #[serde(borrow)]
     pub uid: Option<Cow<'b, str>>,
     #[serde(borrow)]

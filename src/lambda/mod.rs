@@ -58,15 +58,16 @@ impl Lambda {
             Body::Binary(bytes) => bytes,
             _ => &[],
         };
-        let request = http::Request {
+        let request = http::HttpRequest {
             method: request.method().as_str(),
             content_type: request.headers().get("content-type").and_then(|v| v.to_str().ok()),
             body: Some(body),
         };
         let answer = http::answer(request, &self.config);
         logging::answered(&answer, started.elapsed());
-        let mut response = respond(answer.status, answer.content_type, answer.body);
-        if let Some(allow) = answer.allow {
+        let (status, content_type, allow) = (answer.status, answer.content_type, answer.allow);
+        let mut response = respond(status, content_type, answer.into_body());
+        if let Some(allow) = allow {
             response.headers_mut().insert("allow", lambda_http::http::HeaderValue::from_static(allow));
         }
         response

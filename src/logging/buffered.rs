@@ -1,7 +1,7 @@
 //! The server's review lines gathered and written to stdout together.
 //!
-//! One `write` per review was a system call per request; writing them together raised the server's
-//! HTTP/1.1 throughput under load by a tenth (BENCHMARKS.md, session 9). Review lines wait in
+//! One `write` per review would be a system call per request, a cost the server's throughput
+//! under load shows (BENCHMARKS.md, "Ideas tried"). Review lines wait in
 //! memory and go out together, at most [`FLUSH_AFTER`] after the first of them, or at once when
 //! [`FULL`] bytes wait. Every other line (start, certificates, configuration, warnings, shutdown)
 //! is rare and is written at once, after the lines waiting, so the order is kept. What a crash can
@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tracing::{Level, Metadata};
+use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// The longest a review line waits.
@@ -166,9 +166,9 @@ impl<'a, W: Write + 'a> MakeWriter<'a> for Buffered<W> {
     }
 }
 
-/// The review lines: `info` events of `logging::review`; its refusals are warnings.
+/// The review lines, by their target of their own.
 fn is_review_line(meta: &Metadata<'_>) -> bool {
-    *meta.level() == Level::INFO && meta.target() == super::TARGET
+    meta.target() == super::REVIEW_TARGET
 }
 
 #[cfg(test)]

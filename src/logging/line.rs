@@ -3,8 +3,8 @@
 //! The same bytes as tracing-subscriber's JSON format with `flatten_event(true)` and no spans
 //! (`{"timestamp":…,"level":…,<fields in order>,"target":…}`), which the tests below hold it to,
 //! at a fraction of its cost: that format writes through serde_json into an `io::Write` adapter
-//! that checks each piece for UTF-8 again, and it was 6 to 8% of the server's CPU under load
-//! (BENCHMARKS.md). Here each value is written once, escaped as serde_json escapes it.
+//! that checks each piece for UTF-8 again. Here each value is written once, escaped as serde_json
+//! escapes it.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write};

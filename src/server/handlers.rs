@@ -96,21 +96,22 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
         }
     };
     let started = Instant::now();
-    let request = http::Request {
+    let request = http::HttpRequest {
         method: parts.method.as_str(),
         content_type: parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         body: body.as_deref(),
     };
     let answer = http::answer(request, &state.config.load());
     let elapsed = started.elapsed();
-    match &answer.reviewed {
+    match answer.reviewed() {
         Some(reviewed) => state.metrics.review(&reviewed.summary.decision, elapsed.as_secs_f64()),
         None => state.metrics.review_error(),
     }
     logging::answered(&answer, elapsed);
     let status = StatusCode::from_u16(answer.status).expect("http::answer gives valid statuses");
-    let mut response = (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response();
-    if let Some(allow) = answer.allow {
+    let (content_type, allow) = (answer.content_type, answer.allow);
+    let mut response = (status, [(header::CONTENT_TYPE, content_type)], answer.into_body()).into_response();
+    if let Some(allow) = allow {
         response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
     }
     response

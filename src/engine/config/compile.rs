@@ -8,9 +8,10 @@ use k8s_openapi::api::core::v1::Container;
 use super::params::{self, Declared};
 use super::raw::{RawConfig, RawProfile};
 use super::templates::{self, Templates};
-use super::{Config, ConfigError, CopyEnv, Profile, ShareVolumeMounts, Targets, digest_of, keys, status};
+use super::{Config, CopyEnv, Profile, ShareVolumeMounts, Targets, digest_of, keys, status};
+use crate::error::ConfigError;
 use crate::names;
-use crate::plan::name_of;
+use crate::names::name_of;
 use crate::selection::Selection;
 
 pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {

@@ -26,6 +26,7 @@ mod params;
 mod raw;
 mod templates;
 
+use super::error::ConfigError;
 use super::selection::Selection;
 use super::template::{Source, Template};
 
@@ -125,23 +126,6 @@ pub(crate) struct Targets(pub Vec<String>);
 impl Targets {
     pub fn includes(&self, container: &str) -> bool {
         self.0.is_empty() || self.0.iter().any(|name| name == container)
-    }
-}
-
-/// Why a configuration was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The text is neither YAML nor JSON.
-    #[error("configuration is not valid YAML or JSON: {0}")]
-    Syntax(String),
-    /// A field is wrong; `path` says which, as in `profiles.proxy.containers[0].image`.
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
-}
-
-impl ConfigError {
-    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { path: path.into(), message: message.into() }
     }
 }
 

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use regex_lite::Regex;
 
+use super::keys;
 use super::raw::RawParameter;
-use super::{ConfigError, keys};
+use crate::error::ConfigError;
 use crate::names;
 use crate::template::{BUILT_INS, Names, Source};
 

@@ -38,12 +38,15 @@ impl Default for RawConfig {
     }
 }
 
+/// Container templates, as the Kubernetes types read them.
+pub(super) type RawContainers = Vec<Container>;
+
 #[derive(Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawProfile {
-    pub containers: Vec<Container>,
-    pub init_containers: Vec<Container>,
-    pub sidecars: Vec<Container>,
+    pub containers: RawContainers,
+    pub init_containers: RawContainers,
+    pub sidecars: RawContainers,
     pub volumes: Vec<Volume>,
     pub app_containers: RawAppContainers,
     pub labels: BTreeMap<String, String>,

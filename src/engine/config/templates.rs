@@ -5,8 +5,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Profile;
 use super::raw::RawProfile;
-use super::{ConfigError, Profile};
+use crate::error::ConfigError;
 use crate::fields::{self, Found, Kind};
 use crate::template::{BUILT_INS, Expands, Names, Source, Template, UNKNOWN};
 

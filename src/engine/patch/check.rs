@@ -6,14 +6,14 @@ use std::borrow::Cow;
 use json_patch::jsonptr::{Pointer, Token};
 use litemap::LiteMap;
 
-use super::{Add, Added, Pairs};
-use crate::plan::Plan;
+use super::{Add, Added};
+use crate::plan::{AddedEntries, Plan};
 use crate::pod_view::PodView;
 use crate::template::Rendered;
 
 /// Apply `ops` to the Pod in `view` and check that the result is `plan` applied directly.
 ///
-/// Both are applied to the Pod's [`Outline`]. Each item the plan adds (a container, a volume …)
+/// Both are applied to the Pod's [`PodOutline`]. Each item the plan adds (a container, a volume …)
 /// stands in both renderings for a token that names that very item; labels and annotations are
 /// themselves. So the check compares where each item went, which is what `operations` decides,
 /// without copying a template; the items' own content is written from the plan by `serde_json` as
@@ -21,7 +21,7 @@ use crate::template::Rendered;
 /// `jsonptr`), and each `add` follows RFC 6902: a map's key is set, a list's item inserted at its
 /// index or appended at `-`, and any parent it needs must be there.
 pub(crate) fn verify(view: &PodView, plan: &Plan, ops: &[Add]) -> Result<(), String> {
-    let mut pod = Outline::of(view, plan);
+    let mut pod = PodOutline::of(view, plan);
     let mut intended = pod.clone();
     intended.apply_directly(plan);
     for op in ops {
@@ -38,23 +38,23 @@ pub(crate) fn verify(view: &PodView, plan: &Plan, ops: &[Add]) -> Result<(), Str
 /// with their env and mount lists when the plan adds to them. Every path our patches use is here
 /// as in the Pod; a patch that strays elsewhere fails to apply or to compare.
 #[derive(Debug, Clone, PartialEq)]
-struct Outline<'a> {
-    metadata: Option<Metadata<'a>>,
+struct PodOutline<'a> {
+    metadata: Option<MetadataOutline<'a>>,
     init_containers: Option<Vec<Item>>,
-    containers: Option<Vec<Container>>,
+    containers: Option<Vec<ContainerOutline>>,
     volumes: Option<Vec<Item>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Metadata<'a> {
-    labels: Option<Texts<'a>>,
-    annotations: Option<Texts<'a>>,
+struct MetadataOutline<'a> {
+    labels: Option<MapOutline<'a>>,
+    annotations: Option<MapOutline<'a>>,
 }
 
 /// A labels or annotations map: each key with its value when it is ours (`None` for the Pod's
 /// own, which no `add` reads). A sorted vector, not a `BTreeMap`: a Pod has a handful of each, and
-/// building, copying and comparing tree nodes was a fifth of the check.
-type Texts<'a> = LiteMap<Cow<'a, str>, Option<&'a str>>;
+/// tree nodes cost more to build, copy and compare than the few keys do.
+type MapOutline<'a> = LiteMap<Cow<'a, str>, Option<&'a str>>;
 
 /// An item of a list: one of the Pod's own, or one we add, as its token.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +64,7 @@ enum Item {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Container {
+struct ContainerOutline {
     item: Item,
     env: Option<Vec<Item>>,
     volume_mounts: Option<Vec<Item>>,
@@ -79,26 +79,26 @@ fn tokens(items: &[Rendered]) -> impl Iterator<Item = Item> {
     items.iter().map(token)
 }
 
-fn texts<'a>(pairs: &'a Pairs<'a>) -> Texts<'a> {
+fn texts<'a>(pairs: &'a AddedEntries<'a>) -> MapOutline<'a> {
     pairs.iter().map(|(k, v)| (Cow::Borrowed(*k), Some(v.as_ref()))).collect()
 }
 
-impl<'a> Outline<'a> {
+impl<'a> PodOutline<'a> {
     fn of(view: &PodView<'a>, plan: &Plan) -> Self {
-        let keys = |pairs: &'a [(Cow<'a, str>, Cow<'a, str>)]| -> Texts<'a> {
+        let keys = |pairs: &'a [(Cow<'a, str>, Cow<'a, str>)]| -> MapOutline<'a> {
             pairs.iter().map(|(k, _)| (Cow::Borrowed(k.as_ref()), None)).collect()
         };
         let pods = |count: usize| vec![Item::Pods; count];
         let containers = view.containers.iter().map(|app| {
             let lists = !plan.app_containers.is_empty();
-            Container {
+            ContainerOutline {
                 item: Item::Pods,
                 env: app.env.as_ref().filter(|_| lists).map(|env| pods(env.len())),
                 volume_mounts: app.volume_mounts.as_ref().filter(|_| lists).map(|m| pods(m.len())),
             }
         });
-        Outline {
-            metadata: view.has.metadata.then(|| Metadata {
+        PodOutline {
+            metadata: view.has.metadata.then(|| MetadataOutline {
                 labels: view.has.labels.then(|| keys(view.labels())),
                 annotations: view.has.annotations.then(|| keys(view.annotations())),
             }),
@@ -125,7 +125,7 @@ impl<'a> Outline<'a> {
             self.init_containers.get_or_insert_default().splice(0..0, tokens(&plan.init_containers));
         }
         if !plan.containers.is_empty() {
-            let added = tokens(&plan.containers).map(Container::ours);
+            let added = tokens(&plan.containers).map(ContainerOutline::ours);
             self.containers.get_or_insert_default().extend(added);
         }
         if !plan.volumes.is_empty() {
@@ -145,7 +145,7 @@ impl<'a> Outline<'a> {
 
     /// One operation, read from its path as a patch's reader reads it.
     fn add(&mut self, op: &Add<'a>) -> Result<(), String> {
-        // In arrays, not vectors: three allocations per operation were a tenth of the check.
+        // In arrays, not vectors: no allocation per operation.
         let mut raw: [Option<Token>; DEEPEST] = Default::default();
         let mut depth = 0;
         let path = Pointer::parse(&op.path).map_err(|e| format!("{} is not a JSON Pointer: {e}", op.path))?;
@@ -159,27 +159,27 @@ impl<'a> Outline<'a> {
         let missing = || format!("{} has no parent in the Pod", op.path);
         match (&path[..depth], &op.value) {
             (["metadata"], Added::Metadata { labels, annotations }) => {
-                let map = |pairs: &'a Pairs<'a>| (!pairs.is_empty()).then(|| texts(pairs));
-                self.metadata = Some(Metadata { labels: map(labels), annotations: map(annotations) });
+                let map = |pairs: &'a AddedEntries<'a>| (!pairs.is_empty()).then(|| texts(pairs));
+                self.metadata = Some(MetadataOutline { labels: map(labels), annotations: map(annotations) });
             }
-            (["metadata", field], Added::Texts(pairs)) => {
+            (["metadata", field], Added::Entries(pairs)) => {
                 let metadata = self.metadata.as_mut().ok_or_else(missing)?;
                 *metadata.map(field).ok_or_else(|| unknown(op))? = Some(texts(pairs));
             }
-            (["metadata", field, key], Added::Text(text)) => {
+            (["metadata", field, key], Added::Entry(text)) => {
                 let metadata = self.metadata.as_mut().ok_or_else(missing)?;
                 let map = metadata.map(field).ok_or_else(|| unknown(op))?.as_mut().ok_or_else(missing)?;
                 map.insert(Cow::Owned((*key).to_owned()), Some(text));
             }
             (["spec", "containers"], Added::Items(items)) => {
-                self.containers = Some(tokens(items).map(Container::ours).collect());
+                self.containers = Some(tokens(items).map(ContainerOutline::ours).collect());
             }
             (["spec", field], Added::Items(items)) => {
                 *self.list(field).ok_or_else(|| unknown(op))? = Some(tokens(items).collect());
             }
             (["spec", "containers", at], Added::Item(item)) => {
                 let containers = self.containers.as_mut().ok_or_else(missing)?;
-                containers.insert(index(at, containers.len(), op)?, Container::ours(token(item)));
+                containers.insert(index(at, containers.len(), op)?, ContainerOutline::ours(token(item)));
             }
             (["spec", field, at], Added::Item(item)) => {
                 let list = self.list(field).ok_or_else(|| unknown(op))?.as_mut().ok_or_else(missing)?;
@@ -216,8 +216,8 @@ impl<'a> Outline<'a> {
     }
 }
 
-impl<'a> Metadata<'a> {
-    fn map(&mut self, field: &str) -> Option<&mut Option<Texts<'a>>> {
+impl<'a> MetadataOutline<'a> {
+    fn map(&mut self, field: &str) -> Option<&mut Option<MapOutline<'a>>> {
         match field {
             "labels" => Some(&mut self.labels),
             "annotations" => Some(&mut self.annotations),
@@ -226,9 +226,9 @@ impl<'a> Metadata<'a> {
     }
 }
 
-impl Container {
+impl ContainerOutline {
     fn ours(item: Item) -> Self {
-        Container { item, env: None, volume_mounts: None }
+        ContainerOutline { item, env: None, volume_mounts: None }
     }
 
     fn list(&mut self, field: &str) -> Option<&mut Option<Vec<Item>>> {
@@ -260,8 +260,8 @@ impl Added<'_> {
         match self {
             Added::Item(_) => "an item to",
             Added::Items(_) => "a list to",
-            Added::Text(_) => "a text to",
-            Added::Texts(_) => "a map to",
+            Added::Entry(_) => "a text to",
+            Added::Entries(_) => "a map to",
             Added::Metadata { .. } => "metadata to",
         }
     }

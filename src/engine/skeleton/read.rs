@@ -57,6 +57,9 @@ impl<T> Got<T> {
     }
 }
 
+/// What a shape's method gives: a value of the shape, or `None` for a value of another kind.
+pub(super) type Outcome<T, E> = Result<Option<T>, E>;
+
 /// What one value of the skeleton is read as. Each kind of JSON value goes to its method; one
 /// that gives `None` is a kind the value does not take, read through as JSON and reported as
 /// `WRONG` (when there is a message).
@@ -65,23 +68,13 @@ pub(super) trait Shape<'de>: Copy {
     /// "is not a list" …; `None` for a field whose other kinds are not reported, only ignored.
     const WRONG: Option<&'static str>;
 
-    fn map<A: MapAccess<'de>>(
-        self,
-        map: A,
-        at: &At,
-        problems: &Problems,
-    ) -> Result<Option<Self::Out>, A::Error> {
-        let _ = (at, problems);
+    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
+        let _ = (at, found);
         drain_map(map).map(|()| None)
     }
 
-    fn seq<A: SeqAccess<'de>>(
-        self,
-        seq: A,
-        at: &At,
-        problems: &Problems,
-    ) -> Result<Option<Self::Out>, A::Error> {
-        let _ = (at, problems);
+    fn seq<A: SeqAccess<'de>>(self, seq: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
+        let _ = (at, found);
         drain_seq(seq).map(|()| None)
     }
 
@@ -108,14 +101,14 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 
 /// The room a list or map of the skeleton starts with. serde_json gives no length; most of a Pod's
 /// lists and maps are short, and a vector allocated once at its start costs less than one grown
-/// from empty (BENCHMARKS.md, session 12).
+/// from empty.
 pub(super) const INITIAL_ROOM: usize = 4;
 
 /// Reads one value at `at` as `shape`.
 pub(super) struct Read<'p, S> {
     pub shape: S,
     pub at: At<'p>,
-    pub problems: &'p Problems,
+    pub found: &'p Problems,
 }
 
 impl<'p, S> Read<'p, S> {
@@ -124,7 +117,7 @@ impl<'p, S> Read<'p, S> {
             Some(value) => Got::Value(value),
             None => {
                 if let Some(why) = wrong {
-                    self.problems.report(|| format!("{} {why}", self.at));
+                    self.found.report(|| format!("{} {why}", self.at));
                 }
                 Got::Wrong
             }
@@ -148,11 +141,11 @@ impl<'de, S: Shape<'de>> Visitor<'de> for Read<'_, S> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let value = self.shape.map(map, &self.at, self.problems)?;
+        let value = self.shape.map(map, &self.at, self.found)?;
         Ok(self.got(value, S::WRONG))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        let value = self.shape.seq(seq, &self.at, self.problems)?;
+        let value = self.shape.seq(seq, &self.at, self.found)?;
         Ok(self.got(value, S::WRONG))
     }
     fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
@@ -181,20 +174,22 @@ impl<'de, S: Shape<'de>> Visitor<'de> for Read<'_, S> {
     }
 }
 
-/// Reads the fields of an object that `fields` names, each with `read(index, map)`, and reads the
-/// others through.
-pub(super) fn fields<'de, A: MapAccess<'de>>(
+/// An object of known fields: each field `names` has is read by `read(object, index, at, map)`
+/// into the object, begun as `T::default()`; the others are read through.
+pub(super) fn object<'de, A: MapAccess<'de>, T: Default>(
     mut map: A,
-    fields: &[&str],
-    mut read: impl FnMut(usize, &mut A) -> Result<(), A::Error>,
-) -> Result<(), A::Error> {
-    while let Some(index) = map.next_key_seed(FieldIndex(fields))? {
+    at: &At,
+    names: &[&str],
+    mut read: impl FnMut(&mut T, usize, At, &mut A) -> Result<(), A::Error>,
+) -> Outcome<T, A::Error> {
+    let mut object = T::default();
+    while let Some(index) = map.next_key_seed(FieldIndex(names))? {
         match index {
-            Some(index) => read(index, &mut map)?,
+            Some(index) => read(&mut object, index, At::Field(at, names[index]), &mut map)?,
             None => map.next_value::<IgnoredAny>().map(drop)?,
         }
     }
-    Ok(())
+    Ok(Some(object))
 }
 
 /// A string, borrowed from the body when it has no escapes.
@@ -244,20 +239,15 @@ impl<'de, S: Shape<'de>> Shape<'de> for List<S> {
     type Out = Vec<S::Out>;
     const WRONG: Option<&'static str> = Some("is not a list");
 
-    fn seq<A: SeqAccess<'de>>(
-        self,
-        mut seq: A,
-        at: &At,
-        problems: &Problems,
-    ) -> Result<Option<Self::Out>, A::Error> {
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(INITIAL_ROOM));
         loop {
             let item_at = At::Item(at, items.len());
-            match seq.next_element_seed(Read { shape: self.0, at: item_at, problems })? {
+            match seq.next_element_seed(Read { shape: self.0, at: item_at, found })? {
                 None => return Ok(Some(items)),
                 Some(Got::Value(item)) => items.push(item),
                 Some(Got::Absent) => {
-                    problems.report(|| format!("{item_at} {}", S::WRONG.unwrap_or_default()));
+                    found.report(|| format!("{item_at} {}", S::WRONG.unwrap_or_default()));
                     return drain_seq(seq).map(|()| Some(items));
                 }
                 Some(Got::Wrong) => return drain_seq(seq).map(|()| Some(items)),
@@ -275,19 +265,14 @@ impl<'de> Shape<'de> for Key {
     type Out = Cow<'de, str>;
     const WRONG: Option<&'static str> = Some("is not an object");
 
-    fn map<A: MapAccess<'de>>(
-        self,
-        map: A,
-        at: &At,
-        problems: &Problems,
-    ) -> Result<Option<Self::Out>, A::Error> {
-        let mut key = None;
-        fields(map, &[self.0], |_, map| {
-            key = map.next_value_seed(Read { shape: AnyText, at: *at, problems })?.value();
+    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
+        let key = object(map, at, &[self.0], |key: &mut Option<Cow<'de, str>>, _, at, map| {
+            *key = map.next_value_seed(Read { shape: AnyText, at, found })?.value();
             Ok(())
-        })?;
+        })?
+        .flatten();
         if key.is_none() {
-            problems.report(|| format!("{at}.{} is missing or not a string", self.0));
+            found.report(|| format!("{at}.{} is missing or not a string", self.0));
         }
         Ok(Some(key.unwrap_or_default()))
     }

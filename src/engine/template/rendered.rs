@@ -7,9 +7,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 /// A template rendered for one Pod: the configuration's own value with its JSON, written once at
-/// load, or a value filled for this Pod. The patch writes the first as it is: serialising the
-/// sidecar's template again for every Pod was 7% of a review (BENCHMARKS.md, session 7). Changing
-/// one ([`Rendered::to_mut`]) makes it the second, so that no JSON ever describes another value.
+/// load, or a value filled for this Pod. The patch writes the first as it is, rather than
+/// serialising the sidecar's template again for every Pod. Changing one ([`Rendered::to_mut`]) makes it the second, so that no JSON ever describes another value.
 #[derive(Debug, Clone)]
 pub(crate) enum Rendered<'c> {
     Config { value: &'c Value, json: &'c RawValue },

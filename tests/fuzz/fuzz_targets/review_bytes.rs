@@ -13,7 +13,7 @@ static CONFIG: LazyLock<Config> = LazyLock::new(Config::builtin);
 fuzz_target!(|data: &[u8]| {
     sidecar_injector_fuzz::check(data, &CONFIG);
     // The adapters' entry point: a status and a body for every input.
-    let request = http::Request { method: "POST", content_type: Some("application/json"), body: Some(data) };
+    let request = http::HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(data) };
     let answer = http::answer(request, &CONFIG);
     assert!(matches!(answer.status, 200 | 400 | 413), "status {}", answer.status);
     // The same bytes as a configuration file: an error with a message, never a panic.

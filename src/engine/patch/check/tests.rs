@@ -42,11 +42,22 @@ fn plan() -> Plan<'static> {
     }
 }
 
-fn pod() -> crate::skeleton::Pod<'static> {
+fn pod() -> crate::skeleton::PodSkeleton<'static> {
     crate::skeleton::skeleton(json!({
         "metadata": {"labels": {"app": "web"}},
         "spec": {"containers": [{"name": "app"}], "volumes": [{"name": "data"}]}
     }))
+}
+
+/// The check's verdict on the sample plan's patch for the sample Pod, after `change` to its
+/// operations.
+fn checked_after(change: impl for<'p> FnOnce(&'p Plan<'static>, &mut Vec<Add<'p>>)) -> Result<(), String> {
+    let plan = plan();
+    let pod = pod();
+    let view = PodView::read(&pod).ok().unwrap();
+    let mut ops = operations(&plan, &view);
+    change(&plan, &mut ops);
+    verify(&view, &plan, &ops)
 }
 
 #[test]
@@ -69,36 +80,25 @@ fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says
 
 #[test]
 fn an_item_sent_to_the_wrong_list_fails_the_check() {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
-    let mut ops = operations(&plan, &view);
     // The container and the volume swapped: both lists still grow by one item.
-    let (a, b) = ops.split_at_mut(2);
-    std::mem::swap(&mut a[1].value, &mut b[0].value);
-    let error = verify(&view, &plan, &ops).unwrap_err();
-    assert_eq!(error, "the patched Pod is not the intended Pod");
+    let checked = checked_after(|_, ops| {
+        let (a, b) = ops.split_at_mut(2);
+        std::mem::swap(&mut a[1].value, &mut b[0].value);
+    });
+    assert_eq!(checked.unwrap_err(), "the patched Pod is not the intended Pod");
 }
 
 #[test]
 fn a_patch_that_replaces_the_pods_labels_fails_the_check() {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
-    let mut ops = operations(&plan, &view);
-    ops[0] = Add { path: path(&["metadata", "labels"]), value: Added::Texts(&plan.labels) };
-    let error = verify(&view, &plan, &ops).unwrap_err();
-    assert_eq!(error, "the patched Pod is not the intended Pod");
+    let checked = checked_after(|plan, ops| {
+        ops[0] = Add { path: path(&["metadata", "labels"]), value: Added::Entries(&plan.labels) };
+    });
+    assert_eq!(checked.unwrap_err(), "the patched Pod is not the intended Pod");
 }
 
 #[test]
 fn a_patch_into_a_list_the_pod_lacks_fails_to_apply() {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
-    let mut ops = operations(&plan, &view);
-    ops[1].path = path(&["spec", "initContainers", "-"]);
-    let error = verify(&view, &plan, &ops).unwrap_err();
+    let error = checked_after(|_, ops| ops[1].path = path(&["spec", "initContainers", "-"])).unwrap_err();
     assert!(error.starts_with("the patch does not apply to the Pod"), "{error}");
 }
 
@@ -134,13 +134,8 @@ fn init_containers_out_of_order_fail_the_check() {
 
 #[test]
 fn an_index_past_the_end_of_a_list_fails_to_apply() {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/volumes/2", "/spec/volumes/01", "/spec/volumes/x"] {
-        let mut ops = operations(&plan, &view);
-        ops[2].path = path.into();
-        let error = verify(&view, &plan, &ops).unwrap_err();
+        let error = checked_after(|_, ops| ops[2].path = path.into()).unwrap_err();
         assert!(error.starts_with("the patch does not apply to the Pod: /spec/volumes/"), "{path}: {error}");
     }
 }
@@ -164,13 +159,8 @@ fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
 
 #[test]
 fn a_path_deeper_than_our_patches_write_is_refused() {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
     for path in ["/spec/containers/0/env/0/name", "/spec/containers/0/env/0/valueFrom/fieldRef"] {
-        let mut ops = operations(&plan, &view);
-        ops[1].path = path.into();
-        let error = verify(&view, &plan, &ops).unwrap_err();
+        let error = checked_after(|_, ops| ops[1].path = path.into()).unwrap_err();
         assert_eq!(
             error,
             format!("the patch does not apply to the Pod: {path} is not a place our patches add an item to")
@@ -180,12 +170,7 @@ fn a_path_deeper_than_our_patches_write_is_refused() {
 
 /// A path as a patch's reader reads it: not a JSON Pointer, and nothing is added.
 fn refused_as_no_pointer(path: &str) {
-    let plan = plan();
-    let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
-    let mut ops = operations(&plan, &view);
-    ops[2].path = path.into();
-    let error = verify(&view, &plan, &ops).unwrap_err();
+    let error = checked_after(|_, ops| ops[2].path = path.into()).unwrap_err();
     let expected = format!("the patch does not apply to the Pod: {path} is not a JSON Pointer: ");
     assert!(error.starts_with(&expected), "{error}");
 }
