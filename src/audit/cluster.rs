@@ -17,26 +17,8 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::report::{Report, Restarted};
-use super::{Class, Workload, classify};
+use super::{Class, Scope, Target, Workload, classify};
 use crate::Config;
-
-/// What to audit.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// The MutatingWebhookConfiguration, and the webhook in it, whose selectors say which Pods the
-    /// webhook is sent.
-    pub configuration: String,
-    pub webhook: String,
-    pub scope: Scope,
-    /// Pods (and ReplicaSets, Jobs, Namespaces) asked for per request.
-    pub page_size: u32,
-}
-
-#[derive(Debug, Clone)]
-pub enum Scope {
-    Namespace(String),
-    AllNamespaces,
-}
 
 /// Why the audit could not read or change the cluster.
 #[derive(Debug, thiserror::Error)]

@@ -16,10 +16,28 @@ use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use cluster::{AuditError, Scope, Target, restart, survey};
+pub use cluster::{AuditError, restart, survey};
 pub use report::{Report, Restarted};
 
 use crate::{Config, Decision, SkipReason, review_pod};
+
+/// What to audit.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The MutatingWebhookConfiguration, and the webhook in it, whose selectors say which Pods the
+    /// webhook is sent.
+    pub configuration: String,
+    pub webhook: String,
+    pub scope: Scope,
+    /// Pods (and ReplicaSets, Jobs, Namespaces) asked for per request.
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Namespace(String),
+    AllNamespaces,
+}
 
 /// What the audit says of one Pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -1,13 +1,12 @@
 //! What the audit found, by workload: a table for people, JSON for pipelines (its shape is
-//! documented in the README and kept stable).
+//! documented in docs/day-two.md and kept stable).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::cluster::Target;
-use super::{Class, Counts, Workload};
+use super::{Class, Counts, Target, Workload};
 
 /// The audit of one webhook configuration.
 #[derive(Debug, Serialize)]

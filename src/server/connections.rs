@@ -12,7 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::admission::{Admission, Admitted};
+use super::capacity::{Capacity, Place};
 use super::idle::{Exchange, Timeouts};
 
 /// What each accepted connection is served with.
@@ -24,7 +24,7 @@ pub(super) struct Connections {
     /// The bound on the TLS handshake, and then on each HTTP/1.1 request's headers (see `idle`).
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
-    pub admission: Arc<Admission>,
+    pub capacity: Arc<Capacity>,
 }
 
 impl Connections {
@@ -34,7 +34,7 @@ impl Connections {
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => match self.admission.admit(peer.ip()) {
+                    Ok((tcp, peer)) => match self.capacity.admit(peer.ip()) {
                         Some(place) => self.spawn(tcp, place),
                         // Past a limit: closed at once (and counted), before any TLS work.
                         None => drop(tcp),
@@ -50,10 +50,9 @@ impl Connections {
         }
     }
 
-    fn spawn(&self, tcp: tokio::net::TcpStream, place: Admitted) {
+    fn spawn(&self, tcp: tokio::net::TcpStream, place: Place) {
         // An answer goes out as several small writes (TLS records, HTTP/2 frames); with Nagle's
-        // algorithm the last waits for the client's delayed ACK, 40 ms on Linux. The load
-        // benchmark showed those stalls on HTTP/2 until this was set.
+        // algorithm the last waits for the client's delayed ACK.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY could not be set");
         }

@@ -35,7 +35,7 @@ pub struct Metrics {
     registry: Registry,
     reviews: Family<ReviewLabels, Counter>,
     /// The series of `reviews` that nearly every review counts in, held so that counting one does
-    /// not hash and look up its labels (1% of the server's CPU under load, BENCHMARKS.md).
+    /// not hash and look up its labels.
     injected: Counter,
     latency: Histogram,
     shed: Counter,
@@ -72,7 +72,7 @@ impl Default for Metrics {
                 "Connections closed at once because of --max-connections or --max-connections-per-client",
             ),
             open_connections: registered(r, "open_connections", "Connections being served"),
-            // Which protocol the API server calls with decides which timeouts apply (README, `serve`).
+            // Which protocol the API server calls with decides which timeouts apply (docs/cluster.md, "The server").
             connections: registered(
                 r,
                 "connections",

@@ -5,7 +5,7 @@
 //! certificate files when their content changes. Shutdown is graceful: readiness fails first, so
 //! that the Service stops sending new reviews, then in-flight requests finish, then it exits.
 
-mod admission;
+mod capacity;
 pub mod certs;
 mod connections;
 mod handlers;
@@ -15,6 +15,7 @@ mod probes;
 mod reload;
 mod self_managed;
 mod state;
+mod watched;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,11 +33,12 @@ pub use handlers::{Limits, MAX_BODY, MUTATE_PATH};
 pub use self_managed::{FIELD_MANAGER, Managed, ManagedError, SelfManaged};
 use state::AppState;
 
-use self::admission::Admission;
+use self::capacity::Capacity;
 use self::certs::{CertFiles, CurrentCert};
 use self::connections::Connections;
 use self::probes::Probes;
-use self::reload::{Renewal, Watched};
+use self::reload::Renewal;
+use self::watched::Watched;
 use crate::Config;
 use crate::config_file::{self, ConfigFileError};
 
@@ -107,8 +109,8 @@ impl Options {
             drain_delay: Duration::from_secs(0),
             shutdown_timeout: Duration::from_secs(20),
             liveness_window: Duration::from_secs(5),
-            // About 30 KiB an idle TLS connection (BENCHMARKS.md): 1,024 of them stay well inside
-            // the Deployment's 64 MiB limit, above the process's own ~10 MiB.
+            // As many idle TLS connections as stay well inside the Deployment's memory limit
+            // (BENCHMARKS.md, "Connections").
             max_connections: 1024,
             max_connections_per_client: 256,
             idle_timeout: Duration::from_secs(60),
@@ -265,7 +267,7 @@ impl Server {
             graceful: GracefulShutdown::new(),
             header_read_timeout: options.header_read_timeout,
             idle_timeout: options.idle_timeout,
-            admission: Admission::new(
+            capacity: Capacity::new(
                 options.max_connections.max(1),
                 options.max_connections_per_client.max(1),
                 state.clone(),

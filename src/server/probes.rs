@@ -7,8 +7,7 @@
 //! what a wedged runtime (every worker blocked) looks like.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -20,31 +19,6 @@ use super::state::AppState;
 
 /// How often the review runtime beats.
 pub const BEAT: Duration = Duration::from_millis(500);
-
-/// When the review runtime last ran a task of its own.
-#[derive(Debug)]
-pub struct Heartbeat {
-    origin: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Heartbeat { origin: Instant::now(), last_ms: AtomicU64::new(0) }
-    }
-}
-
-impl Heartbeat {
-    pub fn beat(&self) {
-        self.last_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// How long ago the last beat was.
-    pub fn age(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.origin.elapsed().saturating_sub(last)
-    }
-}
 
 /// Beat until the task is aborted; spawned on the review runtime.
 pub async fn beat(state: Arc<AppState>) {
