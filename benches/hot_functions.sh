@@ -2,7 +2,7 @@
 # Writes src/bin/sidecar-injector/image/hot-functions.txt: the functions the image's binary runs to
 # start, to answer a review over HTTP/1.1 and over HTTP/2, to be probed and scraped, and to stop,
 # with certificate files and as the Deployment runs it (--self-managed: benches/
-# hot_functions_cluster.py, inside ../shared/kube/cluster run); the image build lays them out
+# hot_functions_cluster.py, inside the control-plane launcher: docs/testing.md); the image build lays them out
 # together (see image/build.sh for why). Run it when that build says the list is stale, and commit
 # the list.
 #
@@ -50,7 +50,7 @@ server=
 
 # And as the Deployment runs it: --self-managed, against a real API server.
 mkdir "$work/cluster"
-../shared/kube/cluster run -- python3 benches/hot_functions_cluster.py --server-bin "$binary" \
+"${SIDECAR_INJECTOR_KUBE_CLUSTER:-../shared/kube/cluster}" run -- python3 benches/hot_functions_cluster.py --server-bin "$binary" \
   --out "$work/cluster" > "$work/cluster.log" 2>&1 || { cat "$work/cluster.log"; exit 1; }
 
 names() {

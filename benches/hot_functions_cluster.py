@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The image's binary run as the Deployment runs it, under valgrind's callgrind: for
 benches/hot_functions.sh, so that the hot list also holds what `--self-managed` runs (the kube
-client with in-cluster credentials, the CA Secret, the caBundle). Inside `../shared/kube/cluster run`:
+client with in-cluster credentials, the CA Secret, the caBundle). Inside the control-plane
+launcher (docs/testing.md):
 
-    ../shared/kube/cluster run -- python3 benches/hot_functions_cluster.py --server-bin BIN --out DIR
+    $SIDECAR_INJECTOR_KUBE_CLUSTER run -- python3 benches/hot_functions_cluster.py --server-bin BIN --out DIR
 
 deploy-incluster/ is created and a replica started as tests/e2e_cluster.py starts them (its
 ServiceAccount, its ConfigMap, the Service's address), but under callgrind, twice: the first

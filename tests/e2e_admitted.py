@@ -2,12 +2,12 @@
 """Every Pod our test tables admitted with a patch, given to a real API server's validation.
 
 `cargo test` with SIDECAR_INJECTOR_ADMITTED_PODS=DIR writes each Pod it admitted with a patch to
-DIR, before and after the patch (see `admit` in tests/common/mod.rs). Inside
-`../shared/kube/cluster run`, this creates them all with `kubectl create --dry-run=server`, so
-the API server validates each as it would a real creation, one PASS or FAIL line per Pod, named
+DIR, before and after the patch (see `admit` in tests/common/mod.rs). Inside the control-plane
+launcher (docs/testing.md), this creates them all with `kubectl create --dry-run=server`, so the
+API server validates each as it would a real creation, one PASS or FAIL line per Pod, named
 after the test that made it:
 
-    ../shared/kube/cluster run -- python3 tests/e2e_admitted.py --pods DIR --at-least 60
+    $SIDECAR_INJECTOR_KUBE_CLUSTER run -- python3 tests/e2e_admitted.py --pods DIR --at-least 60
 
 A patched Pod passes when the API server accepts it, or when it refuses it for exactly the
 reasons it refuses the Pod as it was before our patch: some tables feed deliberately odd Pods

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`sidecar-injector audit` against a real API server, run inside `../shared/kube/cluster run`:
+"""`sidecar-injector audit` against a real API server, inside the control-plane launcher
+(docs/testing.md):
 
-    ../shared/kube/cluster run -- python3 tests/e2e_audit.py --server-bin IMAGE_BINARY --cli-bin CLI_BINARY
+    $SIDECAR_INJECTOR_KUBE_CLUSTER run -- python3 tests/e2e_audit.py --server-bin IMAGE_BINARY --cli-bin CLI_BINARY
 
 Workloads are created in a labelled namespace while a replica (run as tests/e2e_cluster.py runs
 it) injects them; the configuration changes; Pods are created while no replica runs, under a

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The in-cluster deployment and the Lambda's registration, end to end against a real API server.
 
-Run inside `../shared/kube/cluster run` (kube-apiserver, kube-controller-manager and etcd in a
-private network namespace with only loopback; see its README):
+Run inside the control-plane launcher (kube-apiserver, kube-controller-manager and etcd in a
+private network namespace with only loopback; docs/testing.md):
 
-    ../shared/kube/cluster run -- python3 tests/e2e_cluster.py --server-bin BINARY
+    $SIDECAR_INJECTOR_KUBE_CLUSTER run -- python3 tests/e2e_cluster.py --server-bin BINARY
 
 It does what a user does and checks what a user sees, one PASS or FAIL line per check:
 - `kubectl create -f deploy-incluster/` with the API server's own validation;
@@ -610,7 +610,7 @@ def inside_the_cluster(server_bin):
     """A work folder, and the server binary copied where the Deployment's user can run it (the
     build's folder may not be reachable for it); only inside `cluster run`."""
     if "KUBE_CA" not in os.environ:
-        sys.exit("run me inside ../shared/kube/cluster run -- ...")
+        sys.exit("run me inside the control-plane launcher: $SIDECAR_INJECTOR_KUBE_CLUSTER run -- ... (docs/testing.md)")
     # Runtimes let containers bind any port; the Service's port here is 443. Per network
     # namespace: this changes the cluster script's private one only.
     Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").write_text("0")

@@ -264,8 +264,8 @@ fn the_secret_race_is_lost_gracefully_and_the_bundle_applied_exactly() {
 
 // ---- Against the real API server ----------------------------------------------------------------
 
-/// Starts the control plane from `../shared/kube` (which needs root, as CI and the developers'
-/// machines have) and runs this same test again inside its network namespace, where `KUBE_CA` is
+/// Starts a control plane with the launcher at `$SIDECAR_INJECTOR_KUBE_CLUSTER` (default
+/// `../shared/kube/cluster` beside the clone; it needs root, see docs/testing.md) and runs this same test again inside its network namespace, where `KUBE_CA` is
 /// set and `KUBECONFIG` is an admin's: the tests below check what the API server stores, not RBAC
 /// (`tests/e2e_cluster.py` runs the binary with the Deployment's own ServiceAccount).
 #[test]
@@ -284,7 +284,7 @@ fn on_a_real_api_server() {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/kube/cluster"));
     assert!(
         script.exists(),
-        "{} is missing: this test needs the control plane from the workplace's shared/kube (or its path in SIDECAR_INJECTOR_KUBE_CLUSTER)",
+        "{} is missing: this test needs the control-plane launcher (`cluster run -- COMMAND`, which starts etcd, kube-apiserver and kube-controller-manager in a network namespace of their own and needs root); set SIDECAR_INJECTOR_KUBE_CLUSTER to its path (docs/testing.md)",
         script.display()
     );
     let status = std::process::Command::new(&script)

@@ -7,8 +7,8 @@
 #   src/bin/sidecar-injector/image/build.sh --rustflags    (only print the flags it builds with,
 #                                                          for a baseline built the same way)
 #
-# Why the layout: the code a server runs to start and to answer a review is a quarter of its 9 MB
-# of code, spread all over it, and the kernel maps the pages around each page of a file it faults
+# Why the layout: the code a server runs to start and to answer a review is a small part of its
+# code, spread all over it, and the kernel maps the pages around each page of a file it faults
 # in, so nearly the whole binary was resident at rest. hot-functions.txt, beside this script,
 # lists that code (benches/hot_functions.sh writes it by running the server under callgrind), and
 # the linker puts it first (lld's --symbol-ordering-file). Symbol names carry hashes that differ
@@ -16,12 +16,14 @@
 # the build itself: link with the last build's order, read the names, and link again only when the
 # order changed. v0 mangling, because its names demangle with their generic arguments: legacy names
 # keep those only in the hash, so without it a name matched every instance of a generic function,
-# a megabyte more code among the hot (BENCHMARKS.md, session 8). --min-match fails the build when
-# less than FRACTION of the list is found (the list is stale: regenerate it).
+# and far more code was laid out among the hot. --min-match warns when less than FRACTION of the
+# list is found: the list is stale, and the binary, still correct, idles with more resident pages
+# until benches/hot_functions.sh is run again. A warning, not a failure, so that a dependency
+# update can land before the list is regenerated.
 #
 # Static glibc: the server resolves no host names (in-cluster config gives the API server as an
 # IP), so it needs none of glibc's NSS modules at run time. Not position-independent: nothing to
-# relocate at start, which keeps ~0.5 MB of pages clean.
+# relocate at start, which keeps its pages clean.
 set -euo pipefail
 cd "$(dirname "$0")/../../../.."
 rustflags="-C target-feature=+crt-static -C relocation-model=static -C symbol-mangling-version=v0"
@@ -69,7 +71,7 @@ nm --defined-only -p -C "$binary" | cut -d' ' -f3- |
     # In the order of the list, which groups the code each way of running needs.
     for (i = 1; i <= total; i++) if (order[i] in symbols) { printf "%s", symbols[order[i]]; matched++ }
     printf "link order: %d of the %d hot functions listed are in this build\n", matched, total > "/dev/stderr"
-    if (matched < min * total) { print "the list is stale: regenerate it with benches/hot_functions.sh" > "/dev/stderr"; exit 1 }
+    if (matched < min * total) print "warning: the list is stale: regenerate it with benches/hot_functions.sh" > "/dev/stderr"
   }' > "$release/link-order.new"
 order=$(named_by_content "$release/link-order.new")
 if [ "$order" != "$(cat "$last")" ]; then
