@@ -110,7 +110,7 @@ impl Options {
             shutdown_timeout: Duration::from_secs(20),
             liveness_window: Duration::from_secs(5),
             // As many idle TLS connections as stay well inside the Deployment's memory limit
-            // (BENCHMARKS.md, "Connections").
+            // (BENCHMARKS.md, "Connections, overload and faults").
             max_connections: 1024,
             max_connections_per_client: 256,
             idle_timeout: Duration::from_secs(60),
