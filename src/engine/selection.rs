@@ -19,6 +19,8 @@ use super::names;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Selection {
     selector: Option<Selector>,
+    /// The label keys the selector reads.
+    keys: Vec<String>,
     namespaces: Vec<String>,
 }
 
@@ -66,13 +68,19 @@ impl Selection {
                 ));
             }
         }
+        let keys = selector.map(label_keys).unwrap_or_default();
         let selector = selector.map(|s| check_selector(s, &format!("{path}.selector"))).transpose()?;
-        Ok(Selection { selector, namespaces: namespaces.to_vec() })
+        Ok(Selection { selector, keys, namespaces: namespaces.to_vec() })
     }
 
     /// Whether the profile selects anything by itself.
     pub fn is_empty(&self) -> bool {
         self.selector.is_none() && self.namespaces.is_empty()
+    }
+
+    /// Whether the selector reads the label `key`.
+    pub fn reads_label(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k == key)
     }
 
     /// Both parts that are given match: the Pod's labels, and its namespace.
@@ -81,6 +89,11 @@ impl Selection {
             && self.selector.as_ref().is_none_or(|s| s.matches(labels))
             && (self.namespaces.is_empty() || self.namespaces.iter().any(|ns| ns == namespace))
     }
+}
+
+fn label_keys(selector: &LabelSelector) -> Vec<String> {
+    let labels = selector.match_labels.iter().flatten().map(|(key, _)| key.clone());
+    labels.chain(selector.match_expressions.iter().flatten().map(|r| r.key.clone())).collect()
 }
 
 /// The rules of `metav1.LabelSelector`: keys are qualified names and values label values; `In`

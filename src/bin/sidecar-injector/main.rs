@@ -51,9 +51,13 @@ enum Command {
     /// webhook's own code path, and print the manifests.
     ///
     /// Understands Pods, PodTemplates, Deployments, StatefulSets, DaemonSets, ReplicaSets,
-    /// ReplicationControllers, Jobs, CronJobs and Lists of them; other documents pass through.
-    /// Comments are not kept, and keys come out in alphabetical order.
+    /// ReplicationControllers, Jobs, CronJobs (in v1, apps/v1 and batch/v1) and Lists of them;
+    /// other documents pass through. YAML is read as kubectl reads it (`0400` is octal). Each
+    /// document gets a line on stderr saying what was done and why; when any is refused, each is
+    /// named, nothing is printed, and the exit status is 1. Comments are not kept, and keys come
+    /// out in alphabetical order.
     Inject {
+        /// The injection configuration (YAML or JSON); the built-in one when left out.
         #[arg(short, long, value_name = "CONFIG")]
         config: Option<PathBuf>,
         /// The manifests (multi-document YAML or JSON); `-` reads stdin.
@@ -131,12 +135,24 @@ fn run(cli: Cli) -> Result<(), String> {
             let config = load_config(config.as_deref())?;
             let input = read_input(&file)?;
             let text = String::from_utf8(input).map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
-            let injected = manifests::inject(&text, &config, &namespace).map_err(|e| e.to_string())?;
-            for note in &injected.notes {
-                eprintln!("{note}");
+            match manifests::inject(&text, &config, &namespace) {
+                Ok(injected) => {
+                    injected.notes.iter().for_each(|note| eprintln!("{note}"));
+                    print!("{}", injected.yaml);
+                    Ok(())
+                }
+                // Nothing is printed on stdout: a pipeline must not apply half a file.
+                Err(manifests::ManifestError::Refused { refused, notes }) => {
+                    notes.iter().for_each(|note| eprintln!("{note}"));
+                    refused.iter().for_each(|refused| eprintln!("refused: {refused}"));
+                    Err(format!(
+                        "{}: {} of its documents refused, nothing written",
+                        file.display(),
+                        refused.len()
+                    ))
+                }
+                Err(error) => Err(error.to_string()),
             }
-            print!("{}", injected.yaml);
-            Ok(())
         }
         Command::Config(ConfigCommand::Check { file }) => {
             let config = load_config(Some(&file))?;

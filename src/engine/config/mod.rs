@@ -171,6 +171,14 @@ impl Config {
     pub fn profile_names(&self) -> impl Iterator<Item = &str> {
         self.profiles.keys().map(String::as_str)
     }
+
+    /// The profiles whose selector, or one of whose parameters, reads the Pod's label `key`.
+    pub fn profiles_reading_label<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
+        let reads = move |p: &&Profile| {
+            p.selection.reads_label(key) || p.parameters.iter().any(|q| q.label.as_deref() == Some(key))
+        };
+        self.profiles.values().filter(reads).map(|p| p.name.as_str())
+    }
 }
 
 /// The first 16 hex digits of the SHA-256 of the canonical JSON: short enough for an annotation,
