@@ -1,7 +1,7 @@
 //! YAML read as kubectl reads a manifest: `sigs.k8s.io/yaml`'s `YAMLToJSON`, which decodes with
 //! go-yaml v2 (YAML 1.1's scalars) into JSON. The rules, from go-yaml v2's `resolve.go` and
-//! `sigs.k8s.io/yaml`'s `yaml.go`, each held by a row of the tests below and of `tests/manifests.rs`,
-//! which also asks kubectl itself:
+//! `sigs.k8s.io/yaml`'s `yaml.go`, each held by a row of `tests/yaml.rs` and of
+//! `tests/manifests.rs`, which also asks kubectl itself:
 //!
 //! - A quoted or block scalar is a string. A plain one is, in this order:
 //!   null for ``, `~`, `null`, `Null`, `NULL`; true for `y`, `Y`, `yes`, `Yes`, `YES`, `true`,
@@ -188,6 +188,3 @@ fn json(plain: Plain, text: &str) -> Option<Value> {
 mod load;
 
 use load::Loader;
-
-#[cfg(test)]
-mod tests;
