@@ -9,13 +9,22 @@ timeouts, one PASS or FAIL line each:
    (127.0.0.1) from getting its review answered within 1 s; a connection opened before keeps being
    served; connections past the limits are refused at once and counted in
    sidecar_injector_refused_connections_total; RSS stays under the Deployment's memory limit.
-2. An idle HTTP/1.1 keep-alive connection and an idle HTTP/2 connection (that answers no PING) are
+2. Four clients (127.0.0.2 to 127.0.0.5) each holding their per-client maximum of idle TLS
+   connections fill the global cap; a new client (127.0.0.1) still gets 20 reviews in a row
+   answered within 1 s each, each on a new connection kept open, because each takes the place of
+   the longest-idle connection of the client holding the most (evictions counted); RSS stays under
+   the Deployment's memory limit.
+3. With limits small enough that the flooders keep a request in flight on every connection
+   (--max-in-flight above --max-connections), nothing is evicted: a flooder's new connection and
+   the new client's are refused, and the flooders' requests are answered.
+4. An idle HTTP/1.1 keep-alive connection and an idle HTTP/2 connection (that answers no PING) are
    closed after their timeouts; a half-sent HTTP/2 HEADERS frame is cut off.
 """
 
 import argparse
 import contextlib
 import re
+import select
 import resource
 import socket
 import ssl
@@ -61,6 +70,11 @@ def review_on(s):
     """One HTTP/1.1 review on an open connection, kept alive; its status."""
     s.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(REVIEW) + REVIEW)
+    return parse_answer(s)
+
+
+def parse_answer(s):
+    """The status of the HTTP/1.1 answer read from `s`, its body read and dropped."""
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = s.recv(65536)
@@ -94,9 +108,36 @@ def seconds(after):
     return "never closed" if after is None else f"closed after {after:.1f} s"
 
 
-def refused_metric(metrics_port):
+def metric(metrics_port, name):
+    """The value of `sidecar_injector_<name>`, or None when the server has no such metric."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return int(float(re.search(r"^sidecar_injector_refused_connections_total (\S+)", text, re.M).group(1)))
+    found = re.search(rf"^sidecar_injector_{name} (\S+)", text, re.M)
+    return int(float(found.group(1))) if found else None
+
+
+def refused_metric(metrics_port):
+    return metric(metrics_port, "refused_connections_total")
+
+
+def closed_by_server(sockets, expected, seconds=5.0):
+    """The sockets the server has closed, waiting until `expected` have (or `seconds` pass)."""
+    deadline, closed = time.monotonic() + seconds, set()
+    while True:
+        for i, s in enumerate(sockets):
+            if i in closed:
+                continue
+            s.setblocking(False)
+            try:
+                if s.recv(1) == b"":
+                    closed.add(i)
+            except ssl.SSLWantReadError:
+                pass
+            except OSError:
+                closed.add(i)
+        if len(closed) >= expected or time.monotonic() > deadline:
+            return closed
+        # Waiting on the sockets themselves, not sleeping: select returns when any has news.
+        select.select([s for i, s in enumerate(sockets) if i not in closed], [], [], 0.2)
 
 
 class Sampler(threading.Thread):
@@ -152,6 +193,92 @@ def idle_flood(port, metrics_port, pid, count):
     check(sampler.peak / 1024 < limit, f"RSS stayed under the Deployment's {limit} MiB limit: peak {sampler.peak / 1024:.1f} MiB")
 
 
+FLOODERS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+
+
+def flooded_by_several(port, metrics_port, pid, per_client):
+    """Four clients each at their per-client maximum of idle connections: the global cap is full."""
+    sampler = Sampler(pid)
+    sampler.start()
+    held = {source: [tls(port, source=source) for _ in range(per_client)] for source in FLOODERS}
+    opened = metric(metrics_port, "open_connections")
+    check(opened == per_client * len(FLOODERS),
+          f"{len(FLOODERS)} flooders hold {per_client} idle TLS connections each: {opened} open, the global cap")
+    evicted_before = metric(metrics_port, "evicted_connections_total") or 0
+    newcomer, answers = [], []
+    for _ in range(20):
+        began = time.monotonic()
+        try:
+            s = tls(port)
+            status = review_on(s)
+            newcomer.append(s)  # kept open: the cap stays full, so each new one must make room
+        except (OSError, ssl.SSLError) as error:
+            status = type(error).__name__
+        answers.append((status, time.monotonic() - began))
+    slowest = max(seconds for _, seconds in answers)
+    check(all(status == 200 and seconds < 1.0 for status, seconds in answers),
+          f"a new client on 127.0.0.1 gets 20 reviews in a row answered, each on a new connection: "
+          f"{[status for status, _ in answers]}, the slowest in {slowest * 1000:.0f} ms")
+    evicted = (metric(metrics_port, "evicted_connections_total") or 0) - evicted_before
+    flat = [(source, i, s) for source, sockets in held.items() for i, s in enumerate(sockets)]
+    closed = closed_by_server([s for _, _, s in flat], evicted)
+    check(evicted == 20 and len(closed) == evicted,
+          f"each took the place of a flooder's idle connection: sidecar_injector_evicted_connections_total "
+          f"rose by {evicted}, and the flooders saw {len(closed)} of theirs closed")
+    by_flooder = {source: sorted(i for n, (src, i, _) in enumerate(flat) if src == source and n in closed)
+                  for source in FLOODERS}
+    counts = [len(indexes) for indexes in by_flooder.values()]
+    check(sum(counts) > 0 and max(counts) - min(counts) <= 1
+          and all(ix == list(range(len(ix))) for ix in by_flooder.values()),
+          f"each eviction took from the client holding the most, its connection idle the longest: {by_flooder}")
+    for s in [s for _, _, s in flat] + newcomer:
+        s.close()
+    sampler.stop.set()
+    sampler.join()
+    limit = memory_limit_mib()
+    check(sampler.peak / 1024 < limit,
+          f"RSS stayed under the Deployment's {limit} MiB limit: peak {sampler.peak / 1024:.1f} MiB")
+
+
+def request_held_open(port, source):
+    """A connection from `source` with a review in flight: all of it sent but its last byte."""
+    s = tls(port, source=source)
+    s.sendall(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(REVIEW) + REVIEW[:-1])
+    return s
+
+
+def all_busy(port, metrics_port, per_client):
+    """Every connection mid-request: nothing to evict, so new connections are refused."""
+    busy = [request_held_open(port, source) for source in FLOODERS for _ in range(per_client)]
+    deadline = time.monotonic() + 10
+    while metric(metrics_port, "requests_in_flight") != len(busy) and time.monotonic() < deadline:
+        # Polling the server's own count of what it is answering, the readiness this needs.
+        select.select([], [], [], 0.05)
+    in_flight = metric(metrics_port, "requests_in_flight")
+    check(in_flight == len(busy), f"the flooders keep a request in flight on each of their {len(busy)} connections: "
+                                  f"sidecar_injector_requests_in_flight {in_flight}")
+    refused_before = refused_metric(metrics_port)
+    outcomes = []
+    for source in (FLOODERS[0], "127.0.0.1"):
+        try:
+            s = tls(port, source=source)
+            outcomes.append(f"answered {review_on(s)}")
+        except (OSError, ssl.SSLError) as error:
+            outcomes.append(f"refused ({type(error).__name__})")
+    refused = refused_metric(metrics_port) - refused_before
+    check(all(outcome.startswith("refused") for outcome in outcomes) and refused == 2
+          and (metric(metrics_port, "evicted_connections_total") or 0) == 0,
+          f"a flooder's new connection and the new client's are refused, not made room for: {outcomes}, "
+          f"{refused} more refused, none evicted")
+    statuses = []
+    for s in busy:
+        s.sendall(REVIEW[-1:])
+    for s in busy:
+        statuses.append(parse_answer(s))
+    check(statuses == [200] * len(busy), f"the flooders' requests in flight are answered, none cut: {statuses}")
+
+
 def timeouts(port):
     s = tls(port)
     review_on(s)
@@ -197,6 +324,12 @@ def main():
     # The defaults, as the Deployment runs them.
     with server(args.server_bin, folder) as (port, metrics_port, pid):
         idle_flood(port, metrics_port, pid, args.idle)
+    with server(args.server_bin, folder) as (port, metrics_port, pid):
+        flooded_by_several(port, metrics_port, pid, per_client=256)
+    # Each flooder at 2 of its 3 connections, all 8 in flight: the global cap is full of busy ones.
+    with server(args.server_bin, folder, "--max-connections", "8", "--max-connections-per-client", "3",
+                "--max-in-flight", "64", "--request-timeout", "60") as (port, metrics_port, _):
+        all_busy(port, metrics_port, per_client=2)
     with server(args.server_bin, folder, "--idle-timeout", str(IDLE_TIMEOUT), "--http2-keepalive",
                 str(HTTP2_KEEPALIVE)) as (port, _, _):
         timeouts(port)

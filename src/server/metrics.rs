@@ -40,7 +40,9 @@ pub struct Metrics {
     latency: Histogram,
     shed: Counter,
     refused_connections: Counter,
+    evicted_connections: Counter,
     open_connections: Gauge,
+    requests_in_flight: Gauge,
     connections: Family<ConnectionLabels, Counter>,
     config_reloads: Family<ReloadLabels, Counter>,
     cert_reloads: Family<ReloadLabels, Counter>,
@@ -69,9 +71,19 @@ impl Default for Metrics {
             refused_connections: registered(
                 r,
                 "refused_connections",
-                "Connections closed at once because of --max-connections or --max-connections-per-client",
+                "Connections closed at once: past --max-connections-per-client, or at --max-connections with every connection mid-request",
+            ),
+            evicted_connections: registered(
+                r,
+                "evicted_connections",
+                "Idle connections closed at --max-connections to make room for a new one: of the client holding the most",
             ),
             open_connections: registered(r, "open_connections", "Connections being served"),
+            requests_in_flight: registered(
+                r,
+                "requests_in_flight",
+                "Requests being answered, body reads included; a connection with one is never evicted",
+            ),
             // Which protocol the API server calls with decides which timeouts apply (docs/cluster.md, "The server").
             connections: registered(
                 r,
@@ -124,6 +136,15 @@ impl Metrics {
 
     pub fn refused_connection(&self) {
         self.refused_connections.inc();
+    }
+
+    pub fn evicted_connection(&self) {
+        self.evicted_connections.inc();
+    }
+
+    /// One request more (`1`) or fewer (`-1`) being answered.
+    pub fn requests_in_flight(&self, change: i64) {
+        self.requests_in_flight.inc_by(change);
     }
 
     /// One connection more (`1`) or fewer (`-1`) being served.

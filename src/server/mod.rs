@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -264,7 +263,7 @@ impl Server {
             tls,
             builder,
             app,
-            graceful: GracefulShutdown::new(),
+            open: tokio::sync::watch::Sender::new(()),
             header_read_timeout: options.header_read_timeout,
             idle_timeout: options.idle_timeout,
             capacity: Capacity::new(
@@ -283,7 +282,7 @@ impl Server {
         tracing::info!(drain_delay_s = options.drain_delay.as_secs_f64(), "shutting down: not ready");
         connections.accept_until(&listener, tokio::time::sleep(options.drain_delay)).await;
         drop(listener);
-        if tokio::time::timeout(options.shutdown_timeout, connections.graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(options.shutdown_timeout, connections.drain()).await.is_err() {
             tracing::warn!("in-flight requests did not finish in time");
         }
         reloader.abort();
