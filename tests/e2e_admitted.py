@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every Pod our test tables admitted with a patch, and every workload of the `inject -f` corpus, given to a real API server's validation.
+"""Every Pod our test tables admitted with a patch, every workload of the `inject -f` corpus, and deploy-incluster's optional component, given to a real API server's validation.
 
 `cargo test` with SIDECAR_INJECTOR_ADMITTED_PODS=DIR writes each Pod it admitted with a patch to
 DIR, before and after the patch (see `admit` in tests/common/mod.rs). Inside the control-plane
@@ -18,6 +18,9 @@ With `--manifests DIR` (what `cargo test` wrote with SIDECAR_INJECTOR_INJECTED_M
 see tests/manifests.rs), every workload of the corpus is also created with `--dry-run=server`
 before injection and after it, with each configuration: each that the API server accepts before
 must be accepted after. Those it refuses before are named, and not counted as checked.
+
+With `--component FILE` (deploy-incluster built with an optional kustomize component, as .ci/run
+builds it), its namespaces are created and everything else is created with `--dry-run=server`.
 """
 
 import argparse
@@ -191,6 +194,21 @@ def injected_manifests(folder, at_least):
                                           + (f": after {sorted(refused_after[i])!r}" if i in refused_after else ""))
 
 
+def component(path):
+    """Every object of a built deploy-incluster, accepted as it would be created."""
+    objects = read_as_kubectl(path)
+    for namespace in [o for o in objects if o["kind"] == "Namespace"]:
+        kubectl("create", "-f", "-", stdin=json.dumps(namespace))
+    rest = [o for o in objects if o["kind"] != "Namespace"]
+    done = kubectl("create", "--dry-run=server", "-f", "-", "-o", "name",
+                   stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": rest}))
+    created = done.stdout.split()
+    check(done.returncode == 0 and len(created) == len(rest),
+          f"{path}: the API server accepts all {len(rest)} objects besides the namespaces "
+          f"({', '.join(o for o in created if 'networkpolic' in o)} among them)"
+          + ("" if done.returncode == 0 else f": {done.stderr.strip()}"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pods", required=True, help="the folder the tests wrote the Pods to")
@@ -199,10 +217,13 @@ def main():
     parser.add_argument("--manifests", help="the folder the tests wrote the corpus and its injections to")
     parser.add_argument("--workloads-at-least", type=int, default=1,
                         help="fewer corpus workloads accepted before injection than this is a failure")
+    parser.add_argument("--component", help="deploy-incluster built with an optional component")
     args = parser.parse_args()
     admitted_pods(args.pods, args.at_least)
     if args.manifests:
         injected_manifests(args.manifests, args.workloads_at_least)
+    if args.component:
+        component(args.component)
     finish()
 
 
