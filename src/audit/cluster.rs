@@ -85,7 +85,28 @@ pub async fn survey(
             target.page_size
         ));
     }
+    templates(client, &mut report, &mut progress).await;
     Ok(report)
+}
+
+/// Mark the workloads with stale Pods whose pod template itself carries an injection. One that
+/// cannot be read is left as it is, with a line saying so.
+async fn templates(client: &Client, report: &mut Report, progress: &mut impl FnMut(&str)) {
+    let stale: Vec<Workload> = report
+        .workloads()
+        .filter(|(w, counts)| w.restartable() && counts.count(Class::Stale) > 0)
+        .map(|(w, _)| w.clone())
+        .collect();
+    for workload in stale {
+        match super::workload::observe(client, &workload).await {
+            Ok(Some(observed)) if observed.template_injected() => report.template_injected(&workload),
+            Ok(_) => {}
+            Err(error) => progress(&format!(
+                "cannot read {}/{} in {} to check its pod template: {error}",
+                workload.kind, workload.name, workload.namespace
+            )),
+        }
+    }
 }
 
 /// Every object a list call gives, a page at a time, each page handed to `each` as it comes, so
@@ -216,27 +237,25 @@ fn controllers<K>(page: Vec<PartialObjectMeta<K>>, into: &mut HashMap<String, Op
     }
 }
 
-fn controller_of(meta: &ObjectMeta) -> Option<OwnerReference> {
+/// The owner reference that is the object's controller.
+pub(crate) fn controller_of(meta: &ObjectMeta) -> Option<OwnerReference> {
     meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)).cloned()
 }
 
-/// Restart every restartable workload of `report` that has stale or missed Pods, as
-/// `kubectl rollout restart` does: the pod template's `kubectl.kubernetes.io/restartedAt`
-/// annotation set to `now`. Bare Pods and Jobs are listed, never touched.
-pub async fn restart(
-    client: &Client,
-    report: &Report,
-    now: &str,
-    dry_run: bool,
-) -> Result<Vec<Restarted>, AuditError> {
+/// Restart every workload of `report` whose action is `restart`, as `kubectl rollout restart`
+/// does: the pod template's `kubectl.kubernetes.io/restartedAt` annotation set to `now`. Bare
+/// Pods, Jobs and workloads whose template carries an injection are listed, never touched. A
+/// refused restart is marked, and the others are still tried.
+pub async fn restart(client: &Client, report: &Report, now: &str, dry_run: bool) -> Vec<Restarted> {
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
     let mut done = Vec::new();
     for (workload, counts) in report.workloads() {
         if !counts.needs_restart() {
             continue;
         }
-        if !workload.restartable() || dry_run {
-            done.push(Restarted::new(workload, dry_run));
+        let mut planned = Restarted::planned(workload, counts, dry_run);
+        if dry_run || super::Action::of(workload, counts) != super::Action::Restart {
+            done.push(planned);
             continue;
         }
         let resource = format!("{}s", workload.kind.to_lowercase());
@@ -245,10 +264,12 @@ pub async fn restart(
             "StatefulSet" => patch_template::<StatefulSet>(client, workload, &patch).await,
             _ => patch_template::<DaemonSet>(client, workload, &patch).await,
         };
-        result.map_err(failed("patch", resource))?;
-        done.push(Restarted::new(workload, false));
+        if let Err(error) = result.map_err(failed("patch", resource)) {
+            planned.result = format!("restart failed: {error}");
+        }
+        done.push(planned);
     }
-    Ok(done)
+    done
 }
 
 async fn patch_template<K>(

@@ -9,6 +9,7 @@
 
 mod cluster;
 mod report;
+pub mod workload;
 
 use std::collections::BTreeMap;
 
@@ -122,6 +123,10 @@ pub struct Counts {
     pub by_class: BTreeMap<Class, usize>,
     /// The webhook's words for each Pod that is not current, with how many Pods each.
     pub reasons: BTreeMap<String, usize>,
+    /// Its pod template itself carries an injection (the manifest went through `inject -f`): a
+    /// restart brings back the same stale Pods, so the manifest must be injected again instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub template_injected: bool,
 }
 
 impl Counts {
@@ -139,5 +144,36 @@ impl Counts {
 
     pub fn needs_restart(&self) -> bool {
         self.by_class.keys().any(|class| class.needs_restart())
+    }
+}
+
+/// What a person should do about a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    None,
+    Restart,
+    /// A bare Pod or a Job: nothing re-creates it the same.
+    RecreateByHand,
+    /// The pod template carries an injection: restarting brings back the same Pods.
+    InjectManifestAgain,
+}
+
+impl Action {
+    pub fn of(workload: &Workload, counts: &Counts) -> Action {
+        match (counts.needs_restart(), workload.restartable(), counts.template_injected) {
+            (false, _, _) => Action::None,
+            (true, false, _) => Action::RecreateByHand,
+            (true, true, true) => Action::InjectManifestAgain,
+            (true, true, false) => Action::Restart,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Restart => "restart",
+            Action::RecreateByHand => "re-create by hand",
+            Action::InjectManifestAgain => "inject the manifest again",
+        }
     }
 }

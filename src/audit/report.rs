@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Class, Counts, Target, Workload};
+use super::{Action, Class, Counts, Target, Workload};
 
 /// The audit of one webhook configuration.
 #[derive(Debug, Serialize)]
@@ -30,28 +30,32 @@ pub struct Report {
 pub struct Restarted {
     #[serde(flatten)]
     pub workload: Workload,
-    /// `restarted`, `would restart` (dry run), or `re-create by hand` (a bare Pod, a Job).
-    pub result: &'static str,
+    /// `restarted`, `would restart` (dry run), `re-create by hand` (a bare Pod, a Job),
+    /// `inject the manifest again` (its template carries an injection: never restarted), or
+    /// `restart failed: …` with the API server's reason.
+    pub result: String,
 }
 
 impl Restarted {
-    pub fn new(workload: &Workload, dry_run: bool) -> Self {
-        let result = match (workload.restartable(), dry_run) {
-            (false, _) => "re-create by hand",
-            (true, true) => "would restart",
-            (true, false) => "restarted",
+    /// What `--restart` does for a workload behind, before it is tried.
+    pub fn planned(workload: &Workload, counts: &Counts, dry_run: bool) -> Self {
+        let result = match (Action::of(workload, counts), dry_run) {
+            (Action::Restart, true) => "would restart",
+            (Action::Restart, false) => "restarted",
+            (action, _) => action.as_str(),
         };
-        Restarted { workload: workload.clone(), result }
+        Restarted { workload: workload.clone(), result: result.to_owned() }
+    }
+
+    /// Whether the restart was refused.
+    pub fn failed(&self) -> bool {
+        self.result.starts_with("restart failed")
     }
 }
 
 /// What the audit advises for a workload.
 fn action(workload: &Workload, counts: &Counts) -> &'static str {
-    match (counts.needs_restart(), workload.restartable()) {
-        (false, _) => "none",
-        (true, true) => "restart",
-        (true, false) => "re-create by hand",
-    }
+    Action::of(workload, counts).as_str()
 }
 
 fn workload_rows<S: serde::Serializer>(
@@ -92,6 +96,13 @@ impl Report {
 
     pub fn workloads(&self) -> impl Iterator<Item = (&Workload, &Counts)> {
         self.workloads.iter()
+    }
+
+    /// `workload`'s pod template carries an injection.
+    pub fn template_injected(&mut self, workload: &Workload) {
+        if let Some(counts) = self.workloads.get_mut(workload) {
+            counts.template_injected = true;
+        }
     }
 
     /// Whether any Pod is stale or missed: what makes the command exit non-zero.

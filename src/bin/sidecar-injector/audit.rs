@@ -14,7 +14,8 @@ const CLEAN: u8 = 0;
 const LEFT_BEHIND: u8 = 1;
 /// The audit could not run: bad flags (clap's own status) or a bad configuration file.
 const CANNOT_RUN: u8 = 2;
-/// Talking to the cluster failed: unreachable, forbidden, or the webhook configuration missing.
+/// Talking to the cluster failed: unreachable, forbidden, or the webhook configuration missing;
+/// or a restart was refused (the report is printed, each refused restart marked).
 const CLUSTER: u8 = 3;
 
 #[derive(Args)]
@@ -77,7 +78,12 @@ pub fn audit(args: AuditArgs) -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&report).expect("reports always serialize"))
                 }
             }
-            ExitCode::from(if report.needs_restart() { LEFT_BEHIND } else { CLEAN })
+            let refused = report.restarted.iter().flatten().any(|r| r.failed());
+            ExitCode::from(match (refused, report.needs_restart()) {
+                (true, _) => CLUSTER,
+                (false, true) => LEFT_BEHIND,
+                (false, false) => CLEAN,
+            })
         }
         Err(error) => fail(CLUSTER, &error.to_string()),
     }
@@ -113,8 +119,7 @@ async fn run(args: &AuditArgs, config: &Config) -> Result<audit::Report, AuditEr
             .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
             .format(&time::format_description::well_known::Rfc3339)
             .expect("a time formats as RFC 3339");
-        report.restarted =
-            Some(audit::restart(&client, &report, &now, args.dry_run).await.map_err(unreachable)?);
+        report.restarted = Some(audit::restart(&client, &report, &now, args.dry_run).await);
     }
     Ok(report)
 }
