@@ -264,6 +264,7 @@ common::rows! { has_help;
     config_check_help: (&["config", "check", "--help"]),
     config_default_help: (&["config", "default", "--help"]),
     audit_help: (&["audit", "--help"]),
+    heal_help: (&["heal", "--help"]),
     serve_help: (&["serve", "--help"]),
     certs_help: (&["certs", "--help"]),
 }
@@ -352,10 +353,15 @@ common::rows! { hostile_yaml_refused;
 /// One row: `audit` with these arguments exits with `status`, naming `what` on stderr.
 #[cfg(feature = "audit")]
 fn audit_refuses(args: &[&str], status: i32, what: &str) {
-    let mut all = vec!["audit"];
-    all.extend(args);
+    refuses_without_a_cluster(&[&["audit"], args].concat(), status, what);
+}
+
+/// The command exits with `status`, naming `what` on stderr, on a machine with no cluster to
+/// reach: no kubeconfig, not in a Pod.
+#[cfg(feature = "audit")]
+fn refuses_without_a_cluster(args: &[&str], status: i32, what: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
-        .args(&all)
+        .args(args)
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env("HOME", "/nonexistent")
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -372,4 +378,41 @@ common::rows! { audit_refuses;
     audit_namespace_and_all_namespaces: (&["-n", "a", "-A"], 2, "--all-namespaces"),
     audit_bad_configuration: (&["-c", "tests/fixtures/seed-test.yaml"], 2, "seed-test.yaml"),
     audit_without_a_cluster: (&[], 3, "cannot reach the API server"),
+}
+
+/// One row: `heal` with these arguments exits with `status`, naming `what` on stderr, before it
+/// touches a cluster.
+#[cfg(feature = "heal")]
+fn heal_refuses(args: &[&str], status: i32, what: &str) {
+    let named = ["heal", "--namespace", "sidecar-injector", "--identity", "heal-0"];
+    refuses_without_a_cluster(&[&named[..], args].concat(), status, what);
+}
+
+#[cfg(feature = "heal")]
+common::rows! { heal_refuses;
+    heal_max_concurrent_zero: (&["--max-concurrent", "0"], 2, "--max-concurrent"),
+    heal_max_per_minute_zero: (&["--max-per-minute", "0"], 2, "--max-per-minute"),
+    heal_max_failures_zero: (&["--max-failures", "0"], 2, "--max-failures"),
+    heal_progress_deadline_negative: (&["--progress-deadline=-5"], 2, "--progress-deadline"),
+    heal_progress_deadline_not_a_number: (&["--progress-deadline", "ten"], 2, "\"ten\" is not a number of seconds"),
+    heal_reload_interval_zero: (&["--reload-interval", "0"], 2, "a number of seconds above 0"),
+    heal_lease_duration_too_short: (&["--lease-duration", "2"], 1, "--lease-duration: at least 3 s"),
+    heal_page_size_zero: (&["--page-size", "0"], 2, "--page-size"),
+    heal_metrics_listen_not_an_address: (&["--metrics-listen", "localhost"], 2, "--metrics-listen"),
+    heal_bad_configuration: (&["-c", "tests/fixtures/seed-test.yaml"], 1, "seed-test.yaml"),
+    heal_without_a_cluster: (&[], 1, "cannot reach the API server"),
+}
+
+/// Without a namespace (`POD_NAMESPACE` in the Deployment), `heal` does not know what never to
+/// touch, and says so.
+#[cfg(feature = "heal")]
+#[test]
+fn heal_without_its_namespace_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidecar-injector"))
+        .args(["heal", "--identity", "heal-0"])
+        .env_remove("POD_NAMESPACE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--namespace"), "{}", text(&out.stderr));
 }

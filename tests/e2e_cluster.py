@@ -171,11 +171,12 @@ class Replica:
 
     count = 0
 
-    def __init__(self, binary, token_dir, volumes, listen):
+    def __init__(self, binary, token_dir, volumes, listen, deployment=SERVICE, overrides=None):
         Replica.count += 1
+        self.overrides = overrides or {}
         self.name = f"replica-{Replica.count}"
         self.binary, self.token_dir, self.volumes, self.listen = binary, token_dir, volumes, listen
-        deployment = get("deployment", NAMESPACE, "-n", NAMESPACE)
+        deployment = get("deployment", deployment, "-n", NAMESPACE)
         self.spec = deployment["spec"]["template"]["spec"]
         self.container = self.spec["containers"][0]
         self.metrics = f"127.0.0.1:{free_port()}"
@@ -183,12 +184,14 @@ class Replica:
         self.process = None
 
     def args(self):
-        replaced = {"--listen": self.listen, "--metrics-listen": self.metrics}
+        """The container's args, with the addresses (and any `overrides`) replaced; overrides
+        the container does not have are added."""
+        replaced = {"--listen": self.listen, "--metrics-listen": self.metrics, **self.overrides}
         args = []
         for arg in self.container["args"]:
             flag = arg.split("=", 1)[0]
-            args.append(f"{flag}={replaced[flag]}" if flag in replaced else arg)
-        return args
+            args.append(f"{flag}={replaced.pop(flag)}" if flag in replaced else arg)
+        return args + [f"{flag}={value}" for flag, value in replaced.items() if flag in self.overrides]
 
     def env(self):
         # Nothing of this process's environment: above all no KUBECONFIG, which the kube client
@@ -201,6 +204,8 @@ class Replica:
                 env[var["name"]] = var["value"]
             elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
                 env[var["name"]] = NAMESPACE
+            elif var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                env[var["name"]] = self.name
             else:
                 raise RuntimeError(f"the test does not know how to give env var {var['name']}")
         return env
@@ -351,26 +356,31 @@ class Deployed:
     ServiceAccount's credentials as the kubelet projects them, the ConfigMap volume, and the
     Service's ClusterIP and port to listen on."""
 
-    def __init__(self, binary, work):
-        kubectl("create", "-f", str(DEPLOY))
+    def __init__(self, binary, work, manifests=DEPLOY):
+        kubectl("create", "-f", str(manifests))
         service = get("service", SERVICE, "-n", NAMESPACE)["spec"]
         self.listen = f"{service['clusterIP']}:{service['ports'][0]['port']}"
-        self.binary = binary
-        self.token_dir = work / "serviceaccount"
-        self.token_dir.mkdir(mode=0o755)
-        token = kubectl("create", "token", SERVICE, "-n", NAMESPACE, "--duration=2h").stdout.strip()
-        (self.token_dir / "token").write_text(token)
-        (self.token_dir / "ca.crt").write_text(Path(os.environ["KUBE_CA"]).read_text())
-        (self.token_dir / "namespace").write_text(NAMESPACE)
-        for f in self.token_dir.iterdir():
-            f.chmod(0o644)
+        self.binary, self.work = binary, work
+        self.token_dir = self.account(SERVICE)
         self.kubelet = Kubelet(work / "config")
         self.kubelet.sync(get("configmap", SERVICE, "-n", NAMESPACE))
 
-    def replica(self, address=None):
-        """A replica, listening on the Service's address unless told otherwise."""
+    def account(self, name):
+        """The projected credentials of the ServiceAccount `name`, as the kubelet writes them."""
+        folder = self.work / f"serviceaccount-{name}"
+        folder.mkdir(mode=0o755)
+        token = kubectl("create", "token", name, "-n", NAMESPACE, "--duration=2h").stdout.strip()
+        (folder / "token").write_text(token)
+        (folder / "ca.crt").write_text(Path(os.environ["KUBE_CA"]).read_text())
+        (folder / "namespace").write_text(NAMESPACE)
+        for f in folder.iterdir():
+            f.chmod(0o644)
+        return folder
+
+    def replica(self, address=None, deployment=SERVICE, token_dir=None, overrides=None):
+        """A replica of `deployment`, listening on the Service's address unless told otherwise."""
         volumes = {"config": self.kubelet.folder}
-        return Replica(self.binary, self.token_dir, volumes, address or self.listen)
+        return Replica(self.binary, token_dir or self.token_dir, volumes, address or self.listen, deployment, overrides)
 
     def change_configuration(self, change):
         """`change` applied to the ConfigMap's configuration text, the ConfigMap replaced, and the

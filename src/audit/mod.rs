@@ -17,6 +17,7 @@ use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use serde_json::Value;
 
+pub(crate) use cluster::controller_of;
 pub use cluster::{AuditError, restart, survey};
 pub use report::{Report, Restarted};
 

@@ -53,4 +53,4 @@ pub mod wire;
 pub use config::Config;
 pub use decision::{Decision, SkipReason};
 pub use error::{ConfigError, ReviewError};
-pub use review::{Reviewed, Summary, review, review_pod};
+pub use review::{Reviewed, Summary, pod_review, review, review_pod};

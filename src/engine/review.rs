@@ -131,9 +131,15 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
 }
 
 /// Review `pod` as the webhook would review its creation in `namespace`: the Pod wrapped in an
-/// AdmissionReview and answered by [`review`] itself, for callers that hold a Pod rather than a
-/// review (offline manifests, the audit of a cluster), so that they can never decide otherwise.
+/// AdmissionReview ([`pod_review`]) and answered by [`review`] itself, for callers that hold a Pod
+/// rather than a review (offline manifests, the audit of a cluster), so that they can never decide
+/// otherwise.
 pub fn review_pod(pod: &Value, namespace: &str, uid: &str, config: &Config) -> Result<Reviewed, ReviewError> {
+    review(&pod_review(pod, namespace, uid), config)
+}
+
+/// The AdmissionReview the API server sends for the creation of `pod` in `namespace`, serialised.
+pub fn pod_review(pod: &Value, namespace: &str, uid: &str) -> Vec<u8> {
     let request = serde_json::json!({
         "apiVersion": V1,
         "kind": KIND,
@@ -146,7 +152,7 @@ pub fn review_pod(pod: &Value, namespace: &str, uid: &str, config: &Config) -> R
             "object": pod,
         }
     });
-    review(&serde_json::to_vec(&request).expect("values always serialize"), config)
+    serde_json::to_vec(&request).expect("values always serialize")
 }
 
 /// The object's `metadata.name`, `generateName` or `namespace`, for the log when the request has

@@ -18,7 +18,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
-use super::watched::{ReadError, Watched};
+use crate::watched::{ReadError, Watched};
 
 /// Why a certificate could not be made or loaded.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,6 @@ mod probes;
 mod reload;
 mod self_managed;
 mod state;
-mod watched;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -37,9 +36,9 @@ use self::certs::{CertFiles, CurrentCert};
 use self::connections::Connections;
 use self::probes::Probes;
 use self::reload::Renewal;
-use self::watched::Watched;
 use crate::Config;
 use crate::config_file::{self, ConfigFileError};
+use crate::watched::Watched;
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]

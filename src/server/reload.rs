@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use super::certs::{CertFiles, CurrentCert, Loaded};
 use super::self_managed::Managed;
 use super::state::AppState;
-use super::watched::Watched;
 use crate::config_file;
+use crate::watched::Watched;
 
 /// What keeps the serving certificate fresh after start.
 pub(super) enum Renewal {

@@ -13,6 +13,8 @@ use sidecar_injector::{Config, config_file, review};
 
 #[cfg(feature = "audit")]
 mod audit;
+#[cfg(feature = "heal")]
+mod heal;
 #[cfg(feature = "server")]
 mod serve;
 
@@ -74,6 +76,11 @@ enum Command {
     /// flags or configuration), 3 when talking to the cluster fails.
     #[cfg(feature = "audit")]
     Audit(Box<audit::AuditArgs>),
+    /// Keep every Pod current by itself: watch the Pods the webhook selects, and restart the
+    /// workloads with missed or stale Pods in health-gated waves. Run in the cluster, as its own
+    /// Deployment (deploy-incluster/heal/); one replica acts at a time.
+    #[cfg(feature = "heal")]
+    Heal(Box<heal::HealArgs>),
     /// Check or print configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -172,6 +179,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Audit(_) => unreachable!("main runs audit for its exit status"),
         #[cfg(feature = "server")]
         Command::Serve(args) => serve::serve(*args),
+        #[cfg(feature = "heal")]
+        Command::Heal(args) => heal::heal(*args),
         #[cfg(feature = "server")]
         Command::Certs(args) => serve::certs(args),
     }

@@ -174,7 +174,7 @@ fn self_managed(args: ManagedArgs) -> Result<SelfManaged, String> {
 }
 
 /// SIGTERM (from the kubelet) or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the image's binary: static glibc, the server feature only, its hot code laid out together.
+# Builds the image's binary: static glibc, the server and heal features only (the webhook and the
+# reconciler run from one image), its hot code laid out together.
 # The Dockerfile, .ci/run and benches/load.sh all build it with this script, so that what is
 # tested and measured is what ships. Prints the binary's path.
 #
@@ -39,7 +40,7 @@ export RUSTFLAGS="$rustflags"
 # An order file is named by its content's hash: a new order is a new rustc argument, so cargo links
 # again exactly when the order changed, and never when it did not.
 link() {
-  cargo rustc --release --locked --quiet --no-default-features --features server \
+  cargo rustc --release --locked --quiet --no-default-features --features server,heal \
     --target x86_64-unknown-linux-gnu --bin sidecar-injector -- \
     -C link-arg=-Wl,--symbol-ordering-file="$1" -C link-arg=-Wl,--no-warn-symbol-ordering
 }
