@@ -60,7 +60,7 @@ fn review_of_a_denied_pod_exits_zero_and_of_garbage_non_zero() {
     assert!(!response.response.allowed);
 
     let out = run(&["review"], b"{\"apiVersion\": ");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(out.stdout.is_empty());
     assert!(text(&out.stderr).contains("malformed AdmissionReview"), "{}", text(&out.stderr));
 }
@@ -202,7 +202,7 @@ fn inject_respects_namespace_skips_and_reports_denials() {
 
     let clash = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: example-sidecar, image: x}]}\n";
     let out = run(&["inject", "-f", "-"], clash.as_bytes());
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("refused: document 1 (Pod p): cannot inject"),
         "{}",
@@ -210,7 +210,7 @@ fn inject_respects_namespace_skips_and_reports_denials() {
     );
 
     let out = run(&["inject", "-f", "-"], b"kind: [unclosed");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("not valid YAML"), "{}", text(&out.stderr));
 }
 
@@ -236,7 +236,7 @@ fn config_check_and_default() {
     )
     .unwrap();
     let out = run(&["config", "check", bad.to_str().unwrap()], b"");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("profiles.proxy.containers[0].imagePullPolcy: unknown field"),
         "{}",
@@ -247,7 +247,7 @@ fn config_check_and_default() {
         &["review", "-c", bad.to_str().unwrap(), "tests/fixtures/admission.k8s.io.v1.AdmissionReview.json"],
         b"",
     );
-    assert!(!out.status.success(), "a bad configuration is never used");
+    assert_eq!(out.status.code(), Some(1), "a bad configuration is never used");
 }
 
 /// One row: the command's help is printed, and it exits 0.
@@ -330,7 +330,7 @@ fn inject_output_keeps_yaml_1_1_lookalikes_strings() {
 /// One row: hostile YAML is refused with a message rather than exhausting the stack or the memory.
 fn hostile_yaml_refused(yaml: String, expected: &str) {
     let out = run(&["inject", "-f", "-"], yaml.as_bytes());
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains(expected), "{}", text(&out.stderr));
 }
 

@@ -26,6 +26,13 @@ fn refused(yaml: &str, expected: &str) {
 fn the_builtin_configuration_is_valid_and_has_the_seed_label() {
     let config = Config::builtin();
     assert_eq!(config.profile_names().collect::<Vec<_>>(), ["example"]);
+    // The 2018 article's label: a Pod the built-in configuration injects gains foo=bar.
+    let pod = serde_json::json!({"metadata": {"name": "p", "labels": {"app": "p"}},
+                                 "spec": {"containers": [{"name": "app", "image": "busybox"}]}});
+    let reviewed = sidecar_injector::review_pod(&pod, "default", "u1", &config).unwrap();
+    let patch: Vec<serde_json::Value> = serde_json::from_slice(&reviewed.patch.unwrap()).unwrap();
+    let seed = serde_json::json!({"op": "add", "path": "/metadata/labels/foo", "value": "bar"});
+    assert!(patch.contains(&seed), "{patch:?}");
     let json =
         r#"{"labels": {"foo": "bar"}, "profiles": {"p": {"containers": [{"name": "c", "image": "i"}]}}}"#;
     assert!(Config::from_yaml(json).is_ok(), "JSON is accepted too");

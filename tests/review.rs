@@ -663,3 +663,23 @@ fn a_mount_of_a_volume_the_profile_adds_is_injected() {
     assert!(response.response.allowed);
     assert_eq!(patched["spec"]["volumes"][0]["name"], "logs");
 }
+
+/// One row: a Pod that already has one of the configuration's labels or annotations, with another
+/// value, keeps its own, and the API server's user is told so.
+fn own_value_kept_with_a_warning(config_line: &str, metadata: Value, field: &str, key: &str, warning: &str) {
+    let pod = pod_with(metadata.clone(), json!({"containers": [{"name": "app", "image": "x"}]}));
+    let (response, patched) = admit(&pod, "shop", &config_with(config_line));
+    assert!(response.response.allowed);
+    assert_eq!(patched["metadata"][field][key], metadata[field][key], "the Pod's own value is kept");
+    assert_eq!(patched["spec"]["containers"][1]["name"], "example-sidecar", "the rest is still injected");
+    let warnings = &response.response.warnings;
+    assert!(warnings.iter().any(|w| w == warning), "{warnings:?}");
+}
+
+rows! { own_value_kept_with_a_warning;
+    // The built-in configuration's own label, foo=bar.
+    a_label_the_pod_sets_otherwise: ("annotations: {}", json!({"labels": {"foo": "baz"}}), "labels", "foo",
+        r#"sidecar-injector: label foo is kept as "baz", not set to "bar""#),
+    an_annotation_the_pod_sets_otherwise: ("annotations: {team: platform}", json!({"annotations": {"team": "shop"}}),
+        "annotations", "team", "sidecar-injector: annotation team is kept as the Pod has it"),
+}

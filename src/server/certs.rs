@@ -247,6 +247,11 @@ mod tests {
         let pair = ca.issue(&service_names("injector", "tools"), now, Duration::days(7)).unwrap();
         let loaded = load(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes()).unwrap();
         assert!((loaded.not_after - (now + Duration::days(7)).unix_timestamp()).abs() <= 1);
+        assert_eq!(
+            dns_names(&pair.cert_pem),
+            ["injector.tools.svc", "injector.tools.svc.cluster.local", "injector.tools", "injector"],
+            "the names the API server may dial the Service by"
+        );
 
         let other = ca.issue(&["other".into()], now, Duration::days(7)).unwrap();
         let err = load(pair.cert_pem.as_bytes(), other.key_pem.as_bytes()).err().unwrap();
@@ -258,6 +263,18 @@ mod tests {
         let again = Ca::from_pem(ca.pem().clone()).unwrap();
         let pair = again.issue(&["x.y.svc".into()], now, Duration::days(1)).unwrap();
         assert!(load(pair.cert_pem.as_bytes(), pair.key_pem.as_bytes()).is_ok());
+    }
+
+    /// The DNS names of a PEM certificate's subjectAltName, in order.
+    fn dns_names(pem: &str) -> Vec<String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        let names = cert.subject_alternative_name().unwrap().expect("a subjectAltName");
+        let dns = names.value.general_names.iter().filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            _ => None,
+        });
+        dns.collect()
     }
 
     #[test]
