@@ -31,6 +31,8 @@ struct Shared<W> {
     state: Mutex<State<W>>,
     /// Wakes the flusher when a line starts waiting, and when it is to stop.
     wake: Condvar,
+    /// [`FLUSH_AFTER`], but for tests that need the flusher never to come first.
+    flush_after: Duration,
 }
 
 struct State<W> {
@@ -77,9 +79,14 @@ where
 {
     /// Lines for `sink`, the review lines gathered; the flusher thread started.
     pub fn start(sink: W) -> (Self, FlushOnDrop<W>) {
+        Self::start_flushing_after(sink, FLUSH_AFTER)
+    }
+
+    fn start_flushing_after(sink: W, flush_after: Duration) -> (Self, FlushOnDrop<W>) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State { waiting: Vec::with_capacity(FULL), sink, stop: false }),
             wake: Condvar::new(),
+            flush_after,
         });
         let flusher = std::thread::Builder::new()
             .name("log-flush".into())
@@ -120,7 +127,7 @@ fn flush_while_running<W: Write>(shared: &Shared<W>) {
             .wait_while(state, |s| s.waiting.is_empty() && !s.stop)
             .unwrap_or_else(|p| p.into_inner());
         if !state.stop {
-            let woken = shared.wake.wait_timeout_while(state, FLUSH_AFTER, |s| !s.stop);
+            let woken = shared.wake.wait_timeout_while(state, shared.flush_after, |s| !s.stop);
             state = woken.unwrap_or_else(|p| p.into_inner()).0;
         }
         state.flush();
@@ -175,10 +182,14 @@ fn is_review_line(meta: &Metadata<'_>) -> bool {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{Buffered, FLUSH_AFTER, FULL};
+    use super::{Buffered, FULL};
     use crate::engine::wire::Operation;
     use crate::logging::Sink;
     use crate::{Decision, Summary};
+
+    /// Longer than any test: the flusher never writes first, so what is written, was written by
+    /// what the test checks.
+    const NEVER: Duration = Duration::from_secs(3600);
 
     /// The sink's text once it has `lines` lines; a bound against hanging, not a timing check.
     fn text_once(sink: &Sink, lines: usize) -> String {
@@ -201,10 +212,10 @@ mod tests {
         }
     }
 
-    /// `emit` run with the server's logging over a test sink.
-    fn logged(emit: impl FnOnce(&Sink)) -> Sink {
+    /// `emit` run with the server's logging over a test sink, its flusher waiting `flush_after`.
+    fn logged(flush_after: Duration, emit: impl FnOnce(&Sink)) -> Sink {
         let sink = Sink::default();
-        let (writer, _flush) = Buffered::start(sink.clone());
+        let (writer, _flush) = Buffered::start_flushing_after(sink.clone(), flush_after);
         let subscriber = tracing_subscriber::fmt()
             .with_writer(writer)
             .event_format(super::super::line::JsonLine { timer: super::super::line::Utc })
@@ -214,14 +225,17 @@ mod tests {
     }
 
     #[test]
-    fn a_review_line_waits_and_is_written_soon_after() {
-        logged(|sink| {
-            let started = Instant::now();
+    fn a_review_line_waits_for_the_flusher() {
+        logged(NEVER, |sink| {
             crate::logging::review(&summary(), Duration::from_micros(41));
-            let waited = sink.text().is_empty();
-            if started.elapsed() < FLUSH_AFTER {
-                assert!(waited, "written at once: {}", sink.text());
-            }
+            assert_eq!(sink.text(), "", "a review line is not written at once");
+        });
+    }
+
+    #[test]
+    fn a_review_line_is_written_by_the_flusher_soon_after() {
+        logged(super::FLUSH_AFTER, |sink| {
+            crate::logging::review(&summary(), Duration::from_micros(41));
             let text = text_once(sink, 1);
             assert!(text.contains(r#""message":"review","uid":"u1""#), "{text}");
         });
@@ -229,7 +243,7 @@ mod tests {
 
     #[test]
     fn other_lines_are_written_at_once_after_the_review_lines_waiting() {
-        logged(|sink| {
+        logged(NEVER, |sink| {
             crate::logging::review(&summary(), Duration::from_micros(41));
             crate::logging::refused(415, b"expected application/json");
             tracing::info!("ready");
@@ -244,18 +258,14 @@ mod tests {
 
     #[test]
     fn lines_waiting_past_the_limit_are_written_at_once() {
-        logged(|sink| {
-            let started = Instant::now();
+        logged(NEVER, |sink| {
             let mut count = 0;
             while sink.text().is_empty() {
                 crate::logging::review(&summary(), Duration::from_micros(41));
                 count += 1;
                 assert!(count * 200 < 2 * FULL, "nothing written after {count} lines");
             }
-            // Written by the limit, not by the flusher (when that could not have run yet).
-            if started.elapsed() < FLUSH_AFTER {
-                assert!(sink.text().len() >= FULL);
-            }
+            assert!(sink.text().len() >= FULL, "written before the limit: {} bytes", sink.text().len());
             assert_eq!(sink.text().lines().count(), count);
         });
     }
@@ -263,17 +273,13 @@ mod tests {
     #[test]
     fn what_waits_is_written_when_the_guard_is_dropped() {
         let sink = Sink::default();
-        let (writer, flush) = Buffered::start(sink.clone());
+        let (writer, flush) = Buffered::start_flushing_after(sink.clone(), NEVER);
         let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
-        let started = Instant::now();
         tracing::subscriber::with_default(subscriber, || {
             crate::logging::review(&summary(), Duration::from_micros(41))
         });
-        let waited = sink.text().is_empty();
+        assert_eq!(sink.text(), "", "the line waits");
         drop(flush);
-        if started.elapsed() < FLUSH_AFTER {
-            assert!(waited);
-        }
         assert_eq!(sink.text().lines().count(), 1, "{}", sink.text());
     }
 }
