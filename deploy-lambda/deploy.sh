@@ -9,6 +9,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The webhook registration for the Function URL $1 and the token in $TOKEN (never on a command
+# line). `deploy.sh --render-webhook URL` prints only this, with TOKEN from the environment: the
+# end-to-end test registers what this script registers.
+render_webhook() {
+  sed "s|WEBHOOK_URL|${1%/}/mutate/$TOKEN|" deploy-lambda/mutatingwebhookconfiguration.yaml
+}
+if [ "${1:-}" = --render-webhook ]; then
+  : "${TOKEN:?set TOKEN}"
+  render_webhook "${2:?the Function URL}"
+  exit 0
+fi
+
 NAME="${NAME:-sidecar-injector}"
 ARCH="${ARCH:-x86_64}"
 CONFIG="${1:-src/engine/default-config.yaml}"
@@ -64,5 +76,5 @@ aws lambda add-permission --function-name "$NAME" --statement-id FunctionUrlInvo
   --action lambda:InvokeFunction --principal '*' --invoked-via-function-url >/dev/null 2>&1 || true
 
 echo "== the webhook registration"
-sed "s|WEBHOOK_URL|${URL%/}/mutate/$TOKEN|" deploy-lambda/mutatingwebhookconfiguration.yaml | kubectl apply -f -
+render_webhook "$URL" | kubectl apply -f -
 echo "done: label a namespace sidecar-injector.io/inject=enabled to inject its new Pods"

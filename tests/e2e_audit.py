@@ -209,6 +209,8 @@ def audits(deployed, work, config):
     unreachable.write_text(reader.read_text().replace(os.environ["KUBE_API"], "https://127.0.0.1:1"))
     status, _, err = audit("-c", str(config), "-n", SHOP, kubeconfig=unreachable)
     check(status == 3 and "cannot reach the API server" in err, f"an unreachable API server: exit 3, {err.strip()}")
+    status, _, err = audit("-c", str(config), "-n", SHOP, "--webhook-configuration", "no-such-webhook")
+    check(status == 3 and "no-such-webhook" in err, f"a webhook configuration that does not exist: exit 3, {err.strip()}")
 
     # Back to normal: the webhook fails closed again and a replica serves the new configuration.
     kubectl("patch", "mutatingwebhookconfiguration", CONFIGURATION, "--type=json",
