@@ -290,10 +290,48 @@ rows! { answers_with_status;
     a_body_over_the_limit_is_refused_413: ("POST", "/mutate", "application/json", vec![b' '; MAX_BODY + 1], 413),
     another_content_type_is_refused_415: ("POST", "/mutate", "text/plain", REVIEW.to_vec(), 415),
     get_on_mutate_is_refused_405: ("GET", "/mutate", "application/json", Vec::new(), 405),
+    // The method is judged before the content type: a PUT of text is refused as a PUT.
+    put_of_another_content_type_is_refused_405_not_415: ("PUT", "/mutate", "text/plain", REVIEW.to_vec(), 405),
     put_on_mutate_is_refused_405: ("PUT", "/mutate", "application/json", REVIEW.to_vec(), 405),
     malformed_json_is_refused_400: ("POST", "/mutate", "application/json", b"{".to_vec(), 400),
     an_unknown_path_is_404: ("POST", "/mutate/more", "application/json", REVIEW.to_vec(), 404),
     health_is_200: ("GET", "/healthz", "text/plain", Vec::new(), 200),
+}
+
+/// A body that never comes: its sender went quiet after the headers.
+struct Silent;
+
+impl axum::body::HttpBody for Silent {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// A request whose body does not arrive within `--request-timeout` is answered 408, and its
+/// place in flight is given back.
+#[test]
+fn a_request_past_the_request_timeout_is_answered_408() {
+    use tower::ServiceExt;
+    let limits = Limits { max_in_flight: 1, request_timeout: Duration::from_millis(50) };
+    let routes = sidecar_injector::server::routes(Config::builtin(), limits);
+    let request = |body: axum::body::Body| {
+        axum::http::Request::post("/mutate").header("content-type", "application/json").body(body).unwrap()
+    };
+    runtime().block_on(async {
+        // A bound against hanging, not a timing check: without the timeout the request never ends.
+        let silent = routes.clone().oneshot(request(axum::body::Body::new(Silent)));
+        let silent = tokio::time::timeout(Duration::from_secs(30), silent).await;
+        let silent = silent.expect("a silent request is answered, not left waiting").unwrap();
+        assert_eq!(silent.status().as_u16(), 408);
+        let next = routes.oneshot(request(axum::body::Body::from(REVIEW))).await.unwrap();
+        assert_eq!(next.status().as_u16(), 200, "the one place in flight is free again");
+    });
 }
 
 /// With one review in flight, the next is refused at once with 503 (over TLS: the slot is held by
@@ -596,12 +634,12 @@ fn certs_output_serves_the_service_name() {
     });
 }
 
-/// The real binary, stopped with SIGTERM while a review is half sent: the review is answered,
-/// and the process exits cleanly.
-#[test]
-fn sigterm_lets_the_binary_finish_in_flight_reviews() {
+/// `sidecar-injector serve` as a user first runs it (a certificate it makes for localhost): the
+/// process, its address, the CA to trust, and its stderr after the first line.
+fn serve_binary(
+    dir: &TempDir,
+) -> (std::process::Child, SocketAddr, String, std::io::BufReader<std::process::ChildStderr>) {
     use std::io::{BufRead, BufReader};
-    let dir = TempDir::new("sigterm");
     let ca_out = dir.0.join("ca.pem");
     let mut child = binary()
         .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ca-out"])
@@ -621,7 +659,93 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let ca_pem = std::fs::read_to_string(&ca_out).unwrap();
+    (child, addr, std::fs::read_to_string(&ca_out).unwrap(), stderr)
+}
+
+/// One request to a server whose certificate names localhost: its status line.
+async fn to_localhost(
+    addr: SocketAddr,
+    ca_pem: &str,
+    method: &str,
+    content_type: &str,
+    body: &[u8],
+) -> String {
+    let tls = connector(ca_pem, &[&rustls::version::TLS13]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut stream = tls.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let head = format!(
+        "{method} /mutate HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    String::from_utf8_lossy(&raw).lines().next().unwrap_or_default().to_owned()
+}
+
+/// No log line carries a Pod's content. A Pod full of distinctive values is reviewed every way a
+/// review can end (injected, denied, malformed, refused for its content type); none of the values
+/// is in anything the server printed, while its review lines are.
+#[test]
+fn no_log_line_carries_the_pod() {
+    use std::io::Read;
+    let dir = TempDir::new("no-pod-in-logs");
+    let (mut child, addr, ca_pem, mut stderr) = serve_binary(&dir);
+    let container = |name: &str| {
+        serde_json::json!({"name": name, "image": "MARK-IMAGE", "args": ["MARK-ARG"],
+                           "env": [{"name": "TOKEN", "value": "MARK-ENV"}], "command": ["MARK-COMMAND"]})
+    };
+    let review = |containers: Vec<Value>| {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "resource": {"group": "", "version": "v1", "resource": "pods"}, "operation": "CREATE",
+                "namespace": "shop", "object": {
+                    "metadata": {"name": "web", "labels": {"team": "MARK-LABEL"},
+                                 "annotations": {"note": "MARK-ANNOTATION"}},
+                    "spec": {"containers": containers, "volumes": [{"name": "v", "secret": {"secretName": "MARK-SECRET"}}]}}}
+        }))
+        .unwrap()
+    };
+    let injected = review(vec![container("app")]);
+    let denied = review(vec![container("example-sidecar")]);
+    let statuses = runtime().block_on(async {
+        vec![
+            to_localhost(addr, &ca_pem, "POST", "application/json", &injected).await,
+            to_localhost(addr, &ca_pem, "POST", "application/json", &denied).await,
+            to_localhost(addr, &ca_pem, "POST", "application/json", &injected[..injected.len() - 40]).await,
+            to_localhost(addr, &ca_pem, "POST", "text/plain", &injected).await,
+        ]
+    });
+    assert_eq!(
+        statuses.iter().map(|s| &s[9..12]).collect::<Vec<_>>(),
+        ["200", "200", "400", "415"],
+        "{statuses:?}"
+    );
+    let killed =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let mut printed = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut printed).unwrap();
+    stderr.read_to_string(&mut printed).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(printed.matches(r#""message":"review""#).count(), 2, "the reviews are logged: {printed}");
+    assert_eq!(
+        printed.matches(r#""message":"request refused""#).count(),
+        2,
+        "so are the refusals: {printed}"
+    );
+    assert!(!printed.contains("MARK-"), "a log line carries the Pod:\n{printed}");
+}
+
+/// The real binary, stopped with SIGTERM while a review is half sent: the review is answered,
+/// and the process exits cleanly.
+#[test]
+fn sigterm_lets_the_binary_finish_in_flight_reviews() {
+    use std::io::{BufRead, BufReader};
+    let dir = TempDir::new("sigterm");
+    let (mut child, addr, ca_pem, _stderr) = serve_binary(&dir);
 
     runtime().block_on(async {
         // Generated certificates are for localhost; connect by that name.
