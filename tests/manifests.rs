@@ -571,3 +571,68 @@ fn a_selector_on_a_label_nobody_knows_offline_is_named() {
     );
     assert!(lines[1].starts_with("document 1 (Deployment web): passed through: not injected"), "{err}");
 }
+
+/// The pod template of one workload of `kind`, named `name`: a template its controller's Pods
+/// are made from, with one app container.
+fn workload_yaml(version: &str, kind: &str, name: &str) -> String {
+    let template = "{metadata: {labels: {app: w}}, spec: {containers: [{name: app, image: busybox}]}}";
+    let spec = match kind {
+        "Pod" => "spec: {containers: [{name: app, image: busybox}]}".to_owned(),
+        "PodTemplate" => format!("template: {template}"),
+        "CronJob" => format!("spec: {{schedule: '@daily', jobTemplate: {{spec: {{template: {template}}}}}}}"),
+        "Job" => format!("spec: {{template: {template}}}"),
+        _ => format!("spec: {{selector: {{matchLabels: {{app: w}}}}, template: {template}}}"),
+    };
+    format!("apiVersion: {version}\nkind: {kind}\nmetadata: {{name: {name}}}\n{spec}\n")
+}
+
+/// One row: a workload of `kind` alone in a file, or inside a v1 List, gets the built-in
+/// injection in its pod template (the sidecar, the status annotation), and its line says so.
+fn each_kind_is_injected(version: &str, kind: &str, in_a_list: bool) {
+    let one = workload_yaml(version, kind, "w");
+    let yaml = if in_a_list {
+        let item = kubectl_reads_text(&one).remove(0);
+        serde_json::to_string(&json!({"apiVersion": "v1", "kind": "List", "items": [item]})).unwrap()
+    } else {
+        one
+    };
+    let (ok, out, err) = inject_text(&yaml, None);
+    assert!(ok, "{err}");
+    let docs = ours(&out, true);
+    assert_eq!(docs.len(), 1, "{out}");
+    let spec = pod_spec(&docs[0]).unwrap_or_else(|| panic!("no pod spec in {out}"));
+    let names: Vec<_> = spec["containers"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(names, [json!("app"), json!("example-sidecar")], "{out}");
+    let template_metadata = match kind {
+        "Pod" => &docs[0]["metadata"],
+        "PodTemplate" => &docs[0]["template"]["metadata"],
+        "CronJob" => &docs[0]["spec"]["jobTemplate"]["spec"]["template"]["metadata"],
+        _ => &docs[0]["spec"]["template"]["metadata"],
+    };
+    assert!(template_metadata["annotations"]["sidecar-injector.io/status"].is_string(), "{out}");
+    assert!(err.contains(&format!("({kind} w): injected example")), "{err}");
+}
+
+rows! { each_kind_is_injected;
+    a_pod: ("v1", "Pod", false),
+    a_pod_template: ("v1", "PodTemplate", false),
+    a_replication_controller: ("v1", "ReplicationController", false),
+    a_deployment: ("apps/v1", "Deployment", false),
+    a_stateful_set: ("apps/v1", "StatefulSet", false),
+    a_daemon_set: ("apps/v1", "DaemonSet", false),
+    a_replica_set: ("apps/v1", "ReplicaSet", false),
+    a_job: ("batch/v1", "Job", false),
+    a_cron_job: ("batch/v1", "CronJob", false),
+    a_pod_in_a_list: ("v1", "Pod", true),
+    a_daemon_set_in_a_list: ("apps/v1", "DaemonSet", true),
+    a_job_in_a_list: ("batch/v1", "Job", true),
+}
+
+/// Every kind `inject` handles has its row above.
+#[test]
+fn every_handled_kind_has_an_injection_row() {
+    let source = std::fs::read_to_string(file!()).unwrap();
+    for (version, kind) in HANDLED {
+        assert!(source.contains(&format!("(\"{version}\", \"{kind}\", false)")), "no row for {kind}");
+    }
+}
