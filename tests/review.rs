@@ -683,3 +683,36 @@ rows! { own_value_kept_with_a_warning;
     an_annotation_the_pod_sets_otherwise: ("annotations: {team: platform}", json!({"annotations": {"team": "shop"}}),
         "annotations", "team", "sidecar-injector: annotation team is kept as the Pod has it"),
 }
+
+/// One row: a name the injection would add twice is refused (`onError: deny`), with the clash
+/// named, and no patch.
+fn a_clash_is_refused(profiles: &str, spec: Value, named: &str) {
+    let config = config(&format!("defaultProfiles: [a, b]\nprofiles: {profiles}\n"));
+    let pod = pod_with(json!({}), spec);
+    let response = answer(&pod_review(&pod, "shop"), &config);
+    assert!(!response.response.allowed, "a clash is refused");
+    assert!(response.response.patch.is_none());
+    let message = response.response.status.unwrap().message.to_string();
+    assert!(message.contains(named), "{message}");
+}
+
+const TWO_PROFILES: &str =
+    "{a: {volumes: [{name: data, emptyDir: {}}]}, b: {containers: [{name: agent, image: x}]}}";
+
+rows! { a_clash_is_refused;
+    a_volume_the_pod_already_has: (TWO_PROFILES, json!({"volumes": [{"name": "data", "emptyDir": {}}]}),
+        r#"profile "a" adds volume "data", which the Pod already has"#),
+    an_init_container_the_pod_already_has: (
+        "{a: {initContainers: [{name: setup, image: x}]}, b: {}}",
+        json!({"initContainers": [{"name": "setup", "image": "mine"}]}),
+        r#"profile "a" adds container "setup", which the Pod already has"#),
+    a_sidecar_named_as_an_app_container: (
+        "{a: {sidecars: [{name: a, image: x}]}, b: {}}", json!({}),
+        r#"profile "a" adds container "a", which the Pod already has"#),
+    a_container_two_profiles_add: (
+        "{a: {containers: [{name: agent, image: x}]}, b: {containers: [{name: agent, image: z}]}}", json!({}),
+        r#"profile "b" adds container "agent", which another selected profile adds too"#),
+    a_volume_two_profiles_add: (
+        "{a: {volumes: [{name: data, emptyDir: {}}]}, b: {volumes: [{name: data, emptyDir: {}}]}}", json!({}),
+        r#"profile "b" adds volume "data", which another selected profile adds too"#),
+}
