@@ -87,6 +87,12 @@ fn pod() -> impl Strategy<Value = Value> {
             if let Some(init) = init {
                 spec["initContainers"] = Value::Array(init);
             }
+            let mut volumes = volumes;
+            // The volume the app containers mount is the Pod's own: a Pod valid before the patch.
+            let mounts = |c: &Value| c.get("volumeMounts").is_some_and(|m| !m.as_array().unwrap().is_empty());
+            if spec["containers"].as_array().unwrap().iter().any(mounts) {
+                volumes.get_or_insert_with(Vec::new).push(json!({"name": "data", "emptyDir": {}}));
+            }
             if let Some(volumes) = volumes {
                 spec["volumes"] = Value::Array(volumes);
             }
@@ -114,13 +120,23 @@ fn config_value() -> impl Strategy<Value = Value> {
         names("pv"),
         env_list(),
         mount_list("pv0"),
-        prop::bool::weighted(0.1),
+        // Names the Pod may have too: a container, an init container, a volume.
+        (prop::bool::weighted(0.1), prop::bool::weighted(0.1), prop::bool::weighted(0.1)),
     )
-        .prop_map(|(labels, containers, sidecars, init, volumes, env, mounts, clash)| {
+        .prop_map(|(labels, containers, sidecars, init, volumes, env, mounts, clashes)| {
+            let (clash, init_clash, volume_clash) = clashes;
             let mut containers: Vec<Value> =
                 containers.iter().map(|n| json!({"name": n, "image": "s"})).collect();
             if clash {
                 containers.push(json!({"name": "app0", "image": "s"}));
+            }
+            let mut init = init;
+            if init_clash {
+                init.push("init-app0".to_owned());
+            }
+            let mut volumes = volumes;
+            if volume_clash {
+                volumes.push("vol0".to_owned());
             }
             let list =
                 |names: &[String]| names.iter().map(|n| json!({"name": n, "image": "s"})).collect::<Vec<_>>();
@@ -218,7 +234,11 @@ proptest! {
         // has (the API server would refuse that Pod): refused, never patched.
         let dangling = !profile["appContainers"]["volumeMounts"].as_array().unwrap().is_empty()
             && !names(&profile["volumes"]).contains(&"pv0");
-        let clash = names(&profile["containers"]).contains(&"app0") || dangling;
+        let has = |field: &str, list: &Value, name: &str| names(&list[field]).contains(&name);
+        let clash = has("containers", profile, "app0")
+            || (has("initContainers", profile, "init-app0") && has("initContainers", &pod["spec"], "init-app0"))
+            || (has("volumes", profile, "vol0") && has("volumes", &pod["spec"], "vol0"))
+            || dangling;
 
         if clash {
             prop_assert!(!response.response.allowed);
@@ -318,7 +338,7 @@ proptest! {
     }
 
     /// Arbitrary bytes never panic: they are answered 200 with a response AdmissionReview, or
-    /// refused 400 with a reason that says what was wrong.
+    /// refused 400 with one of the reasons a review can be refused for.
     #[test]
     fn arbitrary_bodies_are_answered_or_refused_with_a_reason(body in vec(any::<u8>(), 0..512)) {
         let request = HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(&body) };
@@ -330,10 +350,100 @@ proptest! {
             }
             400 => {
                 let reason = String::from_utf8(answered.into_body()).expect("reasons are text");
-                let known = ["malformed AdmissionReview", "not an AdmissionReview", "the AdmissionReview", "the "];
-                prop_assert!(known.iter().any(|k| reason.starts_with(k)), "{}", reason);
+                prop_assert!(REASONS.iter().any(|k| reason.starts_with(k)), "{}", reason);
             }
             other => prop_assert!(false, "status {} for a body under the size limit", other),
         }
     }
+
+    /// A generated Pod's review, broken in one way, is refused for that way: a broken review 400
+    /// with its reason, a Pod that cannot be read denied with a message saying where.
+    #[test]
+    fn a_broken_review_is_refused_naming_what_is_broken(pod in pod(), broken in 0..BREAKAGES.len(), cut in 0.0..1.0f64) {
+        let (breakage, expected) = BREAKAGES[broken];
+        let body = breakage(pod_review(&pod, "shop"), cut);
+        let request = HttpRequest { method: "POST", content_type: Some("application/json"), body: Some(&body) };
+        let answered = answer(request, &Config::builtin());
+        match expected {
+            Refused(reason_start) => {
+                prop_assert_eq!(answered.status, 400);
+                let reason = String::from_utf8(answered.into_body()).expect("reasons are text");
+                prop_assert!(reason.starts_with(reason_start), "{}: {}", reason_start, reason);
+            }
+            Denied(message_end) => {
+                prop_assert_eq!(answered.status, 200);
+                let response: ReviewResponse = serde_json::from_slice(answered.body()).unwrap();
+                prop_assert!(!response.response.allowed);
+                let message = response.response.status.unwrap().message.to_string();
+                prop_assert!(message.ends_with(message_end), "{}: {}", message_end, message);
+            }
+        }
+    }
 }
+
+/// Every reason a review is refused for begins with one of these.
+const REASONS: &[&str] = &[
+    "malformed AdmissionReview at ",
+    "not an AdmissionReview: ",
+    "the AdmissionReview has no request",
+    "the AdmissionReview request has no uid",
+    "the CREATE request has no object",
+    "the UPDATE request has no object",
+    "the DELETE request has no object",
+    "the CONNECT request has no object",
+    "the request's object is not a JSON object",
+];
+
+type Breakage = fn(Value, f64) -> Vec<u8>;
+
+/// What a broken review gets.
+#[derive(Clone, Copy)]
+enum Expected {
+    /// 400, the reason starting so: the review itself is broken.
+    Refused(&'static str),
+    /// 200, not allowed, the message ending so: the review is whole, the Pod in it is not.
+    Denied(&'static str),
+}
+use Expected::{Denied, Refused};
+
+fn without(mut review: Value, pointer: &str) -> Vec<u8> {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    review.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key);
+    serde_json::to_vec(&review).unwrap()
+}
+
+fn with(mut review: Value, pointer: &str, value: Value) -> Vec<u8> {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    review.pointer_mut(parent).unwrap()[key] = value;
+    serde_json::to_vec(&review).unwrap()
+}
+
+/// Ways to break a review, each with what it must get.
+const BREAKAGES: &[(Breakage, Expected)] = &[
+    (|r, _| without(r, "/request"), Refused("the AdmissionReview has no request")),
+    (|r, _| without(r, "/request/uid"), Refused("the AdmissionReview request has no uid")),
+    (|r, _| without(r, "/request/object"), Refused("the CREATE request has no object")),
+    (
+        |r, _| with(r, "/request/object", json!(["a", "list"])),
+        Refused("the request's object is not a JSON object"),
+    ),
+    (|r, _| with(r, "/apiVersion", json!("admission.k8s.io/v2")), Refused("not an AdmissionReview: ")),
+    (|r, _| with(r, "/kind", json!("Pod")), Refused("not an AdmissionReview: ")),
+    (|r, _| with(r, "/request/uid", json!(7)), Refused("malformed AdmissionReview at ")),
+    // The JSON cut short somewhere inside.
+    (
+        |r, cut| {
+            let bytes = serde_json::to_vec(&r).unwrap();
+            bytes[..1 + (cut * (bytes.len() - 2) as f64) as usize].to_vec()
+        },
+        Refused("malformed AdmissionReview at "),
+    ),
+    (
+        |r, _| with(r, "/request/object/spec/containers", json!("app")),
+        Denied("the Pod cannot be read: spec.containers is not a list"),
+    ),
+    (
+        |r, _| with(r, "/request/object/metadata", json!({"labels": ["app"]})),
+        Denied("the Pod cannot be read: metadata.labels is not an object"),
+    ),
+];
