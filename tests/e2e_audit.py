@@ -275,8 +275,8 @@ def five_thousand(config):
         if page_size == "500":
             check(status == 1 and report["totals"]["byClass"] == {"missed": 5000} and "5000 Pods in 10 pages" in err,
                   "5,000 Pods are read in 10 pages of 500 and all reported missed")
-    check(peaks["500"] < peaks["5000"],
-          f"paging keeps memory down: {peaks['500'] / 1024:.1f} MiB in pages of 500, {peaks['5000'] / 1024:.1f} MiB in one page")
+    # A figure, not a check (BENCHMARKS.md keeps it): memory is measured by benchmarks.
+    print(f"peak RSS: {peaks['500'] / 1024:.1f} MiB in pages of 500, {peaks['5000'] / 1024:.1f} MiB in one page")
 
 
 def main():

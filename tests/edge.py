@@ -4,21 +4,22 @@
   tests/edge.py --server-bin PATH [--idle 10000]
 
 With the default connection limits (--max-connections, --max-connections-per-client) and short
-timeouts, one PASS or FAIL line each:
+timeouts, each server run in a memory cgroup with the Deployment's limit (it must survive there),
+one PASS or FAIL line each:
 1. 10,000 idle TLS connections opened by one client (from 127.0.0.2) do not stop a new client
-   (127.0.0.1) from getting its review answered within 1 s; a connection opened before keeps being
-   served; connections past the limits are refused at once and counted in
-   sidecar_injector_refused_connections_total; RSS stays under the Deployment's memory limit.
+   (127.0.0.1) from getting its review answered without waiting for an idle connection to time out
+   (the time is printed); a connection opened before keeps being served; connections past the
+   limits are refused at once and counted in sidecar_injector_refused_connections_total.
 2. Four clients (127.0.0.2 to 127.0.0.5) each holding their per-client maximum of idle TLS
    connections fill the global cap; a new client (127.0.0.1) still gets 20 reviews in a row
-   answered within 1 s each, each on a new connection kept open, because each takes the place of
-   the longest-idle connection of the client holding the most (evictions counted); RSS stays under
-   the Deployment's memory limit.
+   answered, each on a new connection kept open (the slowest is printed), because each takes the
+   place of the longest-idle connection of the client holding the most (evictions counted).
 3. With limits small enough that the flooders keep a request in flight on every connection
    (--max-in-flight above --max-connections), nothing is evicted: a flooder's new connection and
    the new client's are refused, and the flooders' requests are answered.
-4. An idle HTTP/1.1 keep-alive connection and an idle HTTP/2 connection (that answers no PING) are
-   closed after their timeouts; a half-sent HTTP/2 HEADERS frame is cut off.
+4. Each timeout alone, the other set longer than the test: an idle HTTP/1.1 keep-alive connection
+   and a half-sent HTTP/2 HEADERS frame are closed by the idle timeout, an idle HTTP/2 connection
+   that answers no PING by the keep-alive.
 """
 
 import argparse
@@ -36,18 +37,22 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from http_support import Served, check, finish, free_port, insecure_tls, make_certificate, status_kib  # noqa: E402
+from http_support import (MemoryLimit, Served, check, finish, free_port, insecure_tls,  # noqa: E402
+                          make_certificate, status_kib)
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEW = (ROOT / "benches" / "load" / "review.json").read_bytes()
 IDLE_TIMEOUT = 3.0
 HTTP2_KEEPALIVE = 1.0
+LONG_KEEPALIVE = 60.0
+# The server's default, for the floods run with the defaults.
+DEFAULT_IDLE_TIMEOUT = 60.0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def memory_limit_mib():
-    """The Deployment's memory limit, which RSS must stay under."""
+    """The Deployment's memory limit."""
     text = (ROOT / "deploy-incluster" / "40-deployment.yaml").read_text()
     return int(re.search(r"limits:\s*\n\s*memory: (\d+)Mi", text).group(1))
 
@@ -174,9 +179,10 @@ def idle_flood(port, metrics_port, pid, count):
     fresh = tls(port)
     status = review_on(fresh)
     answered = time.monotonic() - began
-    check(status == 200 and answered < 1.0,
+    # Answered before any idle connection could time out: the server did not wait for one to go.
+    check(status == 200 and answered < DEFAULT_IDLE_TIMEOUT,
           f"with {count:,} idle TLS connections opened by one client in {opened:.1f} s ({len(held)} still open), "
-          f"a new client's review is answered {status} in {answered * 1000:.0f} ms")
+          f"a new client's review is answered {status}, in {answered * 1000:.0f} ms")
     check(served and review_on(earlier) == 200,
           "the connection opened before the flood is served during it and after it")
     counted = refused_metric(metrics_port)
@@ -189,8 +195,7 @@ def idle_flood(port, metrics_port, pid, count):
     earlier.close()
     sampler.stop.set()
     sampler.join()
-    limit = memory_limit_mib()
-    check(sampler.peak / 1024 < limit, f"RSS stayed under the Deployment's {limit} MiB limit: peak {sampler.peak / 1024:.1f} MiB")
+    print(f"RSS peak {sampler.peak / 1024:.1f} MiB")
 
 
 FLOODERS = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
@@ -216,7 +221,7 @@ def flooded_by_several(port, metrics_port, pid, per_client):
             status = type(error).__name__
         answers.append((status, time.monotonic() - began))
     slowest = max(seconds for _, seconds in answers)
-    check(all(status == 200 and seconds < 1.0 for status, seconds in answers),
+    check(all(status == 200 and seconds < DEFAULT_IDLE_TIMEOUT for status, seconds in answers),
           f"a new client on 127.0.0.1 gets 20 reviews in a row answered, each on a new connection: "
           f"{[status for status, _ in answers]}, the slowest in {slowest * 1000:.0f} ms")
     evicted = (metric(metrics_port, "evicted_connections_total") or 0) - evicted_before
@@ -235,9 +240,7 @@ def flooded_by_several(port, metrics_port, pid, per_client):
         s.close()
     sampler.stop.set()
     sampler.join()
-    limit = memory_limit_mib()
-    check(sampler.peak / 1024 < limit,
-          f"RSS stayed under the Deployment's {limit} MiB limit: peak {sampler.peak / 1024:.1f} MiB")
+    print(f"RSS peak {sampler.peak / 1024:.1f} MiB")
 
 
 def request_held_open(port, source):
@@ -279,7 +282,8 @@ def all_busy(port, metrics_port, per_client):
     check(statuses == [200] * len(busy), f"the flooders' requests in flight are answered, none cut: {statuses}")
 
 
-def timeouts(port):
+def idle_timeouts(port):
+    """Run with a keep-alive longer than the test: only the idle timeout can close these."""
     s = tls(port)
     review_on(s)
     after = closed_after(s, IDLE_TIMEOUT + 5)
@@ -287,30 +291,43 @@ def timeouts(port):
           f"an idle HTTP/1.1 keep-alive connection is closed after the idle timeout ({IDLE_TIMEOUT} s): {seconds(after)}")
 
     s = tls(port, alpn=["h2"])
-    check(s.selected_alpn_protocol() == "h2", "ALPN chose h2")
-    s.sendall(PREFACE + SETTINGS)
-    after = closed_after(s, IDLE_TIMEOUT + 5)
-    check(after is not None and after <= 2 * HTTP2_KEEPALIVE + 1.5,
-          f"an idle HTTP/2 connection that answers no PING is closed after the keep-alive interval and "
-          f"timeout ({HTTP2_KEEPALIVE} s each): {seconds(after)}")
-
-    s = tls(port, alpn=["h2"])
     # A HEADERS frame on stream 1 announcing 100 bytes, of which 10 are sent.
     s.sendall(PREFACE + SETTINGS + b"\x00\x00\x64\x01\x04\x00\x00\x00\x01" + b"\x00" * 10)
     after = closed_after(s, IDLE_TIMEOUT + 5)
-    check(after is not None, f"a half-sent HTTP/2 HEADERS frame is cut off: {seconds(after)}")
+    check(after is not None and after >= IDLE_TIMEOUT - 0.5,
+          f"a half-sent HTTP/2 HEADERS frame is cut off by the idle timeout ({IDLE_TIMEOUT} s; the keep-alive "
+          f"would close it only after {2 * LONG_KEEPALIVE:.0f} s): {seconds(after)}")
+
+
+def keepalive(port):
+    """Run with an idle timeout longer than the test: only the keep-alive can close this."""
+    s = tls(port, alpn=["h2"])
+    check(s.selected_alpn_protocol() == "h2", "ALPN chose h2")
+    s.sendall(PREFACE + SETTINGS)
+    after = closed_after(s, 2 * HTTP2_KEEPALIVE + 5)
+    check(after is not None,
+          f"an idle HTTP/2 connection that answers no PING is closed by the keep-alive ({HTTP2_KEEPALIVE} s "
+          f"to the PING, {HTTP2_KEEPALIVE} s for its answer; the idle timeout is {DEFAULT_IDLE_TIMEOUT:.0f} s): "
+          f"{seconds(after)}")
 
 
 @contextlib.contextmanager
 def server(binary, folder, *flags):
-    """The server with `flags`; (HTTPS port, metrics port, pid)."""
+    """The server with `flags`, under the Deployment's memory limit; (HTTPS port, metrics port,
+    pid)."""
     cert, key = make_certificate(folder)
     port, metrics_port = free_port(), free_port()
     command = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--metrics-listen", f"127.0.0.1:{metrics_port}",
                "--tls-cert", cert, "--tls-key", key, *flags]
-    with Served(command, folder / f"server-{port}.log", f"https://127.0.0.1:{port}/healthz") as process:
-        yield port, metrics_port, process.pid
-        check(process.poll() is None, "the server is still running")
+    limit = MemoryLimit(memory_limit_mib(), f"edge-{port}")
+    try:
+        with Served(limit.wrap(command), folder / f"server-{port}.log", f"https://127.0.0.1:{port}/healthz") as process:
+            yield port, metrics_port, process.pid
+            check(process.poll() is None and limit.killed() == 0,
+                  f"the server is still running under the Deployment's {limit.mib} MiB memory limit "
+                  f"(the cgroup's peak, page cache included: {limit.peak_mib():.1f} MiB)")
+    finally:
+        limit.remove()
 
 
 def main():
@@ -331,8 +348,10 @@ def main():
                 "--max-in-flight", "64", "--request-timeout", "60") as (port, metrics_port, _):
         all_busy(port, metrics_port, per_client=2)
     with server(args.server_bin, folder, "--idle-timeout", str(IDLE_TIMEOUT), "--http2-keepalive",
-                str(HTTP2_KEEPALIVE)) as (port, _, _):
-        timeouts(port)
+                str(LONG_KEEPALIVE)) as (port, _, _):
+        idle_timeouts(port)
+    with server(args.server_bin, folder, "--http2-keepalive", str(HTTP2_KEEPALIVE)) as (port, _, _):
+        keepalive(port)
     finish()
 
 

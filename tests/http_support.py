@@ -147,3 +147,28 @@ class Served:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+class MemoryLimit:
+    """A memory cgroup (v1) with a limit, as the kubelet gives a container the Deployment's: a
+    server run in it that needs more is killed by the kernel, as it would be in the cluster. So a
+    test checks that the server survives under the limit, and only prints what it used."""
+
+    def __init__(self, mib, name):
+        self.mib = mib
+        self.path = Path(f"/sys/fs/cgroup/memory/sidecar-injector-{os.getpid()}-{name}")
+        self.path.mkdir()
+        (self.path / "memory.limit_in_bytes").write_text(str(self.mib * 1024 * 1024))
+
+    def wrap(self, command):
+        """`command`, run inside the cgroup."""
+        return ["sh", "-c", f'echo $$ > {self.path}/cgroup.procs && exec "$@"', "limited", *command]
+
+    def killed(self):
+        return int(re.search(r"^oom_kill (\d+)$", (self.path / "memory.oom_control").read_text(), re.M).group(1))
+
+    def peak_mib(self):
+        return int((self.path / "memory.max_usage_in_bytes").read_text()) / 2**20
+
+    def remove(self):
+        self.path.rmdir()
