@@ -110,8 +110,8 @@ impl Default for Metrics {
     }
 }
 
-/// A new metric of its kind, registered under `name`.
-fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+/// A new metric of its kind, registered under `name` (the reconciler's metrics too).
+pub(crate) fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
     let metric = M::default();
     registry.register(name, help, metric.clone());
     metric

@@ -10,7 +10,7 @@ pub mod certs;
 mod connections;
 mod handlers;
 mod idle;
-mod metrics;
+pub(crate) mod metrics;
 mod probes;
 mod reload;
 mod self_managed;
