@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use kube::api::{ListParams, ObjectList, PartialObjectMeta, Patch, PatchParams};
+use kube::api::{ListParams, ObjectList, PartialObjectMeta, Patch};
 use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client};
 use serde_json::json;
@@ -142,18 +141,26 @@ async fn selectors(client: &Client, target: &Target) -> Result<(Selector, Select
     let api = Api::<MutatingWebhookConfiguration>::all(client.clone());
     let resource = format!("mutatingwebhookconfigurations/{}", target.configuration);
     let configuration = api.get(&target.configuration).await.map_err(failed("get", resource))?;
-    let hook = configuration.webhooks.unwrap_or_default().into_iter().find(|h| h.name == target.webhook);
-    let hook = hook.ok_or_else(|| {
-        AuditError::Webhook(format!("{} has no webhook named {}", target.configuration, target.webhook))
-    })?;
-    let selector = |s: Option<LabelSelector>, what: &str| {
-        Selector::try_from(s.unwrap_or_default())
-            .map_err(|e| AuditError::Webhook(format!("{}: the {what} cannot be read: {e}", target.webhook)))
+    let (_, namespaces, objects) =
+        webhook_of(&configuration, &target.webhook).map_err(AuditError::Webhook)?;
+    Ok((namespaces, objects))
+}
+
+/// The webhook named `webhook` of `configuration`, with its namespaceSelector and objectSelector
+/// (absent ones select everything); or why it cannot be read.
+pub(crate) fn webhook_of<'c>(
+    configuration: &'c MutatingWebhookConfiguration,
+    webhook: &str,
+) -> Result<(&'c MutatingWebhook, Selector, Selector), String> {
+    let name = configuration.metadata.name.as_deref().unwrap_or_default();
+    let hook = configuration.webhooks.iter().flatten().find(|h| h.name == webhook);
+    let hook = hook.ok_or_else(|| format!("{name} has no webhook named {webhook}"))?;
+    let selector = |s: &Option<LabelSelector>, what: &str| {
+        Selector::try_from(s.clone().unwrap_or_default())
+            .map_err(|e| format!("{webhook}: the {what} cannot be read: {e}"))
     };
-    Ok((
-        selector(hook.namespace_selector, "namespaceSelector")?,
-        selector(hook.object_selector, "objectSelector")?,
-    ))
+    let namespaces = selector(&hook.namespace_selector, "namespaceSelector")?;
+    Ok((hook, namespaces, selector(&hook.object_selector, "objectSelector")?))
 }
 
 /// The namespaces in scope, and whether the webhook is sent their Pods. With all namespaces, only
@@ -212,21 +219,10 @@ impl Owners {
     }
 
     fn workload_of(&self, pod: &ObjectMeta, namespace: &str) -> Workload {
-        let workload = |kind: &str, name: &str| Workload {
-            namespace: namespace.to_owned(),
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-        };
-        let Some(owner) = controller_of(pod) else {
-            return workload("Pod", pod.name.as_deref().unwrap_or_default());
-        };
-        let parent = match owner.kind.as_str() {
-            "ReplicaSet" => self.replica_sets.get(&owner.name).cloned().flatten(),
-            "Job" => self.jobs.get(&owner.name).cloned().flatten(),
-            _ => None,
-        };
-        let owner = parent.unwrap_or(owner);
-        workload(&owner.kind, &owner.name)
+        Workload::of_pod(pod, namespace, |owner| {
+            let read = if owner.kind == "ReplicaSet" { &self.replica_sets } else { &self.jobs };
+            read.get(&owner.name).cloned().flatten()
+        })
     }
 }
 
@@ -259,30 +255,11 @@ pub async fn restart(client: &Client, report: &Report, now: &str, dry_run: bool)
             continue;
         }
         let resource = format!("{}s", workload.kind.to_lowercase());
-        let result = match workload.kind.as_str() {
-            "Deployment" => patch_template::<Deployment>(client, workload, &patch).await,
-            "StatefulSet" => patch_template::<StatefulSet>(client, workload, &patch).await,
-            _ => patch_template::<DaemonSet>(client, workload, &patch).await,
-        };
+        let result = super::workload::patch(client, workload, &Patch::Strategic(&patch)).await;
         if let Err(error) = result.map_err(failed("patch", resource)) {
             planned.result = format!("restart failed: {error}");
         }
         done.push(planned);
     }
     done
-}
-
-async fn patch_template<K>(
-    client: &Client,
-    workload: &Workload,
-    patch: &serde_json::Value,
-) -> kube::Result<()>
-where
-    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api = Api::<K>::namespaced(client.clone(), &workload.namespace);
-    api.patch(&workload.name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(drop)
 }

@@ -13,11 +13,14 @@ pub mod workload;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::{Selector, SelectorExt};
 use serde::Serialize;
 use serde_json::Value;
 
 pub(crate) use cluster::controller_of;
+#[cfg(feature = "heal")]
+pub(crate) use cluster::webhook_of;
 pub use cluster::{AuditError, restart, survey};
 pub use report::{Report, Restarted};
 
@@ -114,6 +117,32 @@ impl Workload {
     pub fn restartable(&self) -> bool {
         matches!(self.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
     }
+
+    /// The workload of the Pod with metadata `pod` in `namespace`: its controller, or, for a
+    /// ReplicaSet or a Job, that one's own controller as `parent` gives it (a Deployment, a
+    /// CronJob); the Pod itself when nothing controls it.
+    pub(crate) fn of_pod(
+        pod: &ObjectMeta,
+        namespace: &str,
+        parent: impl FnOnce(&OwnerReference) -> Option<OwnerReference>,
+    ) -> Workload {
+        let workload = |kind: &str, name: &str| Workload {
+            namespace: namespace.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+        };
+        let Some(owner) = controller_of(pod) else {
+            return workload("Pod", pod.name.as_deref().unwrap_or_default());
+        };
+        let owner = if controlled_in_turn(&owner) { parent(&owner).unwrap_or(owner) } else { owner };
+        workload(&owner.kind, &owner.name)
+    }
+}
+
+/// Whether an owner is itself made by a controller a user restarts instead: a Deployment's
+/// ReplicaSet, a CronJob's Job.
+pub(crate) fn controlled_in_turn(owner: &OwnerReference) -> bool {
+    matches!(owner.kind.as_str(), "ReplicaSet" | "Job")
 }
 
 /// What the audit counted for one workload.

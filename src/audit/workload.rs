@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
 use super::Workload;
@@ -29,10 +30,8 @@ pub struct Observed {
     /// The rollout is finished: the controller has seen the latest spec, and every replica is of
     /// the latest template and available.
     pub rolled_out: bool,
-    /// A Pod as its controller would create it now, from the pod template.
-    pub pod: serde_json::Value,
     annotations: BTreeMap<String, String>,
-    template_annotations: BTreeMap<String, String>,
+    template: PodTemplateSpec,
 }
 
 impl Observed {
@@ -44,17 +43,32 @@ impl Observed {
     /// The pod template itself carries an injection (the manifest went through `inject -f`):
     /// a restart brings back the same Pods.
     pub fn template_injected(&self) -> bool {
-        self.template_annotations.contains_key(STATUS)
+        self.template_annotation(STATUS).is_some()
     }
 
     /// What `heal`'s last restart was for, as the annotation has it.
     pub fn healed(&self) -> Option<&str> {
-        self.template_annotations.get(HEALED).map(String::as_str)
+        self.template_annotation(HEALED)
     }
 
     /// When the last restart was made, as `kubectl rollout restart` writes it.
     pub fn restarted_at(&self) -> Option<k8s_openapi::jiff::Timestamp> {
-        self.template_annotations.get(RESTARTED_AT)?.parse().ok()
+        self.template_annotation(RESTARTED_AT)?.parse().ok()
+    }
+
+    /// A Pod as its controller would create it now, from the pod template.
+    pub fn pod(&self) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": self.template.metadata.as_ref().map_or_else(|| serde_json::json!({}), |m| serde_json::json!(m)),
+            "spec": self.template.spec.as_ref().map_or_else(|| serde_json::json!({}), |s| serde_json::json!(s)),
+        })
+    }
+
+    fn template_annotation(&self, key: &str) -> Option<&str> {
+        let annotations = self.template.metadata.as_ref()?.annotations.as_ref()?;
+        annotations.get(key).map(String::as_str)
     }
 
     /// Whether its rollout failed under `config` at its present generation.
@@ -106,13 +120,6 @@ fn observed(
     rolled_out: bool,
 ) -> Observed {
     let generation = metadata.generation.unwrap_or(0);
-    let pod = serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": template.metadata.clone().unwrap_or_default(),
-        "spec": template.spec.clone().unwrap_or_default(),
-    });
-    let template_annotations = template.metadata.and_then(|m| m.annotations).unwrap_or_default();
     Observed {
         reference: ObjectReference {
             api_version: Some("apps/v1".into()),
@@ -125,9 +132,30 @@ fn observed(
         resource_version: metadata.resource_version.unwrap_or_default(),
         generation,
         rolled_out: rolled_out && observed_generation.is_some_and(|seen| seen >= generation),
-        pod,
         annotations: metadata.annotations.unwrap_or_default(),
-        template_annotations,
+        template,
+    }
+}
+
+/// `patch` applied to `workload`, a Deployment, StatefulSet or DaemonSet.
+pub async fn patch(
+    client: &Client,
+    workload: &Workload,
+    patch: &Patch<&serde_json::Value>,
+) -> kube::Result<()> {
+    let (namespace, name, params) = (&workload.namespace, &workload.name, &PatchParams::default());
+    match workload.kind.as_str() {
+        "Deployment" => Api::<Deployment>::namespaced(client.clone(), namespace)
+            .patch(name, params, patch)
+            .await
+            .map(drop),
+        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .patch(name, params, patch)
+            .await
+            .map(drop),
+        _ => {
+            Api::<DaemonSet>::namespaced(client.clone(), namespace).patch(name, params, patch).await.map(drop)
+        }
     }
 }
 

@@ -9,12 +9,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Api, Client};
 
-use crate::audit::{Workload, controller_of};
+use crate::audit::{Workload, controlled_in_turn, controller_of};
 
 #[derive(Default)]
 pub struct Owners {
     /// (namespace, kind, name) of a ReplicaSet or Job, and its controller.
-    known: HashMap<(String, &'static str, String), Option<OwnerReference>>,
+    known: HashMap<(String, String, String), Option<OwnerReference>>,
 }
 
 impl Owners {
@@ -25,47 +25,39 @@ impl Owners {
         metadata: &ObjectMeta,
         namespace: &str,
     ) -> kube::Result<Workload> {
-        let workload = |kind: &str, name: &str| Workload {
-            namespace: namespace.to_owned(),
-            kind: kind.to_owned(),
-            name: name.to_owned(),
+        let parent = match controller_of(metadata) {
+            Some(owner) if controlled_in_turn(&owner) => self.controller(client, namespace, owner).await?,
+            _ => None,
         };
-        let Some(owner) = controller_of(metadata) else {
-            return Ok(workload("Pod", metadata.name.as_deref().unwrap_or_default()));
+        Ok(Workload::of_pod(metadata, namespace, |_| parent))
+    }
+
+    /// The controller of the ReplicaSet or Job `owner`, read once.
+    async fn controller(
+        &mut self,
+        client: &Client,
+        namespace: &str,
+        owner: OwnerReference,
+    ) -> kube::Result<Option<OwnerReference>> {
+        let key = (namespace.to_owned(), owner.kind, owner.name);
+        if let Some(known) = self.known.get(&key) {
+            return Ok(known.clone());
+        }
+        let name = &key.2;
+        let metadata = if key.1 == "ReplicaSet" {
+            Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+                .get_metadata_opt(name)
+                .await?
+                .map(|m| m.metadata)
+        } else {
+            Api::<Job>::namespaced(client.clone(), namespace)
+                .get_metadata_opt(name)
+                .await?
+                .map(|m| m.metadata)
         };
-        let kind: &'static str = match owner.kind.as_str() {
-            "ReplicaSet" => "ReplicaSet",
-            "Job" => "Job",
-            _ => return Ok(workload(&owner.kind, &owner.name)),
-        };
-        let key = (namespace.to_owned(), kind, owner.name.clone());
-        let parent = match self.known.get(&key) {
-            Some(parent) => parent.clone(),
-            None => {
-                let name = &owner.name;
-                let parent = match kind {
-                    "ReplicaSet" => {
-                        Api::<ReplicaSet>::namespaced(client.clone(), namespace)
-                            .get_metadata_opt(name)
-                            .await?
-                    }
-                    _ => None,
-                }
-                .map(|m| m.metadata);
-                let parent = match (kind, parent) {
-                    ("Job", _) => Api::<Job>::namespaced(client.clone(), namespace)
-                        .get_metadata_opt(name)
-                        .await?
-                        .map(|m| m.metadata),
-                    (_, parent) => parent,
-                };
-                let parent = parent.and_then(|metadata| controller_of(&metadata));
-                self.known.insert(key, parent.clone());
-                parent
-            }
-        };
-        let owner = parent.unwrap_or(owner);
-        Ok(workload(&owner.kind, &owner.name))
+        let controller = metadata.and_then(|metadata| controller_of(&metadata));
+        self.known.insert(key, controller.clone());
+        Ok(controller)
     }
 
     /// The watch starts over: ReplicaSets and Jobs may have come and gone.

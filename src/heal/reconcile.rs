@@ -45,7 +45,12 @@ impl Loaded {
         };
         let bytes =
             std::fs::read(path).map_err(|source| ConfigFileError::Read { path: path.to_owned(), source })?;
-        Ok(Loaded::of(config_file::parse(path, &bytes)?, &bytes))
+        Loaded::parse(path, &bytes)
+    }
+
+    /// The configuration file `path`, as `bytes` hold it.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Loaded, ConfigFileError> {
+        Ok(Loaded::of(config_file::parse(path, bytes)?, bytes))
     }
 
     fn of(config: Config, bytes: &[u8]) -> Loaded {
@@ -132,9 +137,9 @@ impl Reconciler {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut reload = tokio::time::interval(self.options.reload_interval);
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Its first read finds what was loaded at start, unless the file changed since: either way
+        // `reload` compares the content's id.
         let mut watched = crate::watched::Watched::new(self.options.config.as_deref());
-        // What was loaded at start is what the first read finds.
-        let _ = watched.read_if_changed();
         loop {
             tokio::select! {
                 Some(event) = hooks.next() => {

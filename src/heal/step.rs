@@ -45,15 +45,16 @@ impl Reconciler {
     /// The configuration file, read again when its content changed: whether it did (and was
     /// valid), in which case every Pod must be classified again.
     pub(super) async fn reload(&mut self, watched: &mut Watched) -> bool {
-        match watched.read_if_changed() {
-            Ok(Some(_)) => {}
+        let Some(path) = self.options.config.as_deref() else { return false };
+        let bytes = match watched.read_if_changed() {
+            Ok(Some(mut contents)) => contents.remove(0),
             Ok(None) => return false,
             Err(error) => {
                 tracing::warn!(%error, "heal: the configuration file cannot be read");
                 return false;
             }
-        }
-        let loaded = match Loaded::read(self.options.config.as_deref()) {
+        };
+        let loaded = match Loaded::parse(path, &bytes) {
             Ok(loaded) if loaded.id == self.loaded.id => return false,
             Ok(loaded) => loaded,
             Err(error) => {
@@ -298,7 +299,7 @@ impl Reconciler {
     /// would: so that the restart brings back current Pods, not missed or stale ones.
     async fn webhook_agrees(&self, workload: &Workload, observed: &Observed) -> bool {
         let Some(hook) = &self.hook else { return false };
-        let review = crate::engine::pod_review(&observed.pod, &workload.namespace, "sidecar-injector-heal");
+        let review = crate::engine::pod_review(&observed.pod(), &workload.namespace, "sidecar-injector-heal");
         let ours = crate::review(&review, &self.loaded.config).map(|r| webhook::Answer::of(&r.body));
         let why = match (ours, webhook::ask(&self.client, hook, review).await) {
             (_, Ok(None)) => None,

@@ -13,7 +13,6 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Service;
-use kube::core::Selector;
 use kube::{Api, Client};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -39,18 +38,11 @@ pub struct ServiceRef {
 
 /// The webhook named `webhook` of `configuration`.
 pub fn hook_of(configuration: &MutatingWebhookConfiguration, webhook: &str) -> Result<Hook, String> {
-    let name = configuration.metadata.name.clone().unwrap_or_default();
-    let hook = configuration.webhooks.iter().flatten().find(|h| h.name == webhook);
-    let hook = hook.ok_or_else(|| format!("{name} has no webhook named {webhook}"))?;
-    let selector = |s: &Option<_>, what: &str| {
-        Selector::try_from(s.clone().unwrap_or_default())
-            .map(|s| s.to_string())
-            .map_err(|e| format!("{webhook}: the {what} cannot be read: {e}"))
-    };
+    let (hook, namespaces, objects) = crate::audit::webhook_of(configuration, webhook)?;
     let client_config = &hook.client_config;
     Ok(Hook {
-        namespace_selector: selector(&hook.namespace_selector, "namespaceSelector")?,
-        object_selector: selector(&hook.object_selector, "objectSelector")?,
+        namespace_selector: namespaces.to_string(),
+        object_selector: objects.to_string(),
         service: client_config.service.as_ref().map(|s| ServiceRef {
             namespace: s.namespace.clone(),
             name: s.name.clone(),

@@ -12,9 +12,8 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
+use kube::api::Patch;
 use serde_json::json;
 
 use crate::audit::Workload;
@@ -67,7 +66,7 @@ pub async fn restart(
         "metadata": {"resourceVersion": observed.resource_version},
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now, HEALED: key.annotation()}}}},
     });
-    match merge_patch(client, workload, &patch).await {
+    match crate::audit::workload::patch(client, workload, &Patch::Merge(&patch)).await {
         Ok(()) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
         Err(error) => Err(error),
@@ -82,26 +81,7 @@ pub async fn mark_failed(
     generation: i64,
 ) -> kube::Result<()> {
     let patch = json!({"metadata": {"annotations": {HEAL_FAILED: failed_mark(config, generation)}}});
-    merge_patch(client, workload, &patch).await
-}
-
-async fn merge_patch(client: &Client, workload: &Workload, patch: &serde_json::Value) -> kube::Result<()> {
-    let params = PatchParams::default();
-    let (namespace, name) = (&workload.namespace, &workload.name);
-    match workload.kind.as_str() {
-        "Deployment" => Api::<Deployment>::namespaced(client.clone(), namespace)
-            .patch(name, &params, &Patch::Merge(patch))
-            .await
-            .map(drop),
-        "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), namespace)
-            .patch(name, &params, &Patch::Merge(patch))
-            .await
-            .map(drop),
-        _ => Api::<DaemonSet>::namespaced(client.clone(), namespace)
-            .patch(name, &params, &Patch::Merge(patch))
-            .await
-            .map(drop),
-    }
+    crate::audit::workload::patch(client, workload, &Patch::Merge(&patch)).await
 }
 
 #[cfg(test)]
