@@ -33,5 +33,6 @@ pub mod server;
 pub mod watched;
 
 pub use engine::{
-    Config, ConfigError, Decision, ReviewError, Reviewed, SkipReason, Summary, review, review_pod,
+    Config, ConfigError, Decision, Level, ReviewError, Reviewed, Security, SkipReason, Summary, review,
+    review_pod,
 };

@@ -13,6 +13,7 @@ use super::decision::{Decision, SkipReason};
 use super::error::ReviewError;
 use super::patch;
 use super::plan::{Plan, add_metadata, add_profile, unmounted, volume_names};
+use super::pod_security::{self, Context, Level};
 use super::pod_view::{Malformed, PodView};
 use super::resolve::{Resolved, resolve};
 use super::selection::{Chosen, Rule};
@@ -27,11 +28,27 @@ pub(crate) struct Outcome {
     pub warnings: Vec<String>,
     /// The profiles injected, with the rule that chose each.
     pub chosen: Vec<Chosen>,
+    /// The Pod's Pod Security level, when profiles were resolved for it.
+    pub security: Option<Security>,
+}
+
+/// A Pod's Pod Security level as it came in, and as injected (or as it would have been, when
+/// injection is refused for lowering it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Security {
+    pub before: Level,
+    pub injected: Level,
 }
 
 impl Outcome {
     pub fn skipped(reason: SkipReason) -> Self {
-        Outcome { decision: Decision::Skipped(reason), patch: None, warnings: Vec::new(), chosen: Vec::new() }
+        Outcome {
+            decision: Decision::Skipped(reason),
+            patch: None,
+            warnings: Vec::new(),
+            chosen: Vec::new(),
+            security: None,
+        }
     }
 
     fn skipped_because(reason: SkipReason, why: impl std::fmt::Display) -> Self {
@@ -55,18 +72,24 @@ pub(crate) fn decide(
             return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")]));
         }
     };
+    // Every Pod read gets its level, for `review --explain`: a few comparisons per container.
+    let before = view.security_level();
+    let unchanged = |outcome: Outcome| Outcome {
+        security: outcome.security.or(Some(Security { before, injected: before })),
+        ..outcome
+    };
     if let Some(outcome) = skipped(&view, namespace, config) {
-        return Ok(outcome);
+        return Ok(unchanged(outcome));
     }
     // Each step either hands on what the next needs or is the answer.
     let chosen = selected(&view, namespace, config);
     let planned = chosen.and_then(|chosen| {
         let (profiles, rules): (Vec<&Profile>, Vec<Rule>) = chosen.into_iter().unzip();
-        Ok((planned(&view, body, namespace, config, profiles)?, rules))
+        Ok((planned(&view, body, namespace, config, profiles, before)?, rules))
     });
-    let (Planned { plan, profiles, warnings }, rules) = match planned {
+    let (Planned { plan, profiles, warnings, security }, rules) = match planned {
         Ok(planned) => planned,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => return Ok(unchanged(outcome)),
     };
     let operations = patch::operations(&plan, &view);
     patch::verify(&view, &plan, &operations).map_err(ReviewError::PatchMismatch)?;
@@ -77,6 +100,7 @@ pub(crate) fn decide(
         patch: Some(patch),
         warnings,
         chosen: chosen.collect(),
+        security: Some(security),
     })
 }
 
@@ -157,6 +181,7 @@ struct Planned<'c> {
     plan: Plan<'c>,
     profiles: Vec<&'c Profile>,
     warnings: Vec<String>,
+    security: Security,
 }
 
 /// Step 3: each profile resolved for this Pod; not injected before (the status annotation is the
@@ -168,15 +193,20 @@ fn planned<'c>(
     namespace: &str,
     config: &'c Config,
     profiles: Vec<&'c Profile>,
+    before: Level,
 ) -> Result<Planned<'c>, Outcome> {
     let (mut resolved, mut problems, mut warnings) =
         (Vec::with_capacity(profiles.len()), Vec::new(), Vec::new());
     // The second, richer pass over the body, only when a profile reads the app's values.
     let reads_app = profiles.iter().any(|p| p.copy_env.is_some() || p.share_volume_mounts.is_some());
     let app = if reads_app { skeleton::app_values(body) } else { Vec::new() };
+    let context = Context::of(view.spec);
     for profile in &profiles {
         match resolve(profile, view, &app, namespace, &mut warnings) {
-            Ok(profile) => resolved.push(profile),
+            Ok(mut resolved_profile) => {
+                pod_security::fill_restricted(&mut resolved_profile, &context, before);
+                resolved.push(resolved_profile);
+            }
             Err(found) => problems.extend(found.into_iter().map(|problem| (profile.on_error, problem))),
         }
     }
@@ -200,6 +230,13 @@ fn planned<'c>(
             problems.extend(missing.into_iter().map(|problem| (profile.profile.on_error, problem)));
         }
     }
+    let mut security = Security { before, injected: before };
+    for profile in &resolved {
+        if let Some(lowered) = pod_security::lowered(profile, &context, before) {
+            security.injected = security.injected.min(lowered.to);
+            problems.extend(lowered.messages.into_iter().map(|problem| (profile.profile.on_error, problem)));
+        }
+    }
     // Clashes are reported beside any other problem, so that one message names them all.
     let mut plan = Plan::default();
     for profile in &mut resolved {
@@ -210,7 +247,8 @@ fn planned<'c>(
     if !problems.is_empty() {
         let any_deny = problems.iter().any(|(on_error, _)| *on_error == OnError::Deny);
         let worst = if any_deny { OnError::Deny } else { OnError::Allow };
-        return Err(failed(worst, problems.into_iter().map(|(_, problem)| problem).collect()));
+        let outcome = failed(worst, problems.into_iter().map(|(_, problem)| problem).collect());
+        return Err(Outcome { security: Some(security), ..outcome });
     }
     let status = status_annotation(config, &resolved);
     let borrowed =
@@ -220,13 +258,14 @@ fn planned<'c>(
         add_metadata(&mut plan, profile.labels, profile.annotations, view, &mut warnings);
     }
     plan.annotations.push((keys::STATUS, status));
-    Ok(Planned { plan, profiles, warnings })
+    Ok(Planned { plan, profiles, warnings, security })
 }
 
 /// The status annotation for these profiles, resolved for this Pod.
 fn status_annotation<'c>(config: &Config, profiles: &[Resolved<'c>]) -> Cow<'c, str> {
     if let [one] = profiles
         && let Some(alone) = &one.profile.status_alone
+        && one.values.is_empty()
     {
         return Cow::Borrowed(alone);
     }
@@ -241,6 +280,7 @@ fn failed(on_error: OnError, problems: Vec<String>) -> Outcome {
             patch: None,
             warnings: Vec::new(),
             chosen: Vec::new(),
+            security: None,
         },
         OnError::Allow => Outcome {
             warnings: vec![format!("{message}; the Pod is admitted unchanged")],

@@ -78,6 +78,8 @@ pub(crate) fn operations<'p>(plan: &'p Plan, view: &PodView) -> Vec<Add<'p>> {
     add_items(&mut ops, has.init_containers, &spec_at, "initContainers", &plan.init_containers, Where::Front);
     add_items(&mut ops, has.containers, &spec_at, "containers", &plan.containers, Where::End);
     add_items(&mut ops, has.volumes, &spec_at, "volumes", &plan.volumes, Where::End);
+    let secrets = &plan.image_pull_secrets;
+    add_items(&mut ops, has.image_pull_secrets, &spec_at, "imagePullSecrets", secrets, Where::End);
     for (index, (added, app)) in plan.app_containers.iter().zip(view.containers).enumerate() {
         let at = [Token::from("spec"), Token::from("containers"), Token::from(index)];
         add_items(&mut ops, app.env.is_some(), &at, "env", &added.env, Where::End);

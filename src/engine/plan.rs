@@ -25,6 +25,8 @@ pub(crate) struct Plan<'c> {
     pub init_containers: Vec<Rendered<'c>>,
     pub containers: Vec<Rendered<'c>>,
     pub volumes: Vec<Rendered<'c>>,
+    /// `imagePullSecrets` items (`{"name": …}`) the Pod does not list yet.
+    pub image_pull_secrets: Vec<Rendered<'c>>,
     /// For each of the Pod's own containers, in order: what to append. Empty when no profile adds
     /// anything to the app containers.
     pub app_containers: Vec<AppAdditions<'c>>,
@@ -68,6 +70,12 @@ pub(crate) fn add_profile<'c>(
     plan.init_containers.append(&mut profile.init_containers);
     plan.containers.append(&mut profile.containers);
     plan.volumes.append(&mut profile.volumes);
+    for secret in &profile.profile.image_pull_secrets {
+        let listed = |items: &[Rendered]| items.iter().any(|s| name_of(s) == secret);
+        if !view.image_pull_secrets.iter().any(|s| s == secret) && !listed(&plan.image_pull_secrets) {
+            plan.image_pull_secrets.push(Rendered::Filled(serde_json::json!({ "name": secret })));
+        }
+    }
 
     if profile.app_env.is_empty() && profile.app_volume_mounts.is_empty() {
         return;

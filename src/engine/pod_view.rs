@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::skeleton::{ContainerSkeleton, PodSkeleton};
+use super::pod_security::{self, Level};
+use super::skeleton::{ContainerSkeleton, PodSkeleton, SpecSkeleton, VolumeSkeleton};
 
 /// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
 /// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
@@ -21,9 +22,12 @@ pub(crate) struct PodView<'p> {
     pub service_account: Option<&'p str>,
     /// The Pod's own (regular) containers.
     pub containers: &'p [ContainerSkeleton<'p>],
-    init_containers: &'p [Cow<'p, str>],
-    ephemeral_containers: &'p [Cow<'p, str>],
-    volumes: &'p [Cow<'p, str>],
+    init_containers: &'p [ContainerSkeleton<'p>],
+    ephemeral_containers: &'p [ContainerSkeleton<'p>],
+    volumes: &'p [VolumeSkeleton<'p>],
+    pub image_pull_secrets: &'p [Cow<'p, str>],
+    /// The spec as read, for Pod Security.
+    pub spec: &'p SpecSkeleton<'p>,
     /// Which of the maps and lists a patch may add to the Pod has (absent and `null` are the same):
     /// the patch adds to what is there and creates what is not.
     pub has: Has,
@@ -37,6 +41,7 @@ pub(crate) struct Has {
     pub init_containers: bool,
     pub containers: bool,
     pub volumes: bool,
+    pub image_pull_secrets: bool,
 }
 
 impl<'p> PodView<'p> {
@@ -59,6 +64,8 @@ impl<'p> PodView<'p> {
             init_containers: spec.init_containers.as_deref().unwrap_or_default(),
             ephemeral_containers: spec.ephemeral_containers.as_deref().unwrap_or_default(),
             volumes: spec.volumes.as_deref().unwrap_or_default(),
+            image_pull_secrets: spec.image_pull_secrets.as_deref().unwrap_or_default(),
+            spec,
             has: Has {
                 metadata: metadata.is_some(),
                 labels: labels.is_some(),
@@ -66,6 +73,7 @@ impl<'p> PodView<'p> {
                 init_containers: spec.init_containers.is_some(),
                 containers: spec.containers.is_some(),
                 volumes: spec.volumes.is_some(),
+                image_pull_secrets: spec.image_pull_secrets.is_some(),
             },
         })
     }
@@ -96,11 +104,11 @@ impl<'p> PodView<'p> {
     /// namespace.
     pub fn has_container(&self, name: &str) -> bool {
         self.containers.iter().any(|c| c.name == name)
-            || self.init_containers.iter().chain(self.ephemeral_containers).any(|n| n == name)
+            || self.init_containers.iter().chain(self.ephemeral_containers).any(|c| c.name == name)
     }
 
     pub fn has_volume(&self, name: &str) -> bool {
-        self.volumes.iter().any(|v| v == name)
+        self.volumes.iter().any(|v| v.name == name)
     }
 
     /// How many init containers and volumes the Pod has.
@@ -110,5 +118,10 @@ impl<'p> PodView<'p> {
 
     pub fn volume_count(&self) -> usize {
         self.volumes.len()
+    }
+
+    /// The Pod's Pod Security level, as it came in.
+    pub fn security_level(&self) -> Level {
+        pod_security::level(self.spec, self.annotations)
     }
 }

@@ -32,7 +32,7 @@ use serde_json::Value;
 use super::config::Config;
 use super::decision::{Decision, SkipReason};
 use super::error::ReviewError;
-use super::inject;
+use super::inject::{self, Security};
 use super::selection::Chosen;
 use super::skeleton::{MetadataSkeleton, Object};
 use super::wire::{
@@ -50,6 +50,8 @@ pub struct Reviewed {
     pub warnings: Vec<String>,
     /// The profiles injected, with the rule that chose each (for `review --explain`).
     pub chosen: Vec<Chosen>,
+    /// The Pod's Pod Security level before and after injection, for a Pod CREATE that could be read.
+    pub pod_security: Option<Security>,
     pub summary: Summary,
 }
 
@@ -119,6 +121,7 @@ pub fn review(body: &[u8], config: &Config) -> Result<Reviewed, ReviewError> {
         patch: outcome.patch,
         warnings: outcome.warnings,
         chosen: outcome.chosen,
+        pod_security: outcome.security,
         summary: Summary {
             uid: uid.into_owned(),
             kind: request.kind.kind.into_owned(),

@@ -29,7 +29,7 @@ use serde_json::Value;
 mod pod;
 mod read;
 
-use pod::PodShape;
+use pod::{ContainerShape, PodShape, VolumeShape};
 use read::{At, Got, Problems, Read};
 
 /// The request's object, as far as injection reads it.
@@ -56,13 +56,20 @@ pub(crate) struct MetadataSkeleton<'b> {
 #[derive(Debug, Default)]
 pub(crate) struct SpecSkeleton<'b> {
     pub host_network: bool,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub host_users: Option<bool>,
+    /// `os.name`.
+    pub os: Option<Cow<'b, str>>,
     pub service_account_name: Option<Cow<'b, str>>,
+    pub security_context: Option<SecurityContext<'b>>,
     /// Each list `None` when absent or `null`.
     pub containers: Option<Vec<ContainerSkeleton<'b>>>,
-    /// The names of the init and ephemeral containers and of the volumes.
-    pub init_containers: Option<Vec<Cow<'b, str>>>,
-    pub ephemeral_containers: Option<Vec<Cow<'b, str>>>,
-    pub volumes: Option<Vec<Cow<'b, str>>>,
+    pub init_containers: Option<Vec<ContainerSkeleton<'b>>>,
+    pub ephemeral_containers: Option<Vec<ContainerSkeleton<'b>>>,
+    pub volumes: Option<Vec<VolumeSkeleton<'b>>>,
+    /// The names of the Secrets in `imagePullSecrets`.
+    pub image_pull_secrets: Option<Vec<Cow<'b, str>>>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +78,52 @@ pub(crate) struct ContainerSkeleton<'b> {
     /// The env vars' names and the mounts' paths.
     pub env: Option<Vec<Cow<'b, str>>>,
     pub volume_mounts: Option<Vec<Cow<'b, str>>>,
+    /// Boxed: most containers have none, and the skeleton stays small for those.
+    pub security: Option<Box<SecurityContext<'b>>>,
+    /// Whether any port sets a `hostPort` other than 0.
+    pub host_port: bool,
+    /// The `host` of every probe and lifecycle handler that sets one.
+    pub probe_hosts: Vec<Cow<'b, str>>,
+}
+
+/// What Pod Security reads of a container's or the Pod's `securityContext`; the two share one
+/// shape, and the checks read each only for its own fields.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SecurityContext<'b> {
+    pub run_as_non_root: Option<bool>,
+    pub run_as_user: Option<i64>,
+    /// The `type` of `seccompProfile` and of `appArmorProfile`.
+    pub seccomp: Option<Cow<'b, str>>,
+    pub app_armor: Option<Cow<'b, str>>,
+    pub se_linux: Option<SeLinux<'b>>,
+    /// `windowsOptions.hostProcess`.
+    pub host_process: Option<bool>,
+    pub privileged: Option<bool>,
+    pub allow_privilege_escalation: Option<bool>,
+    pub proc_mount: Option<Cow<'b, str>>,
+    pub capabilities: Option<Capabilities<'b>>,
+    /// The Pod's sysctls, by name.
+    pub sysctls: Vec<Cow<'b, str>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct SeLinux<'b> {
+    pub kind: Option<Cow<'b, str>>,
+    pub user: Option<Cow<'b, str>>,
+    pub role: Option<Cow<'b, str>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Capabilities<'b> {
+    pub add: Vec<Cow<'b, str>>,
+    pub drop: Vec<Cow<'b, str>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct VolumeSkeleton<'b> {
+    pub name: Cow<'b, str>,
+    /// Its source (`configMap`, `hostPath` …); `None` when it names none.
+    pub source: Option<&'static str>,
 }
 
 /// The request's object: a Pod skeleton, or JSON that is not an object at all.
@@ -101,6 +154,22 @@ pub(crate) fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
             Some(Object::Pod(Box::new(pod)))
         }
     })
+}
+
+/// A container template as the skeleton reads a Pod's containers, for Pod Security to judge what a
+/// profile adds by the same reading as what the Pod has. Templates passed the Kubernetes types at
+/// load, so nothing is the wrong shape.
+pub(crate) fn container_of(template: &Value) -> ContainerSkeleton<'_> {
+    let problems = Problems::default();
+    let read = Read { shape: ContainerShape, at: At::Top, found: &problems };
+    read.deserialize(template).ok().and_then(Got::value).unwrap_or_default()
+}
+
+/// A volume template, as [`container_of`] reads a container.
+pub(crate) fn volume_of(template: &Value) -> VolumeSkeleton<'_> {
+    let problems = Problems::default();
+    let read = Read { shape: VolumeShape, at: At::Top, found: &problems };
+    read.deserialize(template).ok().and_then(Got::value).unwrap_or_default()
 }
 
 /// The app containers of the review's Pod with their env vars (name, value, valueFrom) and mounts,
@@ -188,7 +257,8 @@ mod tests {
         assert_eq!(containers[0].env.as_deref(), Some(&[Cow::Borrowed("A")][..]));
         assert_eq!(containers[0].volume_mounts.as_deref(), Some(&[Cow::Borrowed("/v")][..]));
         assert!(containers[1].env.is_none());
-        assert_eq!(spec.volumes.unwrap(), ["v"]);
+        let volumes = spec.volumes.unwrap();
+        assert_eq!((volumes[0].name.as_ref(), volumes[0].source), ("v", Some("secret")));
         assert!(spec.init_containers.is_none());
     }
 
@@ -207,10 +277,58 @@ mod tests {
             ),
             (json!({"metadata": {"labels": {"a": null}}}), "metadata.labels.a is not a string"),
             (json!({"spec": {"hostNetwork": "yes"}}), "spec.hostNetwork is not a boolean"),
+            (
+                json!({"spec": {"securityContext": {"runAsUser": "0"}}}),
+                "spec.securityContext.runAsUser is not an integer",
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"add": "NET_RAW"}}}]}}),
+                "spec.containers[0].securityContext.capabilities.add is not a list",
+            ),
+            (
+                json!({"spec": {"containers": [{"name": "a", "ports": [{"hostPort": "80"}]}]}}),
+                "spec.containers[0].ports[0].hostPort is not an integer",
+            ),
+            (
+                json!({"spec": {"volumes": [{"name": "v", "hostPath": "/"}]}}),
+                "spec.volumes[0].hostPath is not an object",
+            ),
+            (json!({"spec": {"os": "linux"}}), "spec.os is not an object"),
         ];
         for (object, message) in cases {
             assert_eq!(skeleton(object.clone()).malformed.as_deref(), Some(message), "{object}");
         }
+    }
+
+    #[test]
+    fn keeps_what_pod_security_reads() {
+        let pod = skeleton(json!({"spec": {
+            "hostPID": true, "hostUsers": false, "os": {"name": "linux"},
+            "securityContext": {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [{"name": "a", "value": "1"}]},
+            "initContainers": [{"name": "i", "securityContext": {"capabilities": {"add": ["NET_RAW"], "drop": ["ALL"]}, "procMount": "Unmasked"}}],
+            "containers": [{"name": "a", "ports": [{"containerPort": 1, "hostPort": 0}, {"containerPort": 2, "hostPort": 8080}],
+                            "readinessProbe": {"httpGet": {"host": "h", "port": 1}},
+                            "lifecycle": {"preStop": {"tcpSocket": {"host": "", "port": 1}}}}],
+            "volumes": [{"name": "e"}, {"name": "n", "nfs": {"server": "s", "path": "/"}}]
+        }}));
+        assert_eq!(pod.malformed, None);
+        let spec = pod.spec.unwrap();
+        assert!(spec.host_pid && !spec.host_ipc);
+        assert_eq!((spec.host_users, spec.os.as_deref()), (Some(false), Some("linux")));
+        let sc = spec.security_context.unwrap();
+        assert_eq!(
+            (sc.run_as_user, sc.seccomp.as_deref(), sc.sysctls.len()),
+            (Some(0), Some("RuntimeDefault"), 1)
+        );
+        let init = &spec.init_containers.unwrap()[0];
+        let init_sc = init.security.as_deref().unwrap();
+        assert_eq!(init_sc.capabilities.as_ref().unwrap().add, ["NET_RAW"]);
+        assert_eq!(init_sc.proc_mount.as_deref(), Some("Unmasked"));
+        let app = &spec.containers.unwrap()[0];
+        assert!(app.host_port);
+        assert_eq!(app.probe_hosts, ["h"], "an empty host is no host");
+        let sources: Vec<_> = spec.volumes.unwrap().iter().map(|v| v.source).collect();
+        assert_eq!(sources, [None, Some("nfs")]);
     }
 
     #[test]

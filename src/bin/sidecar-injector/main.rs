@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sidecar_injector::engine::{config::BUILTIN_YAML, manifests};
+use sidecar_injector::engine::{Level, config::BUILTIN_YAML, manifests};
 use sidecar_injector::{Config, config_file, review};
 
 #[cfg(feature = "audit")]
@@ -99,10 +99,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate a configuration file; the error names the path of the bad field.
+    /// Validate a configuration file; the error names the path of the bad field. Also says, for
+    /// each profile, the highest Pod Security level its additions can keep.
     Check {
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Fail unless every profile can keep this Pod Security level (privileged, baseline,
+        /// restricted).
+        #[arg(long, value_name = "LEVEL")]
+        require: Option<Level>,
     },
     /// Print the built-in configuration.
     Default,
@@ -161,16 +166,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 Err(error) => Err(error.to_string()),
             }
         }
-        Command::Config(ConfigCommand::Check { file }) => {
-            let config = load_config(Some(&file))?;
-            let names: Vec<&str> = config.profile_names().collect();
-            println!(
-                "{}: valid; profiles: {}",
-                file.display(),
-                if names.is_empty() { "none".into() } else { names.join(", ") }
-            );
-            Ok(())
-        }
+        Command::Config(ConfigCommand::Check { file, require }) => config_check(&file, require),
         Command::Config(ConfigCommand::Default) => {
             print!("{BUILTIN_YAML}");
             Ok(())
@@ -183,6 +179,34 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Heal(args) => heal::heal(*args),
         #[cfg(feature = "server")]
         Command::Certs(args) => serve::certs(args),
+    }
+}
+
+/// `config check`: the file checked, then each profile's Pod Security level, held to `require`.
+fn config_check(file: &Path, require: Option<Level>) -> Result<(), String> {
+    let config = load_config(Some(file))?;
+    let names: Vec<&str> = config.profile_names().collect();
+    println!(
+        "{}: valid; profiles: {}",
+        file.display(),
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    );
+    let mut below = Vec::new();
+    for (profile, level, why) in config.pod_security_levels() {
+        if why.is_empty() {
+            println!("profile {profile}: keeps {level}");
+        } else {
+            println!("profile {profile}: at most {level} ({})", why.join("; "));
+        }
+        if require.is_some_and(|required| level < required) {
+            below.push(profile.to_owned());
+        }
+    }
+    match require {
+        Some(required) if !below.is_empty() => {
+            Err(format!("{}: below {required}: {}", file.display(), below.join(", ")))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -210,6 +234,9 @@ fn explain_review(reviewed: &sidecar_injector::Reviewed) {
     );
     for chosen in &reviewed.chosen {
         eprintln!("profile {}: {}", chosen.profile, chosen.rule);
+    }
+    if let Some(security) = reviewed.pod_security {
+        eprintln!("pod security: {} before, {} injected", security.before, security.injected);
     }
     for warning in &reviewed.warnings {
         eprintln!("warning: {warning}");

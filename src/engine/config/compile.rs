@@ -25,6 +25,17 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     check_string_map(&raw.labels, "labels", true)?;
     check_string_map(&raw.annotations, "annotations", false)?;
+    for (key, value) in &raw.annotations {
+        // Added to every Pod, with no profile's onError to answer for it: refused here instead.
+        let mut found = Vec::new();
+        crate::pod_security::annotation_findings(key, value, &mut found);
+        if let Some(why) = found.first() {
+            return Err(ConfigError::at(
+                format!("annotations.{key}"),
+                format!("would lower Pods below baseline: {why}"),
+            ));
+        }
+    }
 
     let mut profiles = BTreeMap::new();
     for (name, profile) in raw.profiles {
@@ -71,6 +82,7 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
     check_string_map(&raw.annotations, &format!("{path}.annotations"), false)?;
     check_containers(&raw, path)?;
     check_volumes(&raw, path)?;
+    let image_pull_secrets = image_pull_secrets(&raw, path)?;
     let selection = Selection::compile(raw.selector.as_ref(), &raw.namespaces, path)?;
     let parameters = params::compile_all(std::mem::take(&mut raw.parameters), path)?;
     let templates = Templates::compile(&raw, path, &Declared(&parameters))?;
@@ -95,6 +107,8 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
         parameters,
         copy_env,
         share_volume_mounts,
+        image_pull_secrets,
+        restricted_defaults: raw.restricted_defaults,
         built_ins: Vec::new(),
         digest,
         status_alone: None,
@@ -118,9 +132,13 @@ fn profile_digest(raw: &RawProfile, templates: &Templates) -> String {
         &raw.labels,
         &raw.annotations,
     );
+    let secrets: Vec<&str> = raw.image_pull_secrets.iter().map(|s| s.name.as_str()).collect();
+    // Each new field joins the hash only when used, for the same reason.
     match (&raw.copy_env, &raw.share_volume_mounts) {
-        (None, None) => digest_of(&added),
-        app_values => digest_of(&(added, app_values)),
+        (None, None) if secrets.is_empty() => digest_of(&added),
+        (None, None) => digest_of(&(added, secrets)),
+        app_values if secrets.is_empty() => digest_of(&(added, app_values)),
+        app_values => digest_of(&(added, app_values, secrets)),
     }
 }
 
@@ -257,6 +275,21 @@ fn check_volumes(raw: &RawProfile, path: &str) -> Result<(), ConfigError> {
         volume_names.push(&volume.name);
     }
     Ok(())
+}
+
+/// The names of a profile's `imagePullSecrets`: Secret names, each once.
+fn image_pull_secrets(raw: &RawProfile, path: &str) -> Result<Vec<String>, ConfigError> {
+    let mut secrets: Vec<String> = Vec::with_capacity(raw.image_pull_secrets.len());
+    for (i, secret) in raw.image_pull_secrets.iter().enumerate() {
+        let at = format!("{path}.imagePullSecrets[{i}].name");
+        names::dns_subdomain(&secret.name)
+            .map_err(|why| ConfigError::at(&at, format!("Secret name {why}")))?;
+        if secrets.contains(&secret.name) {
+            return Err(ConfigError::at(at, format!("{:?} is listed twice", secret.name)));
+        }
+        secrets.push(secret.name.clone());
+    }
+    Ok(secrets)
 }
 
 fn check_string_map(map: &BTreeMap<String, String>, path: &str, are_labels: bool) -> Result<(), ConfigError> {

@@ -93,6 +93,10 @@ pub struct Profile {
     pub(crate) parameters: Vec<Parameter>,
     pub(crate) copy_env: Option<CopyEnv>,
     pub(crate) share_volume_mounts: Option<ShareVolumeMounts>,
+    /// Secrets to add to `imagePullSecrets`, each a name the Pod does not list yet.
+    pub(crate) image_pull_secrets: Vec<String>,
+    /// Fill the restricted settings its containers leave unset, in Pods that come in restricted.
+    pub(crate) restricted_defaults: bool,
     /// The built-in values its templates read, in `template::BUILT_INS` order.
     pub(crate) built_ins: Vec<Source>,
     /// Hash of everything this profile adds; changes whenever its content does.
@@ -133,6 +137,15 @@ impl Config {
     /// The built-in configuration: the `foo=bar` label and one example sidecar.
     pub fn builtin() -> Config {
         Config::from_yaml(BUILTIN_YAML).expect("the built-in configuration is valid (tested)")
+    }
+
+    /// For each profile, the highest Pod Security level its additions can keep, and what keeps it
+    /// from a higher one, as in `container "tcpdump" adds NET_RAW` (for `config check`).
+    pub fn pod_security_levels(&self) -> impl Iterator<Item = (&str, crate::Level, Vec<String>)> {
+        self.profiles.values().map(|profile| {
+            let (level, why) = crate::pod_security::profile_level(profile);
+            (profile.name.as_str(), level, why)
+        })
     }
 
     /// Load a configuration from YAML or JSON text (JSON is YAML).

@@ -41,7 +41,7 @@ impl Default for RawConfig {
 /// Container templates, as the Kubernetes types read them.
 pub(super) type RawContainers = Vec<Container>;
 
-#[derive(Deserialize, Serialize, Default)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub(super) struct RawProfile {
     pub containers: RawContainers,
@@ -57,6 +57,37 @@ pub(super) struct RawProfile {
     pub parameters: BTreeMap<String, RawParameter>,
     pub copy_env: Option<RawCopyEnv>,
     pub share_volume_mounts: Option<RawShareVolumeMounts>,
+    pub image_pull_secrets: Vec<RawSecretRef>,
+    pub restricted_defaults: bool,
+}
+
+impl Default for RawProfile {
+    fn default() -> Self {
+        RawProfile {
+            containers: Vec::new(),
+            init_containers: Vec::new(),
+            sidecars: Vec::new(),
+            volumes: Vec::new(),
+            app_containers: RawAppContainers::default(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            on_error: OnError::default(),
+            selector: None,
+            namespaces: Vec::new(),
+            parameters: BTreeMap::new(),
+            copy_env: None,
+            share_volume_mounts: None,
+            image_pull_secrets: Vec::new(),
+            restricted_defaults: true,
+        }
+    }
+}
+
+/// An `imagePullSecrets` item, as Kubernetes writes it.
+#[derive(Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSecretRef {
+    pub name: String,
 }
 
 #[derive(Deserialize, Serialize, Default)]

@@ -43,6 +43,7 @@ struct PodOutline<'a> {
     init_containers: Option<Vec<Item>>,
     containers: Option<Vec<ContainerOutline>>,
     volumes: Option<Vec<Item>>,
+    image_pull_secrets: Option<Vec<Item>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -105,6 +106,7 @@ impl<'a> PodOutline<'a> {
             init_containers: view.has.init_containers.then(|| pods(view.init_container_count())),
             containers: view.has.containers.then(|| containers.collect()),
             volumes: view.has.volumes.then(|| pods(view.volume_count())),
+            image_pull_secrets: view.has.image_pull_secrets.then(|| pods(view.image_pull_secrets.len())),
         }
     }
 
@@ -128,8 +130,12 @@ impl<'a> PodOutline<'a> {
             let added = tokens(&plan.containers).map(ContainerOutline::ours);
             self.containers.get_or_insert_default().extend(added);
         }
-        if !plan.volumes.is_empty() {
-            self.volumes.get_or_insert_default().extend(tokens(&plan.volumes));
+        for (list, items) in
+            [(&mut self.volumes, &plan.volumes), (&mut self.image_pull_secrets, &plan.image_pull_secrets)]
+        {
+            if !items.is_empty() {
+                list.get_or_insert_default().extend(tokens(items));
+            }
         }
         let containers = self.containers.iter_mut().flatten();
         for (container, added) in containers.zip(&plan.app_containers) {
@@ -211,6 +217,7 @@ impl<'a> PodOutline<'a> {
         match field {
             "initContainers" => Some(&mut self.init_containers),
             "volumes" => Some(&mut self.volumes),
+            "imagePullSecrets" => Some(&mut self.image_pull_secrets),
             _ => None,
         }
     }

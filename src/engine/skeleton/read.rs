@@ -87,9 +87,14 @@ pub(super) trait Shape<'de>: Copy {
         let _ = value;
         None
     }
+
+    fn integer(self, value: i64) -> Option<Self::Out> {
+        let _ = value;
+        None
+    }
 }
 
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+pub(super) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
 }
@@ -157,11 +162,12 @@ impl<'de, S: Shape<'de>> Visitor<'de> for Read<'_, S> {
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
         Ok(self.got(self.shape.boolean(value), S::WRONG))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(self.got(None, S::WRONG))
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(self.got(self.shape.integer(value), S::WRONG))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(self.got(None, S::WRONG))
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        // Beyond i64 only matters as "not 0", which saturating keeps.
+        Ok(self.got(self.shape.integer(i64::try_from(value).unwrap_or(i64::MAX)), S::WRONG))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
         Ok(self.got(None, S::WRONG))
@@ -228,6 +234,36 @@ impl<'de> Shape<'de> for Boolean {
 
     fn boolean(self, value: bool) -> Option<bool> {
         Some(value)
+    }
+}
+
+/// A whole number (`runAsUser`, `hostPort`).
+#[derive(Clone, Copy)]
+pub(super) struct Integer;
+
+impl<'de> Shape<'de> for Integer {
+    type Out = i64;
+    const WRONG: Option<&'static str> = Some("is not an integer");
+
+    fn integer(self, value: i64) -> Option<i64> {
+        Some(value)
+    }
+}
+
+/// An object reduced to one optional field, read as the shape: `seccompProfile` to its `type`,
+/// `httpGet` to its `host`. `None` inside when the field is absent.
+#[derive(Clone, Copy)]
+pub(super) struct Field<S>(pub &'static str, pub S);
+
+impl<'de, S: Shape<'de>> Shape<'de> for Field<S> {
+    type Out = Option<S::Out>;
+    const WRONG: Option<&'static str> = Some("is not an object");
+
+    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
+        object(map, at, &[self.0], |field: &mut Option<S::Out>, _, at, map| {
+            *field = map.next_value_seed(Read { shape: self.1, at, found })?.value();
+            Ok(())
+        })
     }
 }
 
