@@ -46,7 +46,22 @@ fn review_reads_stdin_and_explains_on_stderr() {
     assert_eq!(response.response.uid, "u1");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("CREATE Pod shop/web: injected: example"), "{stderr}");
+    // No securityContext: baseline, and the example sidecar keeps it so.
+    assert!(stderr.contains("pod security: baseline before, baseline injected"), "{stderr}");
     assert!(stderr.contains("\"path\": \"/spec/containers/-\""), "{stderr}");
+}
+
+/// The README's `config check --require restricted` block, run: its command gives its output.
+#[test]
+fn the_readme_pod_security_config_check() {
+    let readme = include_str!("../README.md");
+    let block = readme.split("$ sidecar-injector ").nth(1).and_then(|b| b.split("```").next()).unwrap();
+    let (command, printed) = block.split_once('\n').unwrap();
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args[..2], ["config", "check"], "the block found is the config check one: {command}");
+    let out = run(&args, b"");
+    assert_eq!(out.status.code(), Some(1), "a profile below restricted fails the check");
+    assert_eq!(text(&out.stdout) + &text(&out.stderr), printed);
 }
 
 #[test]

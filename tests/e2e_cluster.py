@@ -481,6 +481,8 @@ def in_cluster(binary, work):
           and {"name": "agent-data", "emptyDir": {}} in created["spec"]["volumes"],
           f"the API server accepts the new configuration's Pod, with a native sidecar{said(error)}")
 
+    pod_security(deployed, (first, second))
+
     # The API server keeps its connection to the webhook between Pods. Two Pods 6 s apart, longer
     # than the header read timeout (5 s), which in hyper also closes idle HTTP/1.1 connections
     # (src/server/idle.rs): the second Pod comes over the first one's connection. (This test's
@@ -513,6 +515,77 @@ def in_cluster(binary, work):
     created, _ = create_pod(off, manifest)
     check(untouched(created, manifest), "with every replica stopped, other namespaces are unaffected")
     return on, reference, get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
+
+
+def restricted_pod(name, labels=None, annotations=None):
+    """A Pod the restricted Pod Security level admits as it is."""
+    manifest = pod(name, labels, annotations)
+    manifest["spec"]["securityContext"] = {"runAsNonRoot": True, "runAsUser": 1000,
+                                           "seccompProfile": {"type": "RuntimeDefault"}}
+    manifest["spec"]["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"]}}
+    return manifest
+
+
+# A profile whose sidecar says outright what restricted forbids; `%s` is its onError.
+LOOSE = """
+  loose:
+    onError: %s
+    sidecars:
+      - name: loose-agent
+        image: busybox:1.37
+        securityContext: {allowPrivilegeEscalation: true}
+"""
+
+
+def pod_security(deployed, replicas):
+    """In a namespace that enforces restricted: the built-in and the README's example
+    configurations inject a restricted Pod and the API server admits it; a profile that would lower
+    it is denied by the webhook itself, or with onError: allow the Pod is admitted unchanged with
+    the warning. The configuration is put back afterwards."""
+    strict = namespace("strict", labelled=True)
+    kubectl("label", "namespace", strict, "pod-security.kubernetes.io/enforce=restricted")
+    original = get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
+
+    def reconfigure(text, what):
+        counts = [r.metric("sidecar_injector_config_reloads_total") for r in replicas]
+        deployed.change_configuration(lambda _: text)
+        reloaded = wait_for(what, lambda: all(r.metric("sidecar_injector_config_reloads_total") > n
+                                              for r, n in zip(replicas, counts)), 30)
+        if not reloaded:
+            raise RuntimeError(f"the replicas did not reload {what}")
+
+    def restricted_sidecars(created):
+        return [c for c in created["spec"].get("initContainers", []) + created["spec"]["containers"]
+                if c["name"] != "app"] if created else []
+
+    created, error = create_pod(strict, restricted_pod("strict-builtin"))
+    check(injected(created), f"the built-in configuration injects a restricted Pod and the API server admits it "
+                             f"in an enforce=restricted namespace{said(error)}")
+    example = (DEPLOY / "examples" / "profiles.yaml").read_text()
+    reconfigure(example, "the README's example configuration")
+    labels = {"app": "shop", "logs.example.com/ship": "true", "tier": "web"}
+    created, error = create_pod(strict, restricted_pod("strict-example", labels))
+    names = sorted(c["name"] for c in restricted_sidecars(created))
+    check(names == ["log-shipper", "otel-collector"],
+          f"the README's example configuration injects a restricted Pod and the API server admits it: "
+          f"{names}{said(error)}")
+
+    for on_error in ("deny", "allow"):
+        reconfigure(example.replace("\nprofiles:\n", "\nprofiles:\n" + LOOSE % on_error, 1),
+                    f"a profile that breaks restricted, onError: {on_error}")
+        manifest = restricted_pod(f"strict-loose-{on_error}", annotations={INJECT: "loose"})
+        created, error = create_pod(strict, manifest)
+        lowered = 'sidecar "loose-agent" would lower the Pod from restricted to baseline: allowPrivilegeEscalation is not false'
+        if on_error == "deny":
+            check(created is None and f'admission webhook "{WEBHOOK}" denied the request' in error
+                  and lowered in error and "violates PodSecurity" not in error,
+                  f"a profile that would lower a restricted Pod is denied by the webhook, naming the sidecar "
+                  f"and the check{said(error)}")
+        else:
+            check(untouched(created, manifest) and lowered in error and "admitted unchanged" in error,
+                  f"with onError: allow that Pod is admitted unchanged, with the warning{said(error)}")
+    reconfigure(original, "the configuration as it was")
 
 
 def with_profile(profile):

@@ -1,7 +1,8 @@
 //! The fuzz targets' corpus, replayed through the fuzzers' own invariants (tests/fuzz/src/lib.rs):
 //! no panic; a valid AdmissionReview with the request's uid for every accepted request; every
 //! patch applies, keeps every field and adds no name twice; the patched Pod is not patched again;
-//! and for the byte target, the HTTP edge's status and the configuration loader's errors. The corpus (tests/fuzz/corpus/) was minimised with libFuzzer's
+//! the patched Pod at no lower Pod Security level; and for the byte target, the HTTP edge's
+//! status and the configuration loader's errors. The corpus (tests/fuzz/corpus/) was minimised with libFuzzer's
 //! `-set_cover_merge=1`; an input that ever crashed a target is committed there and replayed here.
 
 use std::path::Path;
@@ -50,17 +51,24 @@ fn review_bytes_corpus_keeps_the_invariants() {
     assert!(patched >= 100, "only {patched} inputs were patched");
 }
 
-#[test]
-fn review_structured_corpus_keeps_the_invariants() {
-    let inputs = corpus("review_structured");
+/// How a structure-aware target makes a review of its input: the configuration and the body.
+type MakeReview<C> = fn(&C) -> Option<(Config, Vec<u8>)>;
+
+/// A structure-aware target's corpus, each input decoded as `C` and made a review by `review`,
+/// through the invariants: how many had a valid configuration, and how many were patched.
+fn structured<C: for<'a> Arbitrary<'a> + std::panic::RefUnwindSafe>(
+    target: &str,
+    review: MakeReview<C>,
+) -> (usize, usize) {
+    let inputs = corpus(target);
     let mut reviewed = 0;
     let mut patched = 0;
     for (name, bytes) in &inputs {
         // `arbitrary_take_rest` reads any bytes; one that does not is a corpus file to look at.
-        let case = fuzz::shapes::Case::arbitrary_take_rest(Unstructured::new(bytes))
-            .unwrap_or_else(|e| panic!("corpus input review_structured/{name} does not decode: {e}"));
+        let case = C::arbitrary_take_rest(Unstructured::new(bytes))
+            .unwrap_or_else(|e| panic!("corpus input {target}/{name} does not decode: {e}"));
         let outcome = std::panic::catch_unwind(|| {
-            case.review().map(|(config, review)| {
+            review(&case).map(|(config, review)| {
                 fuzz::check(&review, &config);
                 sidecar_injector::review(&review, &config).is_ok_and(|r| r.patch.is_some())
             })
@@ -71,14 +79,25 @@ fn review_structured_corpus_keeps_the_invariants() {
                 patched += usize::from(was_patched);
             }
             Ok(None) => {}
-            Err(_) => panic!("corpus input review_structured/{name} breaks an invariant"),
+            Err(_) => panic!("corpus input {target}/{name} breaks an invariant"),
         }
     }
-    println!(
-        "review_structured: {} inputs, {reviewed} with a valid configuration, {patched} patched",
-        inputs.len()
-    );
+    println!("{target}: {} inputs, {reviewed} with a valid configuration, {patched} patched", inputs.len());
+    (reviewed, patched)
+}
+
+#[test]
+fn review_structured_corpus_keeps_the_invariants() {
+    let (reviewed, patched) = structured("review_structured", fuzz::shapes::Case::review);
     // Floors a little under the committed corpus's counts (696 and 324).
-    assert!(reviewed >= 650, "only {reviewed} of {} inputs made a valid configuration", inputs.len());
+    assert!(reviewed >= 650, "only {reviewed} inputs made a valid configuration");
     assert!(patched >= 300, "only {patched} inputs were patched");
+}
+
+#[test]
+fn pod_security_corpus_keeps_the_invariants() {
+    let (reviewed, patched) = structured("pod_security", fuzz::security::Case::review);
+    // Floors a little under the committed corpus's counts (842 and 710).
+    assert!(reviewed >= 800, "only {reviewed} inputs made a valid configuration");
+    assert!(patched >= 650, "only {patched} inputs were patched");
 }

@@ -279,3 +279,109 @@ fn each_profile_reports_the_level_it_can_keep() {
         ]
     );
 }
+
+mod generated {
+    //! The guarantee over generated Pods and profiles: whatever the Pod and the sidecar say, an
+    //! admitted Pod is never at a lower level than it came in at, and a Pod refused for it is
+    //! refused naming what would lower it.
+
+    use super::*;
+    use proptest::option;
+    use proptest::prelude::*;
+    use proptest::sample::{select, subsequence};
+
+    const CAPABILITIES: &[&str] = &["ALL", "NET_BIND_SERVICE", "CHOWN", "NET_RAW", "SYS_ADMIN"];
+
+    /// A securityContext of the fields the checks read, each set or left out.
+    fn security_context() -> impl Strategy<Value = Value> {
+        let flags = (option::of(any::<bool>()), option::of(any::<bool>()), option::of(any::<bool>()));
+        let kinds = (
+            option::of(select(&[0, 1000][..])),
+            option::of(select(&["RuntimeDefault", "Localhost", "Unconfined"][..])),
+            option::of(select(&["Default", "Unmasked"][..])),
+            option::of(select(&["container_t", "spc_t"][..])),
+        );
+        let caps = (option::of(subsequence(CAPABILITIES, 0..3)), option::of(subsequence(CAPABILITIES, 0..3)));
+        (flags, kinds, caps).prop_map(
+            |((privileged, escalation, non_root), (user, seccomp, proc, selinux), (add, drop))| {
+                let mut sc = serde_json::Map::new();
+                let mut set = |key: &str, value: Option<Value>| {
+                    if let Some(value) = value {
+                        sc.insert(key.into(), value);
+                    }
+                };
+                set("privileged", privileged.map(Value::from));
+                set("allowPrivilegeEscalation", escalation.map(Value::from));
+                set("runAsNonRoot", non_root.map(Value::from));
+                set("runAsUser", user.map(Value::from));
+                set(
+                    "seccompProfile",
+                    seccomp
+                        .map(|t| json!({"type": t, "localhostProfile": (t == "Localhost").then_some("p")})),
+                );
+                set("procMount", proc.map(Value::from));
+                set("seLinuxOptions", selinux.map(|t| json!({"type": t})));
+                if add.is_some() || drop.is_some() {
+                    set("capabilities", Some(json!({"add": add, "drop": drop})));
+                }
+                Value::Object(sc)
+            },
+        )
+    }
+
+    fn pod() -> impl Strategy<Value = Value> {
+        (security_context(), security_context(), any::<bool>(), option::of(any::<bool>()), any::<bool>()).prop_map(
+            |(pod_sc, app_sc, host_pid, host_users, start_restricted)| {
+                let mut pod = if start_restricted { restricted_pod() } else { json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app", "image": "i"}]}}) };
+                pod["spec"]["securityContext"] = pod_sc;
+                pod["spec"]["hostPID"] = json!(host_pid && !start_restricted);
+                pod["spec"]["hostUsers"] = json!(host_users);
+                json_patch::merge(&mut pod["spec"]["containers"][0]["securityContext"], &app_sc);
+                pod
+            },
+        )
+    }
+
+    fn profile() -> impl Strategy<Value = Config> {
+        (
+            security_context(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            option::of(select(&["hostPath", "nfs", "emptyDir"][..])),
+        )
+            // A template the configuration check refuses (privileged with no escalation) is none.
+            .prop_filter_map("a valid configuration", |(sc, native, allow, defaults, volume)| {
+                let kind = if native { "sidecars" } else { "containers" };
+                let volume = volume.map(|v| match v {
+                    "hostPath" => json!({"name": "v", "hostPath": {"path": "/"}}),
+                    "nfs" => json!({"name": "v", "nfs": {"server": "s", "path": "/"}}),
+                    _ => json!({"name": "v", "emptyDir": {}}),
+                });
+                let profile = json!({
+                    kind: [{"name": "agent", "image": "a", "securityContext": sc}],
+                    "volumes": volume.into_iter().collect::<Vec<_>>(),
+                    "onError": if allow { "allow" } else { "deny" },
+                    "restrictedDefaults": defaults,
+                });
+                Config::from_yaml(&json!({"defaultProfiles": ["p"], "profiles": {"p": profile}}).to_string())
+                    .ok()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn injection_never_lowers_the_level(pod in pod(), config in profile()) {
+            let (before, _) = levels(&pod, &neutral());
+            let (response, patched) = admit(&pod, "shop", &config);
+            let said = response.response.status.map(|s| s.message.into_owned()).unwrap_or_default()
+                + &response.response.warnings.join(" ");
+            if response.response.patch.is_some() {
+                let (after, _) = levels(&patched, &neutral());
+                prop_assert!(after >= before, "lowered from {before} to {after}:\n{pod}\n{patched}");
+            } else {
+                prop_assert!(said.contains(&format!("would lower the Pod from {before} to")), "{said}");
+            }
+        }
+    }
+}

@@ -34,6 +34,7 @@ pub(crate) fn fill_restricted(profile: &mut Resolved, context: &Context, before:
     }
 }
 
+/// Fill one container; the paths filled, under `securityContext`.
 fn fill(container: &mut Rendered, context: &Context) -> Vec<&'static str> {
     let sc = container.get("securityContext");
     let unset = |field: &str| sc.and_then(|sc| sc.get(field)).is_none_or(Value::is_null);
@@ -44,7 +45,7 @@ fn fill(container: &mut Rendered, context: &Context) -> Vec<&'static str> {
         wanted.push(("allowPrivilegeEscalation", json!(false)));
     }
     if drop_unset {
-        wanted.push(("capabilities", json!(["ALL"])));
+        wanted.push(("capabilities.drop", json!(["ALL"])));
     }
     if unset("runAsNonRoot") && !context.pod_non_root() && !context.user_namespace {
         wanted.push(("runAsNonRoot", json!(true)));
@@ -57,17 +58,15 @@ fn fill(container: &mut Rendered, context: &Context) -> Vec<&'static str> {
     }
     let sc = container.to_mut().as_object_mut().expect("container templates are objects");
     let sc = object_at(sc, "securityContext");
-    let mut names = Vec::with_capacity(wanted.len());
-    for (field, value) in wanted {
-        if field == "capabilities" {
-            object_at(sc, "capabilities").insert("drop".into(), value);
-            names.push("capabilities.drop");
-        } else {
-            sc.insert(field.into(), value);
-            names.push(field);
-        }
+    let mut paths = Vec::with_capacity(wanted.len());
+    for (path, value) in wanted {
+        match path.split_once('.') {
+            Some((parent, field)) => object_at(sc, parent).insert(field.into(), value),
+            None => sc.insert(path.into(), value),
+        };
+        paths.push(path);
     }
-    names
+    paths
 }
 
 /// The object under `key`, made one when it is absent or `null`.

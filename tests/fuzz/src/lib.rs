@@ -3,6 +3,8 @@
 //! so an input that crashed here becomes a regression test by committing it to the corpus.
 
 // A path relative to this file, so that tests/fuzz_corpus.rs can include this file as a module.
+#[path = "security.rs"]
+pub mod security;
 #[path = "shapes.rs"]
 pub mod shapes;
 
@@ -16,6 +18,7 @@ use sidecar_injector::{Config, review};
 /// - the patch, if any, applies to the request's object;
 /// - the patched object keeps every field of the original, list items in their order, and has no
 ///   container (init or not) or volume name twice, which the API server would refuse;
+/// - the patched object is at no lower Pod Security level than the original;
 /// - the patched object, reviewed again, gets no patch;
 /// - a refused request has a message naming what was wrong.
 pub fn check(body: &[u8], config: &Config) {
@@ -57,6 +60,13 @@ pub fn check(body: &[u8], config: &Config) {
     let body = serde_json::to_vec(&again).expect("serialisable");
     let second = review(&body, config).unwrap_or_else(|e| panic!("the patched Pod is refused: {e}"));
     assert!(second.patch.is_none(), "the patched Pod is patched again");
+    // Levels as a configuration that reads every Pod gives them (the one reviewing may skip it).
+    let levels = |body: &[u8]| review(body, neutral()).ok().and_then(|r| r.pod_security).map(|s| s.before);
+    if let (Some(before), Some(after)) =
+        (levels(&serde_json::to_vec(&request).expect("serialisable")), levels(&body))
+    {
+        assert!(after >= before, "injection lowered the Pod from {before} to {after}");
+    }
 }
 
 /// [`check`], and what the adapters' HTTP edge and the configuration loader make of the same
@@ -71,6 +81,11 @@ pub fn check_bytes(data: &[u8], config: &Config) {
     if let Err(error) = Config::from_slice(data) {
         assert!(!error.to_string().is_empty());
     }
+}
+
+fn neutral() -> &'static Config {
+    static NEUTRAL: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    NEUTRAL.get_or_init(|| Config::from_yaml("skip: {hostNetwork: false, namespaces: []}").expect("valid"))
 }
 
 /// Whether every field of `original` is in `patched` with its value: objects by key, list items
