@@ -200,11 +200,15 @@ fn planned<'c>(
     // The second, richer pass over the body, only when a profile reads the app's values.
     let reads_app = profiles.iter().any(|p| p.copy_env.is_some() || p.share_volume_mounts.is_some());
     let app = if reads_app { skeleton::app_values(body) } else { Vec::new() };
-    let context = Context::of(view.spec);
+    let (context, mut security) = (Context::of(view.spec), Security { before, injected: before });
     for profile in &profiles {
         match resolve(profile, view, &app, namespace, &mut warnings) {
             Ok(mut resolved_profile) => {
-                pod_security::fill_restricted(&mut resolved_profile, &context, before);
+                if let Some(lowered) = pod_security::secure(&mut resolved_profile, &context, before) {
+                    security.injected = security.injected.min(lowered.to);
+                    problems
+                        .extend(lowered.messages().into_iter().map(|problem| (profile.on_error, problem)));
+                }
                 resolved.push(resolved_profile);
             }
             Err(found) => problems.extend(found.into_iter().map(|problem| (profile.on_error, problem))),
@@ -228,13 +232,6 @@ fn planned<'c>(
         for profile in &resolved {
             let missing = unmounted(&added, view, profile);
             problems.extend(missing.into_iter().map(|problem| (profile.profile.on_error, problem)));
-        }
-    }
-    let mut security = Security { before, injected: before };
-    for profile in &resolved {
-        if let Some(lowered) = pod_security::lowered(profile, &context, before) {
-            security.injected = security.injected.min(lowered.to);
-            problems.extend(lowered.messages.into_iter().map(|problem| (profile.profile.on_error, problem)));
         }
     }
     // Clashes are reported beside any other problem, so that one message names them all.

@@ -17,9 +17,11 @@ use std::fmt;
 
 mod additions;
 
-pub(crate) use additions::{fill_restricted, lowered, profile_level};
+pub(crate) use additions::{profile_level, secure};
 
-use super::skeleton::{ContainerSkeleton, SecurityContext, SpecSkeleton, VolumeSkeleton};
+use super::skeleton::{
+    ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, SpecSkeleton, VolumeSkeleton,
+};
 
 /// A Pod Security Standards level, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,7 +75,7 @@ pub(crate) struct Context<'a> {
 impl<'a> Context<'a> {
     pub fn of(spec: &'a SpecSkeleton<'a>) -> Self {
         Context {
-            pod: spec.security_context.as_ref(),
+            pod: spec.security_context.as_deref(),
             windows: spec.os.as_deref() == Some("windows"),
             user_namespace: spec.host_users == Some(false),
         }
@@ -175,8 +177,7 @@ pub(crate) fn container_findings(
     if !container.probe_hosts.is_empty() {
         failed.push(Cow::Borrowed("a probe or lifecycle handler sets host"));
     }
-    let empty = SecurityContext::default();
-    let sc = container.security.as_deref().unwrap_or(&empty);
+    let sc = container.security.as_deref().unwrap_or(&NO_SECURITY_CONTEXT);
     shared_findings(sc, context, at, failed);
     if sc.privileged == Some(true) {
         failed.push(Cow::Borrowed("privileged is true"));
@@ -214,7 +215,7 @@ pub(crate) fn container_findings(
         None if !context.pod_seccomp_set() => failed.push(Cow::Borrowed("seccompProfile is not set")),
         _ => {}
     }
-    let dropped = sc.capabilities.as_ref().map(|c| c.drop.as_slice()).unwrap_or_default();
+    let dropped = sc.capabilities.as_ref().and_then(|c| c.drop.as_deref()).unwrap_or_default();
     if !dropped.iter().any(|c| c == "ALL") {
         failed.push(Cow::Borrowed("capabilities.drop does not include ALL"));
     }
@@ -227,7 +228,7 @@ pub(crate) fn container_findings(
 /// The checks of one volume that `at` fails.
 pub(crate) fn volume_findings(volume: &VolumeSkeleton, at: Level, failed: &mut Findings) {
     // No source at all is an emptyDir: the API server defaults it before Pod Security looks.
-    let source = volume.source.unwrap_or("emptyDir");
+    let source = volume.source.as_deref().unwrap_or("emptyDir");
     if source == "hostPath" {
         failed.push(Cow::Borrowed("is a hostPath volume"));
     } else if at == Level::Restricted && !RESTRICTED_VOLUMES.contains(&source) {

@@ -62,7 +62,8 @@ pub(crate) struct SpecSkeleton<'b> {
     /// `os.name`.
     pub os: Option<Cow<'b, str>>,
     pub service_account_name: Option<Cow<'b, str>>,
-    pub security_context: Option<SecurityContext<'b>>,
+    /// Boxed, as a container's is: the skeleton is moved as it is read.
+    pub security_context: Option<Box<SecurityContext<'b>>>,
     /// Each list `None` when absent or `null`.
     pub containers: Option<Vec<ContainerSkeleton<'b>>>,
     pub init_containers: Option<Vec<ContainerSkeleton<'b>>>,
@@ -72,7 +73,7 @@ pub(crate) struct SpecSkeleton<'b> {
     pub image_pull_secrets: Option<Vec<Cow<'b, str>>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ContainerSkeleton<'b> {
     pub name: Cow<'b, str>,
     /// The env vars' names and the mounts' paths.
@@ -106,6 +107,21 @@ pub(crate) struct SecurityContext<'b> {
     pub sysctls: Vec<Cow<'b, str>>,
 }
 
+/// A `securityContext` that sets nothing: what a container without one is judged by.
+pub(crate) static NO_SECURITY_CONTEXT: SecurityContext<'static> = SecurityContext {
+    run_as_non_root: None,
+    run_as_user: None,
+    seccomp: None,
+    app_armor: None,
+    se_linux: None,
+    host_process: None,
+    privileged: None,
+    allow_privilege_escalation: None,
+    proc_mount: None,
+    capabilities: None,
+    sysctls: Vec::new(),
+};
+
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SeLinux<'b> {
     pub kind: Option<Cow<'b, str>>,
@@ -116,14 +132,16 @@ pub(crate) struct SeLinux<'b> {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Capabilities<'b> {
     pub add: Vec<Cow<'b, str>>,
-    pub drop: Vec<Cow<'b, str>>,
+    /// `None` when unset, which is not the same as an empty list a template says.
+    pub drop: Option<Vec<Cow<'b, str>>>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct VolumeSkeleton<'b> {
     pub name: Cow<'b, str>,
-    /// Its source (`configMap`, `hostPath` …); `None` when it names none.
-    pub source: Option<&'static str>,
+    /// Its source: the first field other than `name` that is not `null` (`configMap`,
+    /// `hostPath` …); `None` when it has none.
+    pub source: Option<Cow<'b, str>>,
 }
 
 /// The request's object: a Pod skeleton, or JSON that is not an object at all.
@@ -163,6 +181,14 @@ pub(crate) fn container_of(template: &Value) -> ContainerSkeleton<'_> {
     let problems = Problems::default();
     let read = Read { shape: ContainerShape, at: At::Top, found: &problems };
     read.deserialize(template).ok().and_then(Got::value).unwrap_or_default()
+}
+
+/// A container template read once, at load, for every Pod it is added to unchanged.
+pub(crate) fn owned_container(template: &Value) -> ContainerSkeleton<'static> {
+    let problems = Problems::default();
+    let read = Read { shape: ContainerShape, at: At::Top, found: &problems };
+    // An owned value gives owned strings.
+    read.deserialize(template.clone()).ok().and_then(Got::value).unwrap_or_default()
 }
 
 /// A volume template, as [`container_of`] reads a container.
@@ -258,7 +284,7 @@ mod tests {
         assert_eq!(containers[0].volume_mounts.as_deref(), Some(&[Cow::Borrowed("/v")][..]));
         assert!(containers[1].env.is_none());
         let volumes = spec.volumes.unwrap();
-        assert_eq!((volumes[0].name.as_ref(), volumes[0].source), ("v", Some("secret")));
+        assert_eq!((volumes[0].name.as_ref(), volumes[0].source.as_deref()), ("v", Some("secret")));
         assert!(spec.init_containers.is_none());
     }
 
@@ -288,10 +314,6 @@ mod tests {
             (
                 json!({"spec": {"containers": [{"name": "a", "ports": [{"hostPort": "80"}]}]}}),
                 "spec.containers[0].ports[0].hostPort is not an integer",
-            ),
-            (
-                json!({"spec": {"volumes": [{"name": "v", "hostPath": "/"}]}}),
-                "spec.volumes[0].hostPath is not an object",
             ),
             (json!({"spec": {"os": "linux"}}), "spec.os is not an object"),
         ];
@@ -327,8 +349,8 @@ mod tests {
         let app = &spec.containers.unwrap()[0];
         assert!(app.host_port);
         assert_eq!(app.probe_hosts, ["h"], "an empty host is no host");
-        let sources: Vec<_> = spec.volumes.unwrap().iter().map(|v| v.source).collect();
-        assert_eq!(sources, [None, Some("nfs")]);
+        let sources: Vec<_> = spec.volumes.unwrap().iter().map(|v| v.source.clone()).collect();
+        assert_eq!(sources, [None, Some(Cow::Borrowed("nfs"))]);
     }
 
     #[test]

@@ -109,12 +109,15 @@ fn compile_profile(name: String, mut raw: RawProfile, path: &str) -> Result<Prof
         share_volume_mounts,
         image_pull_secrets,
         restricted_defaults: raw.restricted_defaults,
+        containers_read: Vec::new(),
         built_ins: Vec::new(),
         digest,
         status_alone: None,
     };
-    let profile = templates::check(profile, path, sidecars_from)?;
+    let mut profile = templates::check(profile, path, sidecars_from)?;
     check_app_values(&profile, path)?;
+    let templates = profile.init_containers.iter().chain(&profile.containers);
+    profile.containers_read = templates.map(|t| crate::skeleton::owned_container(t.value())).collect();
     Ok(profile)
 }
 

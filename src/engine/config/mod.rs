@@ -28,6 +28,7 @@ mod templates;
 
 use super::error::ConfigError;
 use super::selection::Selection;
+use super::skeleton::ContainerSkeleton;
 use super::template::{Source, Template};
 
 pub(crate) use params::Parameter;
@@ -97,6 +98,9 @@ pub struct Profile {
     pub(crate) image_pull_secrets: Vec<String>,
     /// Fill the restricted settings its containers leave unset, in Pods that come in restricted.
     pub(crate) restricted_defaults: bool,
+    /// Its init containers then its containers, as Pod Security reads them: read once here for
+    /// every Pod they are added to unchanged.
+    pub(crate) containers_read: Vec<ContainerSkeleton<'static>>,
     /// The built-in values its templates read, in `template::BUILT_INS` order.
     pub(crate) built_ins: Vec<Source>,
     /// Hash of everything this profile adds; changes whenever its content does.

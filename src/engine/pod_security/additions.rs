@@ -9,64 +9,196 @@ use serde_json::{Map, Value, json};
 use super::{Context, Findings, Level, annotation_findings, container_findings, volume_findings};
 use crate::config::Profile;
 use crate::resolve::Resolved;
-use crate::skeleton::{SecurityContext, container_of, volume_of};
+use crate::skeleton::{
+    Capabilities, ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, container_of, volume_of,
+};
 use crate::template::Rendered;
 
-/// For a Pod that came in restricted, when the profile has `restrictedDefaults`: fill, in each
-/// container it adds, the restricted settings its template leaves unset and the Pod does not give
-/// it: `allowPrivilegeEscalation: false`, `capabilities.drop: [ALL]`, `runAsNonRoot: true`,
-/// `seccompProfile: RuntimeDefault`. An explicit value is never changed. What was filled is part
-/// of what was added, so it joins the profile's values, which the status hash covers.
-pub(crate) fn fill_restricted(profile: &mut Resolved, context: &Context, before: Level) {
-    // Windows Pods may not set these, and restricted does not ask them to.
-    if before != Level::Restricted || !profile.profile.restricted_defaults || context.windows {
-        return;
-    }
-    let mut filled = Vec::new();
-    for container in profile.init_containers.iter_mut().chain(&mut profile.containers) {
-        let fields = fill(container, context);
-        if !fields.is_empty() {
-            filled.push(format!("{}={}", name(container), fields.join(",")));
+/// A restricted setting a template may leave unset, written into the template and into its
+/// reading alike.
+#[derive(Clone, Copy)]
+enum RestrictedDefault {
+    NoEscalation,
+    DropAll,
+    NonRoot,
+    Seccomp,
+}
+
+impl RestrictedDefault {
+    const ALL: [RestrictedDefault; 4] = [Self::NoEscalation, Self::DropAll, Self::NonRoot, Self::Seccomp];
+
+    /// Where it goes, under `securityContext`.
+    fn path(self) -> &'static str {
+        match self {
+            Self::NoEscalation => "allowPrivilegeEscalation",
+            Self::DropAll => "capabilities.drop",
+            Self::NonRoot => "runAsNonRoot",
+            Self::Seccomp => "seccompProfile",
         }
+    }
+
+    fn value(self) -> Value {
+        match self {
+            Self::NoEscalation => json!(false),
+            Self::DropAll => json!(["ALL"]),
+            Self::NonRoot => json!(true),
+            Self::Seccomp => json!({"type": "RuntimeDefault"}),
+        }
+    }
+
+    /// Whether the container leaves it unset and the Pod does not give it (or does not need to).
+    fn wanted(self, sc: &SecurityContext, context: &Context) -> bool {
+        match self {
+            Self::NoEscalation => sc.allow_privilege_escalation.is_none(),
+            Self::DropAll => sc.capabilities.as_ref().and_then(|c| c.drop.as_ref()).is_none(),
+            Self::NonRoot => {
+                sc.run_as_non_root.is_none() && !context.pod_non_root() && !context.user_namespace
+            }
+            Self::Seccomp => sc.seccomp.is_none() && !context.pod_seccomp_set(),
+        }
+    }
+
+    fn read_into(self, sc: &mut SecurityContext) {
+        match self {
+            Self::NoEscalation => sc.allow_privilege_escalation = Some(false),
+            Self::DropAll => {
+                sc.capabilities.get_or_insert_with(Capabilities::default).drop =
+                    Some(vec![Cow::Borrowed("ALL")])
+            }
+            Self::NonRoot => sc.run_as_non_root = Some(true),
+            Self::Seccomp => sc.seccomp = Some(Cow::Borrowed("RuntimeDefault")),
+        }
+    }
+
+    fn write_into(self, sc: &mut Map<String, Value>) {
+        match self.path().split_once('.') {
+            Some((parent, field)) => object_at(sc, parent).insert(field.into(), self.value()),
+            None => sc.insert(self.path().into(), self.value()),
+        };
+    }
+}
+
+/// Some of what a profile adds would lower the Pod: from which level to which, and what does.
+#[derive(Debug)]
+pub(crate) struct Lowered {
+    pub from: Level,
+    pub to: Level,
+    /// Each addition that would, named (`sidecar "x"`), with the checks it fails.
+    items: Vec<(String, Findings)>,
+}
+
+impl Lowered {
+    /// One message per addition: `sidecar "x" would lower the Pod from restricted to baseline: …`.
+    pub fn messages(&self) -> Vec<String> {
+        let (from, to) = (self.from, self.to);
+        let says = |(item, found): &(String, Findings)| {
+            format!("{item} would lower the Pod from {from} to {to}: {}", found.join(", "))
+        };
+        self.items.iter().map(says).collect()
+    }
+}
+
+/// `profile`'s additions for a Pod that came in at `before`. In a restricted Pod, when the profile
+/// has `restrictedDefaults` (and the Pod is not a Windows one, which may not set these), each
+/// container it adds first gets the restricted settings its template leaves unset and the Pod does
+/// not give it; an explicit value is never changed. What was filled is part of what was added, so
+/// it joins the profile's values, which the status hash covers. Then: what would still lower the
+/// Pod, if anything.
+pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -> Option<Lowered> {
+    if before == Level::Privileged {
+        return None;
+    }
+    let fill = before == Level::Restricted && profile.profile.restricted_defaults && !context.windows;
+    let read: &[ContainerSkeleton] = &profile.profile.containers_read;
+    let init = profile.init_containers.len();
+    let (mut filled, mut lowered) = (Vec::new(), Lowered { from: before, to: before, items: Vec::new() });
+    let containers = profile.init_containers.iter_mut().chain(&mut profile.containers);
+    for (i, (container, read)) in containers.zip(read).enumerate() {
+        // A template added unchanged was read at load; one filled for this Pod is read here.
+        let parsed;
+        let read = match &*container {
+            Rendered::Config { .. } => read,
+            Rendered::Filled(value) => {
+                parsed = container_of(value);
+                &parsed
+            }
+        };
+        let sc = read.security.as_deref().unwrap_or(&NO_SECURITY_CONTEXT);
+        let wanted: Vec<RestrictedDefault> =
+            RestrictedDefault::ALL.into_iter().filter(|d| fill && d.wanted(sc, context)).collect();
+        let item = || {
+            let kind = if i < init { init_kind(container) } else { "container" };
+            format!("{kind} {:?}", name(container))
+        };
+        if wanted.is_empty() {
+            lowered.judge(item, |at, found| container_findings(read, context, at, found));
+            continue;
+        }
+        let mut read = read.clone();
+        wanted.iter().for_each(|d| d.read_into(read.security.get_or_insert_default()));
+        lowered.judge(item, |at, found| container_findings(&read, context, at, found));
+        let sc = object_at(
+            container.to_mut().as_object_mut().expect("container templates are objects"),
+            "securityContext",
+        );
+        wanted.iter().for_each(|d| d.write_into(sc));
+        let paths: Vec<&str> = wanted.iter().map(|d| d.path()).collect();
+        filled.push(format!("{}={}", name(container), paths.join(",")));
+    }
+    for volume in &profile.volumes {
+        let read = volume_of(volume);
+        lowered.judge(|| format!("volume {:?}", name(volume)), |at, found| volume_findings(&read, at, found));
+    }
+    for (key, value) in &profile.annotations {
+        lowered.judge(|| format!("annotation {key:?}"), |_, found| annotation_findings(key, value, found));
     }
     if !filled.is_empty() {
         profile.values.push(format!("restrictedDefaults:{}", filled.join(";")));
     }
+    (!lowered.items.is_empty()).then_some(lowered)
 }
 
-/// Fill one container; the paths filled, under `securityContext`.
-fn fill(container: &mut Rendered, context: &Context) -> Vec<&'static str> {
-    let sc = container.get("securityContext");
-    let unset = |field: &str| sc.and_then(|sc| sc.get(field)).is_none_or(Value::is_null);
-    let drop_unset =
-        sc.and_then(|sc| sc.get("capabilities")).and_then(|c| c.get("drop")).is_none_or(Value::is_null);
-    let mut wanted: Vec<(&'static str, Value)> = Vec::new();
-    if unset("allowPrivilegeEscalation") {
-        wanted.push(("allowPrivilegeEscalation", json!(false)));
-    }
-    if drop_unset {
-        wanted.push(("capabilities.drop", json!(["ALL"])));
-    }
-    if unset("runAsNonRoot") && !context.pod_non_root() && !context.user_namespace {
-        wanted.push(("runAsNonRoot", json!(true)));
-    }
-    if unset("seccompProfile") && !context.pod_seccomp_set() {
-        wanted.push(("seccompProfile", json!({"type": "RuntimeDefault"})));
-    }
-    if wanted.is_empty() {
-        return Vec::new();
-    }
-    let sc = container.to_mut().as_object_mut().expect("container templates are objects");
-    let sc = object_at(sc, "securityContext");
-    let mut paths = Vec::with_capacity(wanted.len());
-    for (path, value) in wanted {
-        match path.split_once('.') {
-            Some((parent, field)) => object_at(sc, parent).insert(field.into(), value),
-            None => sc.insert(path.into(), value),
+impl Lowered {
+    /// Judge one addition with `checks` at the Pod's level; one that fails it is kept, and lowers
+    /// the Pod to baseline when it passes that, to privileged when it does not.
+    fn judge(&mut self, item: impl FnOnce() -> String, checks: impl Fn(Level, &mut Findings)) {
+        let mut found = Findings::new();
+        checks(self.from, &mut found);
+        if found.is_empty() {
+            return;
+        }
+        let below_baseline = self.from == Level::Baseline || {
+            let mut baseline = Findings::new();
+            checks(Level::Baseline, &mut baseline);
+            !baseline.is_empty()
         };
-        paths.push(path);
+        self.to = self.to.min(if below_baseline { Level::Privileged } else { Level::Baseline });
+        self.items.push((item(), found));
     }
-    paths
+}
+
+/// The highest level `profile`'s additions can keep, in the Pod most favourable to them (one that
+/// sets `runAsNonRoot` and a seccomp profile for its containers), with what stops it going higher,
+/// as in `container "tcpdump" adds NET_RAW`.
+pub(crate) fn profile_level(profile: &Profile) -> (Level, Vec<String>) {
+    let favourable = SecurityContext {
+        run_as_non_root: Some(true),
+        seccomp: Some(Cow::Borrowed("RuntimeDefault")),
+        ..SecurityContext::default()
+    };
+    let context = Context { pod: Some(&favourable), ..Context::default() };
+    let Some(lowered) = secure(&mut Resolved::unfilled(profile), &context, Level::Restricted) else {
+        return (Level::Restricted, Vec::new());
+    };
+    // Below baseline: say why not baseline.
+    let lowered = match lowered.to {
+        Level::Privileged => {
+            secure(&mut Resolved::unfilled(profile), &context, Level::Baseline).unwrap_or(lowered)
+        }
+        _ => lowered,
+    };
+    let reasons = lowered.items.iter().map(|(item, found)| format!("{item} {}", found.join(", "))).collect();
+    (lowered.to, reasons)
 }
 
 /// The object under `key`, made one when it is absent or `null`.
@@ -78,111 +210,8 @@ fn object_at<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<Stri
     value.as_object_mut().expect("made an object above")
 }
 
-fn name(container: &Value) -> &str {
-    container.get("name").and_then(Value::as_str).unwrap_or_default()
-}
-
-/// Some of what a profile adds would lower the Pod: to which level, and what, one message each.
-#[derive(Debug)]
-pub(crate) struct Lowered {
-    pub to: Level,
-    pub messages: Vec<String>,
-}
-
-/// What in `profile`'s additions the Pod, at `before`, would be lowered by; `None` when nothing.
-pub(crate) fn lowered(profile: &Resolved, context: &Context, before: Level) -> Option<Lowered> {
-    if before == Level::Privileged {
-        return None;
-    }
-    let judged = Judged::of(profile, context);
-    let failing = judged.failing(before);
-    if failing.is_empty() {
-        return None;
-    }
-    let to = if before == Level::Restricted && judged.failing(Level::Baseline).is_empty() {
-        Level::Baseline
-    } else {
-        Level::Privileged
-    };
-    let messages = failing
-        .into_iter()
-        .map(|(item, found)| {
-            format!("{item} would lower the Pod from {before} to {to}: {}", found.join(", "))
-        })
-        .collect();
-    Some(Lowered { to, messages })
-}
-
-/// The highest level `profile`'s additions can keep, in the Pod most favourable to them (one that
-/// sets `runAsNonRoot` and a seccomp profile for its containers), with what stops it going higher.
-pub(crate) fn profile_level(profile: &Profile) -> (Level, Vec<String>) {
-    let favourable = SecurityContext {
-        run_as_non_root: Some(true),
-        seccomp: Some(Cow::Borrowed("RuntimeDefault")),
-        ..SecurityContext::default()
-    };
-    let context = Context { pod: Some(&favourable), ..Context::default() };
-    let mut resolved = Resolved::unfilled(profile);
-    fill_restricted(&mut resolved, &context, Level::Restricted);
-    let judged = Judged::of(&resolved, &context);
-    let describe = |failing: Vec<(String, Findings)>| {
-        failing.into_iter().map(|(item, found)| format!("{item} {}", found.join(", "))).collect()
-    };
-    let restricted = judged.failing(Level::Restricted);
-    if restricted.is_empty() {
-        return (Level::Restricted, Vec::new());
-    }
-    let baseline = judged.failing(Level::Baseline);
-    if baseline.is_empty() {
-        (Level::Baseline, describe(restricted))
-    } else {
-        (Level::Privileged, describe(baseline))
-    }
-}
-
-/// A profile's additions, ready to be judged at a level.
-struct Judged<'a> {
-    profile: &'a Resolved<'a>,
-    context: &'a Context<'a>,
-}
-
-impl<'a> Judged<'a> {
-    fn of(profile: &'a Resolved<'a>, context: &'a Context<'a>) -> Self {
-        Judged { profile, context }
-    }
-
-    /// Each addition that fails `at`, named ("sidecar \"x\""), with what it fails.
-    fn failing(&self, at: Level) -> Vec<(String, Findings)> {
-        let mut failing = Vec::new();
-        let p = self.profile;
-        for (container, kind) in p
-            .init_containers
-            .iter()
-            .map(|c| (c, init_kind(c)))
-            .chain(p.containers.iter().map(|c| (c, "container")))
-        {
-            let mut found = Findings::new();
-            container_findings(&container_of(container), self.context, at, &mut found);
-            if !found.is_empty() {
-                failing.push((format!("{kind} {:?}", name(container)), found));
-            }
-        }
-        for volume in &p.volumes {
-            let mut found = Findings::new();
-            volume_findings(&volume_of(volume), at, &mut found);
-            if !found.is_empty() {
-                failing.push((format!("volume {:?}", name(volume)), found));
-            }
-        }
-        for (key, value) in &p.annotations {
-            let mut found = Findings::new();
-            annotation_findings(key, value, &mut found);
-            if !found.is_empty() {
-                failing.push((format!("annotation {key:?}"), found));
-            }
-        }
-        failing
-    }
+fn name(item: &Value) -> &str {
+    item.get("name").and_then(Value::as_str).unwrap_or_default()
 }
 
 fn init_kind(container: &Value) -> &'static str {

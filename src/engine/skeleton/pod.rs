@@ -3,11 +3,11 @@
 
 use std::borrow::Cow;
 
-use serde::de::MapAccess;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use super::read::{
     AnyText, At, Boolean, Field, Got, INITIAL_ROOM, Integer, Key, List, Outcome, Problems, Read, Shape, Text,
-    drain_map, object,
+    object,
 };
 use super::{
     Capabilities, ContainerSkeleton, MetadataSkeleton, PodSkeleton, SeLinux, SecurityContext, SpecSkeleton,
@@ -36,13 +36,13 @@ pub(super) struct VolumeShape;
 struct HandlerShape;
 #[derive(Clone, Copy)]
 struct LifecycleShape;
+/// `ports`, reduced to whether any sets a `hostPort` other than 0.
+#[derive(Clone, Copy)]
+struct HostPorts;
 #[derive(Clone, Copy)]
 struct SeLinuxShape;
 #[derive(Clone, Copy)]
 struct CapabilitiesShape;
-/// Any object, read through: a volume's source, known to be there.
-#[derive(Clone, Copy)]
-struct Present;
 
 impl<'de> Shape<'de> for PodShape {
     type Out = PodSkeleton<'de>;
@@ -137,7 +137,7 @@ impl<'de> Shape<'de> for SpecShape {
                 }
                 6 => {
                     spec.security_context =
-                        map.next_value_seed(Read { shape: SecurityShape, at, found })?.value()
+                        map.next_value_seed(Read { shape: SecurityShape, at, found })?.value();
                 }
                 7 => spec.containers = map.next_value_seed(containers())?.value(),
                 8 => spec.init_containers = map.next_value_seed(containers())?.value(),
@@ -183,13 +183,12 @@ impl<'de> Shape<'de> for ContainerShape {
                     container.volume_mounts = map.next_value_seed(paths)?.value();
                 }
                 3 => {
-                    let security = map.next_value_seed(Read { shape: SecurityShape, at, found })?.value();
-                    container.security = security.map(Box::new);
+                    container.security =
+                        map.next_value_seed(Read { shape: SecurityShape, at, found })?.value();
                 }
                 4 => {
-                    let ports = Read { shape: List(Field("hostPort", Integer)), at, found };
-                    let ports = map.next_value_seed(ports)?.value().unwrap_or_default();
-                    container.host_port = ports.into_iter().any(|port| port.is_some_and(|p| p != 0));
+                    container.host_port =
+                        map.next_value_seed(Read { shape: HostPorts, at, found })?.value() == Some(true)
                 }
                 5..=7 => {
                     let hosts = map.next_value_seed(Read { shape: HandlerShape, at, found })?.value();
@@ -214,7 +213,8 @@ impl<'de> Shape<'de> for ContainerShape {
 }
 
 impl<'de> Shape<'de> for SecurityShape {
-    type Out = SecurityContext<'de>;
+    // Read straight into its box: the context is large, and moving it costs more than reading it.
+    type Out = Box<SecurityContext<'de>>;
     const WRONG: Option<&'static str> = Some("is not an object");
 
     fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
@@ -231,7 +231,7 @@ impl<'de> Shape<'de> for SecurityShape {
             "capabilities",
             "sysctls",
         ];
-        object(map, at, &names, |sc: &mut SecurityContext<'de>, index, at, map| {
+        object(map, at, &names, |sc: &mut Box<SecurityContext<'de>>, index, at, map| {
             let boolean = || Read { shape: Boolean, at, found };
             let kind = || Read { shape: Field("type", Text), at, found };
             match index {
@@ -261,6 +261,23 @@ impl<'de> Shape<'de> for SecurityShape {
     }
 }
 
+impl<'de> Shape<'de> for HostPorts {
+    type Out = bool;
+    const WRONG: Option<&'static str> = Some("is not a list");
+
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A, at: &At, found: &Problems) -> Outcome<bool, A::Error> {
+        let (mut any, mut index) = (false, 0);
+        loop {
+            let port = Read { shape: Field("hostPort", Integer), at: At::Item(at, index), found };
+            match seq.next_element_seed(port)? {
+                None => return Ok(Some(any)),
+                Some(got) => any |= got.value().flatten().is_some_and(|p| p != 0),
+            }
+            index += 1;
+        }
+    }
+}
+
 impl<'de> Shape<'de> for SeLinuxShape {
     type Out = SeLinux<'de>;
     const WRONG: Option<&'static str> = Some("is not an object");
@@ -280,9 +297,12 @@ impl<'de> Shape<'de> for CapabilitiesShape {
 
     fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
         object(map, at, &["add", "drop"], |caps: &mut Capabilities<'de>, index, at, map| {
-            let list =
-                map.next_value_seed(Read { shape: List(Text), at, found })?.value().unwrap_or_default();
-            *[&mut caps.add, &mut caps.drop][index] = list;
+            let list = map.next_value_seed(Read { shape: List(Text), at, found })?.value();
+            if index == 0 {
+                caps.add = list.unwrap_or_default();
+            } else {
+                caps.drop = list;
+            }
             Ok(())
         })
     }
@@ -314,72 +334,29 @@ impl<'de> Shape<'de> for LifecycleShape {
     }
 }
 
-/// Every source a volume can name, as `VolumeSkeleton::source` gives it.
-const VOLUME_SOURCES: [&str; 30] = [
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "cephfs",
-    "cinder",
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "fc",
-    "flexVolume",
-    "flocker",
-    "gcePersistentDisk",
-    "gitRepo",
-    "glusterfs",
-    "hostPath",
-    "image",
-    "iscsi",
-    "nfs",
-    "persistentVolumeClaim",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "projected",
-    "quobyte",
-    "rbd",
-    "scaleIO",
-    "secret",
-    "storageos",
-    "vsphereVolume",
-];
-
 impl<'de> Shape<'de> for VolumeShape {
     type Out = VolumeSkeleton<'de>;
     const WRONG: Option<&'static str> = Some("is not an object");
 
-    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
-        let mut names = [""; VOLUME_SOURCES.len() + 1];
-        names[0] = "name";
-        names[1..].copy_from_slice(&VOLUME_SOURCES);
+    // Not `object`: a volume's every other field is a source, so the key itself is what is kept.
+    fn map<A: MapAccess<'de>>(self, mut map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
+        let mut volume = VolumeSkeleton::default();
         let mut name = None;
-        let volume = object(map, at, &names, |volume: &mut VolumeSkeleton<'de>, index, at, map| {
-            if index == 0 {
+        while let Some(key) = map.next_key_seed(Read { shape: AnyText, at: *at, found })? {
+            // serde_json only gives strings for keys.
+            let key = key.value().unwrap_or_default();
+            let at = At::Field(at, &key);
+            if key == "name" {
                 name = map.next_value_seed(Read { shape: AnyText, at, found })?.value();
-            } else if map.next_value_seed(Read { shape: Present, at, found })?.value().is_some() {
-                volume.source = volume.source.or(Some(VOLUME_SOURCES[index - 1]));
+            } else if map.next_value::<Option<IgnoredAny>>()?.is_some() {
+                // serde_json skips an ignored value whole, without a visit per key.
+                volume.source = volume.source.or(Some(key));
             }
-            Ok(())
-        })?;
-        Ok(volume.map(|mut volume| {
-            match name {
-                Some(name) => volume.name = name,
-                None => found.report(|| format!("{at}.name is missing or not a string")),
-            }
-            volume
-        }))
-    }
-}
-
-impl<'de> Shape<'de> for Present {
-    type Out = ();
-    const WRONG: Option<&'static str> = Some("is not an object");
-
-    fn map<A: MapAccess<'de>>(self, map: A, _: &At, _: &Problems) -> Outcome<(), A::Error> {
-        drain_map(map).map(Some)
+        }
+        match name {
+            Some(name) => volume.name = name,
+            None => found.report(|| format!("{at}.name is missing or not a string")),
+        }
+        Ok(Some(volume))
     }
 }

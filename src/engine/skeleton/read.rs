@@ -94,7 +94,7 @@ pub(super) trait Shape<'de>: Copy {
     }
 }
 
-pub(super) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
 }
@@ -335,6 +335,11 @@ impl<'de> Visitor<'de> for FieldIndex<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|name| *name == key))
+        // The first byte before the whole: most keys differ there, and then no memcmp is called.
+        let first = key.as_bytes().first();
+        Ok(self
+            .0
+            .iter()
+            .position(|name| name.len() == key.len() && name.as_bytes().first() == first && *name == key))
     }
 }
