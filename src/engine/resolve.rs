@@ -34,32 +34,6 @@ pub(crate) struct Resolved<'c> {
     pub values: Vec<String>,
 }
 
-impl<'c> Resolved<'c> {
-    /// The profile with its placeholders left in, for judging it at load (`config check`).
-    pub fn unfilled(profile: &'c Profile) -> Self {
-        let raw = |templates: &'c [Template]| -> Vec<Rendered<'c>> {
-            templates.iter().map(|t| Rendered::Filled(t.value().clone())).collect()
-        };
-        let text = |entries: &'c [(String, Template)]| {
-            entries
-                .iter()
-                .map(|(k, t)| (k.as_str(), Cow::Borrowed(t.value().as_str().unwrap_or_default())))
-                .collect()
-        };
-        Resolved {
-            profile,
-            init_containers: raw(&profile.init_containers),
-            containers: raw(&profile.containers),
-            volumes: raw(&profile.volumes),
-            app_env: Vec::new(),
-            app_volume_mounts: Vec::new(),
-            labels: text(&profile.labels),
-            annotations: text(&profile.annotations),
-            values: Vec::new(),
-        }
-    }
-}
-
 /// Where a parameter's value came from, for messages.
 enum Origin<'a> {
     Annotation(&'a str),

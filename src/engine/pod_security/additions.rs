@@ -12,7 +12,7 @@ use crate::resolve::Resolved;
 use crate::skeleton::{
     Capabilities, ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, container_of, volume_of,
 };
-use crate::template::Rendered;
+use crate::template::{Rendered, Template};
 
 /// A restricted setting a template may leave unset, written into the template and into its
 /// reading alike.
@@ -187,18 +187,40 @@ pub(crate) fn profile_level(profile: &Profile) -> (Level, Vec<String>) {
         ..SecurityContext::default()
     };
     let context = Context { pod: Some(&favourable), ..Context::default() };
-    let Some(lowered) = secure(&mut Resolved::unfilled(profile), &context, Level::Restricted) else {
+    let Some(lowered) = secure(&mut unfilled(profile), &context, Level::Restricted) else {
         return (Level::Restricted, Vec::new());
     };
     // Below baseline: say why not baseline.
     let lowered = match lowered.to {
-        Level::Privileged => {
-            secure(&mut Resolved::unfilled(profile), &context, Level::Baseline).unwrap_or(lowered)
-        }
+        Level::Privileged => secure(&mut unfilled(profile), &context, Level::Baseline).unwrap_or(lowered),
         _ => lowered,
     };
     let reasons = lowered.items.iter().map(|(item, found)| format!("{item} {}", found.join(", "))).collect();
     (lowered.to, reasons)
+}
+
+/// The profile with its placeholders left in, as `config check` judges it.
+fn unfilled<'c>(profile: &'c Profile) -> Resolved<'c> {
+    let raw = |templates: &'c [Template]| -> Vec<Rendered<'c>> {
+        templates.iter().map(|t| Rendered::Filled(t.value().clone())).collect()
+    };
+    let text = |entries: &'c [(String, Template)]| {
+        entries
+            .iter()
+            .map(|(k, t)| (k.as_str(), Cow::Borrowed(t.value().as_str().unwrap_or_default())))
+            .collect()
+    };
+    Resolved {
+        profile,
+        init_containers: raw(&profile.init_containers),
+        containers: raw(&profile.containers),
+        volumes: raw(&profile.volumes),
+        app_env: Vec::new(),
+        app_volume_mounts: Vec::new(),
+        labels: text(&profile.labels),
+        annotations: text(&profile.annotations),
+        values: Vec::new(),
+    }
 }
 
 /// The object under `key`, made one when it is absent or `null`.
