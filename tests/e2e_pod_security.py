@@ -21,7 +21,6 @@ import json
 import random
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
