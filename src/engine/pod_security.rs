@@ -17,7 +17,7 @@ use std::fmt;
 
 mod additions;
 
-pub(crate) use additions::{profile_level, secure};
+pub(crate) use additions::{profile_level, secure, unmasked_outside_user_namespace};
 
 use super::skeleton::{
     ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, SpecSkeleton, VolumeSkeleton,

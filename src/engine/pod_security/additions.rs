@@ -177,6 +177,34 @@ impl Lowered {
     }
 }
 
+/// The containers `profile` adds that ask for an unmasked `/proc` in a Pod outside a user
+/// namespace: the API server refuses such a Pod, so each is a problem of the profile's, as a clash
+/// is, whatever the Pod's level.
+pub(crate) fn unmasked_outside_user_namespace(profile: &Resolved, context: &Context) -> Vec<String> {
+    if context.user_namespace {
+        return Vec::new();
+    }
+    let read: &[ContainerSkeleton] = &profile.profile.containers_read;
+    let containers = profile.init_containers.iter().chain(&profile.containers);
+    let unmasked = |read: &ContainerSkeleton| {
+        read.security.as_ref().and_then(|sc| sc.proc_mount.as_deref()).is_some_and(|m| m != "Default")
+    };
+    containers
+        .zip(read)
+        .filter(|(container, read)| match container {
+            Rendered::Config { .. } => unmasked(read),
+            Rendered::Filled(value) => unmasked(&container_of(value)),
+        })
+        .map(|(container, _)| {
+            format!(
+                "profile {:?}: container {:?} sets procMount other than Default, which the API server allows only with hostUsers: false",
+                profile.profile.name,
+                name(container)
+            )
+        })
+        .collect()
+}
+
 /// The highest level `profile`'s additions can keep, in the Pod most favourable to them (one that
 /// sets `runAsNonRoot` and a seccomp profile for its containers), with what stops it going higher,
 /// as in `container "tcpdump" adds NET_RAW`.
