@@ -204,13 +204,13 @@ fn planned<'c>(
     for profile in &profiles {
         match resolve(profile, view, &app, namespace, &mut warnings) {
             Ok(mut resolved_profile) => {
-                let invalid = pod_security::unmasked_outside_user_namespace(&resolved_profile, &context);
-                problems.extend(invalid.into_iter().map(|problem| (profile.on_error, problem)));
-                if let Some(lowered) = pod_security::secure(&mut resolved_profile, &context, before) {
+                let secured = pod_security::secure(&mut resolved_profile, &context, before);
+                let lowered = secured.lowered.map(|lowered| {
                     security.injected = security.injected.min(lowered.to);
-                    problems
-                        .extend(lowered.messages().into_iter().map(|problem| (profile.on_error, problem)));
-                }
+                    lowered.messages()
+                });
+                let found = secured.refused.into_iter().chain(lowered.into_iter().flatten());
+                problems.extend(found.map(|problem| (profile.on_error, problem)));
                 resolved.push(resolved_profile);
             }
             Err(found) => problems.extend(found.into_iter().map(|problem| (profile.on_error, problem))),

@@ -17,7 +17,7 @@ use std::fmt;
 
 mod additions;
 
-pub(crate) use additions::{profile_level, secure, unmasked_outside_user_namespace};
+pub(crate) use additions::{profile_level, secure};
 
 use super::skeleton::{
     ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, SpecSkeleton, VolumeSkeleton,
@@ -182,8 +182,7 @@ pub(crate) fn container_findings(
     if sc.privileged == Some(true) {
         failed.push(Cow::Borrowed("privileged is true"));
     }
-    let unmasked = sc.proc_mount.as_deref().is_some_and(|m| m != "Default");
-    if unmasked && (at == Level::Restricted || !context.user_namespace) {
+    if unmasked(sc) && (at == Level::Restricted || !context.user_namespace) {
         failed.push(Cow::Borrowed("procMount is not Default"));
     }
     let added = sc.capabilities.as_ref().map(|c| c.add.as_slice()).unwrap_or_default();
@@ -243,6 +242,11 @@ pub(crate) fn annotation_findings(key: &str, value: &str, failed: &mut Findings)
     {
         failed.push(Cow::Borrowed("sets an AppArmor profile other than runtime/default or localhost/*"));
     }
+}
+
+/// A `procMount` other than `Default`: an unmasked `/proc`.
+fn unmasked(sc: &SecurityContext) -> bool {
+    sc.proc_mount.as_deref().is_some_and(|m| m != "Default")
 }
 
 fn valid_seccomp(kind: &str) -> bool {

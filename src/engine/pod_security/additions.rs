@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value, json};
 
-use super::{Context, Findings, Level, annotation_findings, container_findings, volume_findings};
+use super::{Context, Findings, Level, annotation_findings, container_findings, unmasked, volume_findings};
 use crate::config::Profile;
 use crate::resolve::Resolved;
 use crate::skeleton::{
@@ -98,20 +98,29 @@ impl Lowered {
     }
 }
 
+/// What a profile's additions do to a Pod's security, judged once per addition.
+#[derive(Debug, Default)]
+pub(crate) struct Secured {
+    /// What would lower the Pod, if anything.
+    pub lowered: Option<Lowered>,
+    /// Containers the API server would refuse in this Pod: an unmasked `/proc` outside a user
+    /// namespace, at any level. Each a problem of the profile's, as a clash is.
+    pub refused: Vec<String>,
+}
+
 /// `profile`'s additions for a Pod that came in at `before`. In a restricted Pod, when the profile
 /// has `restrictedDefaults` (and the Pod is not a Windows one, which may not set these), each
 /// container it adds first gets the restricted settings its template leaves unset and the Pod does
 /// not give it; an explicit value is never changed. What was filled is part of what was added, so
 /// it joins the profile's values, which the status hash covers. Then: what would still lower the
-/// Pod, if anything.
-pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -> Option<Lowered> {
-    if before == Level::Privileged {
-        return None;
-    }
+/// Pod, and what the API server would refuse.
+pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -> Secured {
+    let judging = before != Level::Privileged;
     let fill = before == Level::Restricted && profile.profile.restricted_defaults && !context.windows;
     let read: &[ContainerSkeleton] = &profile.profile.containers_read;
     let init = profile.init_containers.len();
-    let (mut filled, mut lowered) = (Vec::new(), Lowered { from: before, to: before, items: Vec::new() });
+    let (mut filled, mut refused) = (Vec::new(), Vec::new());
+    let mut lowered = Lowered { from: before, to: before, items: Vec::new() };
     let containers = profile.init_containers.iter_mut().chain(&mut profile.containers);
     for (i, (container, read)) in containers.zip(read).enumerate() {
         // A template added unchanged was read at load; one filled for this Pod is read here.
@@ -124,6 +133,16 @@ pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -
             }
         };
         let sc = read.security.as_deref().unwrap_or(&NO_SECURITY_CONTEXT);
+        if unmasked(sc) && !context.user_namespace {
+            refused.push(format!(
+                "profile {:?}: container {:?} sets procMount other than Default, which the API server allows only with hostUsers: false",
+                profile.profile.name,
+                name(container)
+            ));
+        }
+        if !judging {
+            continue;
+        }
         let wanted: Vec<RestrictedDefault> =
             RestrictedDefault::ALL.into_iter().filter(|d| fill && d.wanted(sc, context)).collect();
         let item = || {
@@ -145,17 +164,17 @@ pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -
         let paths: Vec<&str> = wanted.iter().map(|d| d.path()).collect();
         filled.push(format!("{}={}", name(container), paths.join(",")));
     }
-    for volume in &profile.volumes {
+    for volume in profile.volumes.iter().filter(|_| judging) {
         let read = volume_of(volume);
         lowered.judge(|| format!("volume {:?}", name(volume)), |at, found| volume_findings(&read, at, found));
     }
-    for (key, value) in &profile.annotations {
+    for (key, value) in profile.annotations.iter().filter(|_| judging) {
         lowered.judge(|| format!("annotation {key:?}"), |_, found| annotation_findings(key, value, found));
     }
     if !filled.is_empty() {
         profile.values.push(format!("restrictedDefaults:{}", filled.join(";")));
     }
-    (!lowered.items.is_empty()).then_some(lowered)
+    Secured { lowered: (!lowered.items.is_empty()).then_some(lowered), refused }
 }
 
 impl Lowered {
@@ -177,34 +196,6 @@ impl Lowered {
     }
 }
 
-/// The containers `profile` adds that ask for an unmasked `/proc` in a Pod outside a user
-/// namespace: the API server refuses such a Pod, so each is a problem of the profile's, as a clash
-/// is, whatever the Pod's level.
-pub(crate) fn unmasked_outside_user_namespace(profile: &Resolved, context: &Context) -> Vec<String> {
-    if context.user_namespace {
-        return Vec::new();
-    }
-    let read: &[ContainerSkeleton] = &profile.profile.containers_read;
-    let containers = profile.init_containers.iter().chain(&profile.containers);
-    let unmasked = |read: &ContainerSkeleton| {
-        read.security.as_ref().and_then(|sc| sc.proc_mount.as_deref()).is_some_and(|m| m != "Default")
-    };
-    containers
-        .zip(read)
-        .filter(|(container, read)| match container {
-            Rendered::Config { .. } => unmasked(read),
-            Rendered::Filled(value) => unmasked(&container_of(value)),
-        })
-        .map(|(container, _)| {
-            format!(
-                "profile {:?}: container {:?} sets procMount other than Default, which the API server allows only with hostUsers: false",
-                profile.profile.name,
-                name(container)
-            )
-        })
-        .collect()
-}
-
 /// The highest level `profile`'s additions can keep, in the Pod most favourable to them (one that
 /// sets `runAsNonRoot` and a seccomp profile for its containers), with what stops it going higher,
 /// as in `container "tcpdump" adds NET_RAW`.
@@ -215,12 +206,14 @@ pub(crate) fn profile_level(profile: &Profile) -> (Level, Vec<String>) {
         ..SecurityContext::default()
     };
     let context = Context { pod: Some(&favourable), ..Context::default() };
-    let Some(lowered) = secure(&mut unfilled(profile), &context, Level::Restricted) else {
+    let Some(lowered) = secure(&mut unfilled(profile), &context, Level::Restricted).lowered else {
         return (Level::Restricted, Vec::new());
     };
     // Below baseline: say why not baseline.
     let lowered = match lowered.to {
-        Level::Privileged => secure(&mut unfilled(profile), &context, Level::Baseline).unwrap_or(lowered),
+        Level::Privileged => {
+            secure(&mut unfilled(profile), &context, Level::Baseline).lowered.unwrap_or(lowered)
+        }
         _ => lowered,
     };
     let reasons = lowered.items.iter().map(|(item, found)| format!("{item} {}", found.join(", "))).collect();
