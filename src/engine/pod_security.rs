@@ -20,7 +20,7 @@ mod additions;
 pub(crate) use additions::{profile_level, secure};
 
 use super::skeleton::{
-    ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, SpecSkeleton, VolumeSkeleton,
+    ContainerSkeleton, NO_SECURITY_CONTEXT, ProfileType, SecurityContext, SpecSkeleton, VolumeSkeleton,
 };
 
 /// A Pod Security Standards level, lowest first.
@@ -86,7 +86,7 @@ impl<'a> Context<'a> {
     }
 
     fn pod_seccomp_set(&self) -> bool {
-        self.pod.and_then(|p| p.seccomp.as_deref()).is_some_and(valid_seccomp)
+        self.pod.and_then(|p| p.seccomp) == Some(ProfileType::Confined)
     }
 }
 
@@ -123,14 +123,14 @@ fn pod_findings(spec: &SpecSkeleton, at: Level, failed: &mut Findings) {
     let context = Context::of(spec);
     let Some(pod) = &spec.security_context else { return };
     shared_findings(pod, &context, at, failed);
-    if pod.sysctls.iter().any(|name| !SAFE_SYSCTLS.contains(&name.as_ref())) {
+    if pod.unsafe_sysctl {
         failed.push(Cow::Borrowed("sets a sysctl baseline does not allow"));
     }
     if at == Level::Restricted {
         if !context.user_namespace && pod.run_as_non_root == Some(false) {
             failed.push(Cow::Borrowed("runAsNonRoot is false"));
         }
-        if !context.windows && pod.seccomp.as_deref().is_some_and(|t| !valid_seccomp(t)) {
+        if !context.windows && pod.seccomp == Some(ProfileType::Other) {
             failed.push(Cow::Borrowed("seccompProfile is not RuntimeDefault or Localhost"));
         }
     }
@@ -141,22 +141,17 @@ fn shared_findings(sc: &SecurityContext, context: &Context, at: Level, failed: &
     if sc.host_process == Some(true) {
         failed.push(Cow::Borrowed("windowsOptions.hostProcess is true"));
     }
-    if sc.app_armor.as_deref().is_some_and(|t| t != "RuntimeDefault" && t != "Localhost") {
+    if sc.app_armor == Some(ProfileType::Other) {
         failed.push(Cow::Borrowed("appArmorProfile is not RuntimeDefault or Localhost"));
     }
-    if let Some(se) = &sc.se_linux {
-        let allowed = ["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"];
-        if !allowed.contains(&se.kind.as_deref().unwrap_or_default()) {
-            failed.push(Cow::Borrowed("seLinuxOptions.type is not a container type"));
-        }
-        if se.user.as_deref().is_some_and(|u| !u.is_empty())
-            || se.role.as_deref().is_some_and(|r| !r.is_empty())
-        {
-            failed.push(Cow::Borrowed("seLinuxOptions sets a user or role"));
-        }
+    if sc.se_linux.foreign_type {
+        failed.push(Cow::Borrowed("seLinuxOptions.type is not a container type"));
+    }
+    if sc.se_linux.user_or_role {
+        failed.push(Cow::Borrowed("seLinuxOptions sets a user or role"));
     }
     // Restricted's own seccomp check replaces baseline's (`pod_findings`, `container_findings`).
-    if at == Level::Baseline && sc.seccomp.as_deref().is_some_and(|t| !valid_seccomp(t)) {
+    if at == Level::Baseline && sc.seccomp == Some(ProfileType::Other) {
         failed.push(Cow::Borrowed("seccompProfile is Unconfined"));
     }
     if at == Level::Restricted && !context.user_namespace && sc.run_as_user == Some(0) {
@@ -174,7 +169,7 @@ pub(crate) fn container_findings(
     if container.host_port {
         failed.push(Cow::Borrowed("uses a hostPort"));
     }
-    if !container.probe_hosts.is_empty() {
+    if container.probe_host {
         failed.push(Cow::Borrowed("a probe or lifecycle handler sets host"));
     }
     let sc = container.security.as_deref().unwrap_or(&NO_SECURITY_CONTEXT);
@@ -182,10 +177,10 @@ pub(crate) fn container_findings(
     if sc.privileged == Some(true) {
         failed.push(Cow::Borrowed("privileged is true"));
     }
-    if unmasked(sc) && (at == Level::Restricted || !context.user_namespace) {
+    if sc.unmasked_proc && (at == Level::Restricted || !context.user_namespace) {
         failed.push(Cow::Borrowed("procMount is not Default"));
     }
-    let added = sc.capabilities.as_ref().map(|c| c.add.as_slice()).unwrap_or_default();
+    let added = &sc.capabilities.add;
     if at == Level::Baseline {
         let beyond: Vec<&str> =
             added.iter().map(|c| c.as_ref()).filter(|c| !BASELINE_CAPABILITIES.contains(c)).collect();
@@ -207,15 +202,14 @@ pub(crate) fn container_findings(
     if sc.allow_privilege_escalation != Some(false) {
         failed.push(Cow::Borrowed("allowPrivilegeEscalation is not false"));
     }
-    match sc.seccomp.as_deref() {
-        Some(kind) if !valid_seccomp(kind) => {
+    match sc.seccomp {
+        Some(ProfileType::Other) => {
             failed.push(Cow::Borrowed("seccompProfile is not RuntimeDefault or Localhost"))
         }
         None if !context.pod_seccomp_set() => failed.push(Cow::Borrowed("seccompProfile is not set")),
         _ => {}
     }
-    let dropped = sc.capabilities.as_ref().and_then(|c| c.drop.as_deref()).unwrap_or_default();
-    if !dropped.iter().any(|c| c == "ALL") {
+    if sc.capabilities.drops_all != Some(true) {
         failed.push(Cow::Borrowed("capabilities.drop does not include ALL"));
     }
     let beyond: Vec<&str> = added.iter().map(|c| c.as_ref()).filter(|c| *c != "NET_BIND_SERVICE").collect();
@@ -244,13 +238,23 @@ pub(crate) fn annotation_findings(key: &str, value: &str, failed: &mut Findings)
     }
 }
 
-/// A `procMount` other than `Default`: an unmasked `/proc`.
-fn unmasked(sc: &SecurityContext) -> bool {
-    sc.proc_mount.as_deref().is_some_and(|m| m != "Default")
+impl ProfileType {
+    /// What a seccomp or AppArmor profile's `type` is to the checks.
+    pub(crate) fn of(kind: &str) -> ProfileType {
+        match kind {
+            "RuntimeDefault" | "Localhost" => ProfileType::Confined,
+            _ => ProfileType::Other,
+        }
+    }
 }
 
-fn valid_seccomp(kind: &str) -> bool {
-    kind == "RuntimeDefault" || kind == "Localhost"
+/// An SELinux `type` baseline allows; unset is the empty string.
+pub(crate) fn container_selinux_type(kind: &str) -> bool {
+    ["", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"].contains(&kind)
+}
+
+pub(crate) fn safe_sysctl(name: &str) -> bool {
+    SAFE_SYSCTLS.contains(&name)
 }
 
 const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";

@@ -29,6 +29,7 @@ use serde_json::Value;
 mod pod;
 mod read;
 mod security;
+mod shapes;
 
 use pod::{ContainerShape, PodShape, VolumeShape};
 use read::{At, Got, Problems, Read};
@@ -84,28 +85,31 @@ pub(crate) struct ContainerSkeleton<'b> {
     pub security: Option<Box<SecurityContext<'b>>>,
     /// Whether any port sets a `hostPort` other than 0.
     pub host_port: bool,
-    /// The `host` of every probe and lifecycle handler that sets one.
-    pub probe_hosts: Vec<Cow<'b, str>>,
+    /// Whether a probe or lifecycle handler names a `host`.
+    pub probe_host: bool,
 }
 
 /// What Pod Security reads of a container's or the Pod's `securityContext`; the two share one
-/// shape, and the checks read each only for its own fields.
+/// shape, and the checks read each only for its own fields. Each field is reduced as it is read to
+/// what the checks ask of it: flags are smaller to hold than the strings, and every review reads
+/// them.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct SecurityContext<'b> {
     pub run_as_non_root: Option<bool>,
     pub run_as_user: Option<i64>,
     /// The `type` of `seccompProfile` and of `appArmorProfile`.
-    pub seccomp: Option<Cow<'b, str>>,
-    pub app_armor: Option<Cow<'b, str>>,
-    pub se_linux: Option<SeLinux<'b>>,
+    pub seccomp: Option<ProfileType>,
+    pub app_armor: Option<ProfileType>,
+    pub se_linux: SeLinux,
     /// `windowsOptions.hostProcess`.
     pub host_process: Option<bool>,
     pub privileged: Option<bool>,
     pub allow_privilege_escalation: Option<bool>,
-    pub proc_mount: Option<Cow<'b, str>>,
-    pub capabilities: Option<Capabilities<'b>>,
-    /// The Pod's sysctls, by name.
-    pub sysctls: Vec<Cow<'b, str>>,
+    /// A `procMount` other than `Default`: an unmasked `/proc`.
+    pub unmasked_proc: bool,
+    pub capabilities: Capabilities<'b>,
+    /// Whether a sysctl is one baseline does not allow (the Pod's only).
+    pub unsafe_sysctl: bool,
 }
 
 /// A `securityContext` that sets nothing: what a container without one is judged by.
@@ -114,27 +118,40 @@ pub(crate) static NO_SECURITY_CONTEXT: SecurityContext<'static> = SecurityContex
     run_as_user: None,
     seccomp: None,
     app_armor: None,
-    se_linux: None,
+    se_linux: SeLinux { foreign_type: false, user_or_role: false },
     host_process: None,
     privileged: None,
     allow_privilege_escalation: None,
-    proc_mount: None,
-    capabilities: None,
-    sysctls: Vec::new(),
+    unmasked_proc: false,
+    capabilities: Capabilities { add: Vec::new(), drops_all: None },
+    unsafe_sysctl: false,
 };
 
-#[derive(Debug, Default, Clone)]
-pub(crate) struct SeLinux<'b> {
-    pub kind: Option<Cow<'b, str>>,
-    pub user: Option<Cow<'b, str>>,
-    pub role: Option<Cow<'b, str>>,
+/// A seccomp or AppArmor profile's `type`, as the checks tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProfileType {
+    /// `RuntimeDefault` or `Localhost`.
+    Confined,
+    /// `Unconfined`, or a type the API server would refuse anyway.
+    Other,
+}
+
+/// `seLinuxOptions`, as the checks ask of it; all `false` when it is unset.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SeLinux {
+    /// A `type` other than the container types.
+    pub foreign_type: bool,
+    /// A `user` or `role` that is not empty.
+    pub user_or_role: bool,
 }
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Capabilities<'b> {
+    /// By name, for the message that names them.
     pub add: Vec<Cow<'b, str>>,
-    /// `None` when unset, which is not the same as an empty list a template says.
-    pub drop: Option<Vec<Cow<'b, str>>>,
+    /// Whether `drop` includes `ALL`; `None` when it is unset, which is not the same as an empty
+    /// list a template says.
+    pub drops_all: Option<bool>,
 }
 
 #[derive(Debug, Default)]

@@ -6,11 +6,11 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value, json};
 
-use super::{Context, Findings, Level, annotation_findings, container_findings, unmasked, volume_findings};
+use super::{Context, Findings, Level, annotation_findings, container_findings, volume_findings};
 use crate::config::Profile;
 use crate::resolve::Resolved;
 use crate::skeleton::{
-    Capabilities, ContainerSkeleton, NO_SECURITY_CONTEXT, SecurityContext, container_of, volume_of,
+    ContainerSkeleton, NO_SECURITY_CONTEXT, ProfileType, SecurityContext, container_of, volume_of,
 };
 use crate::template::{Rendered, Template};
 
@@ -50,7 +50,7 @@ impl RestrictedDefault {
     fn wanted(self, sc: &SecurityContext, context: &Context) -> bool {
         match self {
             Self::NoEscalation => sc.allow_privilege_escalation.is_none(),
-            Self::DropAll => sc.capabilities.as_ref().and_then(|c| c.drop.as_ref()).is_none(),
+            Self::DropAll => sc.capabilities.drops_all.is_none(),
             Self::NonRoot => {
                 sc.run_as_non_root.is_none() && !context.pod_non_root() && !context.user_namespace
             }
@@ -61,12 +61,9 @@ impl RestrictedDefault {
     fn read_into(self, sc: &mut SecurityContext) {
         match self {
             Self::NoEscalation => sc.allow_privilege_escalation = Some(false),
-            Self::DropAll => {
-                sc.capabilities.get_or_insert_with(Capabilities::default).drop =
-                    Some(vec![Cow::Borrowed("ALL")])
-            }
+            Self::DropAll => sc.capabilities.drops_all = Some(true),
             Self::NonRoot => sc.run_as_non_root = Some(true),
-            Self::Seccomp => sc.seccomp = Some(Cow::Borrowed("RuntimeDefault")),
+            Self::Seccomp => sc.seccomp = Some(ProfileType::Confined),
         }
     }
 
@@ -133,7 +130,7 @@ pub(crate) fn secure(profile: &mut Resolved, context: &Context, before: Level) -
             }
         };
         let sc = read.security.as_deref().unwrap_or(&NO_SECURITY_CONTEXT);
-        if unmasked(sc) && !context.user_namespace {
+        if sc.unmasked_proc && !context.user_namespace {
             refused.push(format!(
                 "profile {:?}: container {:?} sets procMount other than Default, which the API server allows only with hostUsers: false",
                 profile.profile.name,
@@ -202,7 +199,7 @@ impl Lowered {
 pub(crate) fn profile_level(profile: &Profile) -> (Level, Vec<String>) {
     let favourable = SecurityContext {
         run_as_non_root: Some(true),
-        seccomp: Some(Cow::Borrowed("RuntimeDefault")),
+        seccomp: Some(ProfileType::Confined),
         ..SecurityContext::default()
     };
     let context = Context { pod: Some(&favourable), ..Context::default() };

@@ -5,10 +5,9 @@ use std::borrow::Cow;
 
 use serde::de::{IgnoredAny, MapAccess};
 
-use super::read::{
-    AnyText, At, Boolean, Field, Got, INITIAL_ROOM, Key, List, Outcome, Problems, Read, Shape, Text, object,
-};
-use super::security::{HandlerShape, HostPorts, LifecycleShape, SecurityShape};
+use super::read::{At, Got, INITIAL_ROOM, Outcome, Problems, Read, Shape, object};
+use super::security::{HOST_PORTS, HandlerShape, LifecycleShape, SecurityShape};
+use super::shapes::{AnyText, Boolean, Field, Key, List, Text};
 use super::{ContainerSkeleton, MetadataSkeleton, PodSkeleton, SpecSkeleton, VolumeSkeleton};
 
 // The shapes of the parts of a Pod injection reads, each an object of known fields but
@@ -171,15 +170,15 @@ impl<'de> Shape<'de> for ContainerShape {
                 }
                 4 => {
                     container.host_port =
-                        map.next_value_seed(Read { shape: HostPorts, at, found })?.value() == Some(true)
+                        map.next_value_seed(Read { shape: HOST_PORTS, at, found })?.value() == Some(true)
                 }
                 5..=7 => {
-                    let hosts = map.next_value_seed(Read { shape: HandlerShape, at, found })?.value();
-                    container.probe_hosts.extend(hosts.into_iter().flatten());
+                    let host = map.next_value_seed(Read { shape: HandlerShape, at, found })?.value();
+                    container.probe_host |= host == Some(true);
                 }
                 _ => {
-                    let hosts = map.next_value_seed(Read { shape: LifecycleShape, at, found })?.value();
-                    container.probe_hosts.extend(hosts.into_iter().flatten());
+                    let host = map.next_value_seed(Read { shape: LifecycleShape, at, found })?.value();
+                    container.probe_host |= host == Some(true);
                 }
             }
             Ok(())

@@ -1,5 +1,6 @@
-//! How the skeleton is read: a [`Shape`] per kind of value, each JSON value of another kind than
-//! its field takes reported with where it is ([`At`]) and read through, never a reason to stop.
+//! How the skeleton is read: a [`Shape`] per kind of value (`shapes.rs` has the common ones), each
+//! JSON value of another kind than its field takes reported with where it is ([`At`]) and read
+//! through, never a reason to stop.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -99,7 +100,7 @@ fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     Ok(())
 }
 
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+pub(super) fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
     Ok(())
 }
@@ -196,122 +197,6 @@ pub(super) fn object<'de, A: MapAccess<'de>, T: Default>(
         }
     }
     Ok(Some(object))
-}
-
-/// A string, borrowed from the body when it has no escapes.
-#[derive(Clone, Copy)]
-pub(super) struct Text;
-
-impl<'de> Shape<'de> for Text {
-    type Out = Cow<'de, str>;
-    const WRONG: Option<&'static str> = Some("is not a string");
-
-    fn text(self, text: Cow<'de, str>) -> Option<Self::Out> {
-        Some(text)
-    }
-}
-
-/// `Text` without the report, for fields whose other kinds are only ignored (the Pod's name, which
-/// is only logged) or reported otherwise (a key's).
-#[derive(Clone, Copy)]
-pub(super) struct AnyText;
-
-impl<'de> Shape<'de> for AnyText {
-    type Out = Cow<'de, str>;
-    const WRONG: Option<&'static str> = None;
-
-    fn text(self, text: Cow<'de, str>) -> Option<Self::Out> {
-        Some(text)
-    }
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct Boolean;
-
-impl<'de> Shape<'de> for Boolean {
-    type Out = bool;
-    const WRONG: Option<&'static str> = Some("is not a boolean");
-
-    fn boolean(self, value: bool) -> Option<bool> {
-        Some(value)
-    }
-}
-
-/// A whole number (`runAsUser`, `hostPort`).
-#[derive(Clone, Copy)]
-pub(super) struct Integer;
-
-impl<'de> Shape<'de> for Integer {
-    type Out = i64;
-    const WRONG: Option<&'static str> = Some("is not an integer");
-
-    fn integer(self, value: i64) -> Option<i64> {
-        Some(value)
-    }
-}
-
-/// An object reduced to one optional field, read as the shape: `seccompProfile` to its `type`,
-/// `httpGet` to its `host`. `None` inside when the field is absent.
-#[derive(Clone, Copy)]
-pub(super) struct Field<S>(pub &'static str, pub S);
-
-impl<'de, S: Shape<'de>> Shape<'de> for Field<S> {
-    type Out = Option<S::Out>;
-    const WRONG: Option<&'static str> = Some("is not an object");
-
-    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
-        object(map, at, &[self.0], |field: &mut Option<S::Out>, _, at, map| {
-            *field = map.next_value_seed(Read { shape: self.1, at, found })?.value();
-            Ok(())
-        })
-    }
-}
-
-/// A list, each item read as the shape; an item that is not an object is reported as such.
-#[derive(Clone, Copy)]
-pub(super) struct List<S>(pub S);
-
-impl<'de, S: Shape<'de>> Shape<'de> for List<S> {
-    type Out = Vec<S::Out>;
-    const WRONG: Option<&'static str> = Some("is not a list");
-
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(INITIAL_ROOM));
-        loop {
-            let item_at = At::Item(at, items.len());
-            match seq.next_element_seed(Read { shape: self.0, at: item_at, found })? {
-                None => return Ok(Some(items)),
-                Some(Got::Value(item)) => items.push(item),
-                Some(Got::Absent) => {
-                    found.report(|| format!("{item_at} {}", S::WRONG.unwrap_or_default()));
-                    return drain_seq(seq).map(|()| Some(items));
-                }
-                Some(Got::Wrong) => return drain_seq(seq).map(|()| Some(items)),
-            }
-        }
-    }
-}
-
-/// An item of a list reduced to one of its string fields: a volume to its name, a mount to its
-/// path. This keeps a Pod with thousands of env vars cheap: one string each.
-#[derive(Clone, Copy)]
-pub(super) struct Key(pub &'static str);
-
-impl<'de> Shape<'de> for Key {
-    type Out = Cow<'de, str>;
-    const WRONG: Option<&'static str> = Some("is not an object");
-
-    fn map<A: MapAccess<'de>>(self, map: A, at: &At, found: &Problems) -> Outcome<Self::Out, A::Error> {
-        let key = object(map, at, &[self.0], |key: &mut Option<Cow<'de, str>>, _, at, map| {
-            *key = map.next_value_seed(Read { shape: AnyText, at, found })?.value();
-            Ok(())
-        })?
-        .flatten();
-        if key.is_none() {
-            found.report(|| format!("{at}.{} is missing or not a string", self.0));
-        }
-        Ok(Some(key.unwrap_or_default()))
-    }
 }
 
 /// Matches an object key against the fields read without allocating it. (As a string: serde_json

@@ -64,6 +64,18 @@ fn names_the_first_field_of_the_wrong_shape() {
             "spec.containers[0].ports[0].hostPort is not an integer",
         ),
         (json!({"spec": {"os": "linux"}}), "spec.os is not an object"),
+        (
+            json!({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"drop": ["KILL", 1]}}}]}}),
+            "spec.containers[0].securityContext.capabilities.drop[1] is not a string",
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a", "ports": [null]}]}}),
+            "spec.containers[0].ports[0] is not an object",
+        ),
+        (
+            json!({"spec": {"securityContext": {"seccompProfile": {"type": 1}}}}),
+            "spec.securityContext.seccompProfile.type is not a string",
+        ),
     ];
     for (object, message) in cases {
         assert_eq!(skeleton(object.clone()).malformed.as_deref(), Some(message), "{object}");
@@ -74,11 +86,13 @@ fn names_the_first_field_of_the_wrong_shape() {
 fn keeps_what_pod_security_reads() {
     let pod = skeleton(json!({"spec": {
         "hostPID": true, "hostUsers": false, "os": {"name": "linux"},
-        "securityContext": {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [{"name": "a", "value": "1"}]},
-        "initContainers": [{"name": "i", "securityContext": {"capabilities": {"add": ["NET_RAW"], "drop": ["ALL"]}, "procMount": "Unmasked"}}],
+        "securityContext": {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}, "sysctls": [{"name": "a", "value": "1"}],
+                            "seLinuxOptions": {"type": "container_t", "role": "r"}},
+        "initContainers": [{"name": "i", "securityContext": {"capabilities": {"add": ["NET_RAW"], "drop": ["KILL", "ALL"]}, "procMount": "Unmasked",
+                                                            "appArmorProfile": {"type": "Unconfined"}},
+                            "lifecycle": {"preStop": {"tcpSocket": {"host": "", "port": 1}}}}],
         "containers": [{"name": "a", "ports": [{"containerPort": 1, "hostPort": 0}, {"containerPort": 2, "hostPort": 8080}],
-                        "readinessProbe": {"httpGet": {"host": "h", "port": 1}},
-                        "lifecycle": {"preStop": {"tcpSocket": {"host": "", "port": 1}}}}],
+                        "readinessProbe": {"httpGet": {"host": "h", "port": 1}}}],
         "volumes": [{"name": "e"}, {"name": "n", "nfs": {"server": "s", "path": "/"}}]
     }}));
     assert_eq!(pod.malformed, None);
@@ -87,16 +101,22 @@ fn keeps_what_pod_security_reads() {
     assert_eq!((spec.host_users, spec.os.as_deref()), (Some(false), Some("linux")));
     let sc = spec.security_context.unwrap();
     assert_eq!(
-        (sc.run_as_user, sc.seccomp.as_deref(), sc.sysctls.len()),
-        (Some(0), Some("RuntimeDefault"), 1)
+        (sc.run_as_user, sc.seccomp, sc.unsafe_sysctl),
+        (Some(0), Some(ProfileType::Confined), true),
+        "sysctl a is not one baseline allows"
     );
+    assert!(!sc.se_linux.foreign_type && sc.se_linux.user_or_role);
     let init = &spec.init_containers.unwrap()[0];
     let init_sc = init.security.as_deref().unwrap();
-    assert_eq!(init_sc.capabilities.as_ref().unwrap().add, ["NET_RAW"]);
-    assert_eq!(init_sc.proc_mount.as_deref(), Some("Unmasked"));
+    assert_eq!(init_sc.capabilities.add, ["NET_RAW"]);
+    assert_eq!(init_sc.capabilities.drops_all, Some(true));
+    assert_eq!(init_sc.app_armor, Some(ProfileType::Other));
+    assert!(init_sc.unmasked_proc);
+    assert!(!init.probe_host, "an empty host is no host");
     let app = &spec.containers.unwrap()[0];
     assert!(app.host_port);
-    assert_eq!(app.probe_hosts, ["h"], "an empty host is no host");
+    assert!(app.probe_host, "the readiness probe names h");
+    assert_eq!(app.security.as_deref().map(|sc| sc.capabilities.drops_all), None);
     let sources: Vec<_> = spec.volumes.unwrap().iter().map(|v| v.source.clone()).collect();
     assert_eq!(sources, [None, Some(Cow::Borrowed("nfs"))]);
 }
