@@ -322,6 +322,23 @@ fn a_pod_injected_by_another_configuration_is_left_alone() {
     assert!(response.response.warnings[0].contains("re-create it"));
 }
 
+/// The status annotation alone says whether a Pod was injected: a copy of an injected Pod that
+/// names a profile this configuration lacks is left alone, not denied. (The webhook's
+/// matchConditions never send such a Pod, and must not hold back one that would be denied.)
+#[test]
+fn an_injected_pod_naming_an_unknown_profile_is_left_alone() {
+    let (_, mut injected) = admit(&small_pod(), "shop", &Config::builtin());
+    injected["metadata"]["annotations"]["sidecar-injector.io/inject"] = json!("gone");
+    let (response, patched) = admit(&injected, "shop", &Config::builtin());
+    assert!(response.response.allowed);
+    assert_eq!(patched, injected);
+    assert_eq!(response.response.audit_annotations["reason"], "injected-by-other-config");
+
+    injected["metadata"]["annotations"].as_object_mut().unwrap().remove("sidecar-injector.io/status");
+    let response = answer(&pod_review(&injected, "shop"), &Config::builtin());
+    assert!(!response.response.allowed, "without the status annotation the unknown name is denied");
+}
+
 /// One row: a Pod of a shape Kubernetes never gives is refused, the message naming the field.
 fn malformed_pod_refused(pod: Value, what: &str) {
     let response = answer(&pod_review(&pod, "shop"), &Config::builtin());

@@ -134,7 +134,13 @@ fn selected<'c>(
     let annotation = view.annotation(keys::INJECT).map(str::trim).filter(|v| !v.is_empty());
     let asked = annotation.is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if let Some(list) = annotation.filter(|_| !asked) {
-        return named(list.split(',').map(str::trim).filter(|s| !s.is_empty()), config);
+        let named = named(list.split(',').map(str::trim).filter(|s| !s.is_empty()), config);
+        // An injected Pod is left as it is, whatever it names: the status annotation alone says
+        // whether a Pod was injected (and the webhook's matchConditions never send such a Pod).
+        return match (named, view.annotation(keys::STATUS)) {
+            (Err(_), Some(existing)) => Err(injected_before(existing)),
+            (named, _) => named,
+        };
     }
     let mut chosen: Vec<(&Profile, Rule)> = Vec::new();
     if asked || config.inject_by_default {
@@ -155,6 +161,14 @@ fn selected<'c>(
         return Err(Outcome::skipped_because(SkipReason::NotRequested, why));
     }
     Ok(chosen)
+}
+
+/// A Pod injected with another configuration than this one (`existing` is its status).
+fn injected_before(existing: &str) -> Outcome {
+    let why = format_args!(
+        "the Pod was injected before, with another configuration ({existing}); re-create it from its template to inject the current one"
+    );
+    Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
 }
 
 /// The profiles an annotation names, each once; a name that is no profile is an error.
@@ -222,10 +236,7 @@ fn planned<'c>(
         return Err(if status.as_deref() == Some(existing) {
             Outcome::skipped(SkipReason::AlreadyInjected)
         } else {
-            let why = format_args!(
-                "the Pod was injected before, with another configuration ({existing}); re-create it from its template to inject the current one"
-            );
-            Outcome::skipped_because(SkipReason::InjectedByOtherConfig, why)
+            injected_before(existing)
         });
     }
     // Only when every profile resolved: a mount may name a volume another selected profile adds.

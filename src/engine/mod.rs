@@ -18,6 +18,8 @@
 //! config               a configuration checked once, at load, every error with its field path
 //! selection            where a profile applies by itself (selector, namespaces), and which rule
 //!                      chose each profile for a Pod
+//! registration         the MutatingWebhookConfiguration for a configuration, with the
+//!                      matchConditions (CEL, `cel`) that keep Pods it leaves alone from being sent
 //! names                Kubernetes' rules for names, label values and keys
 //! ```
 //!
@@ -32,6 +34,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types, clippy::disallowed_macros)]
 #![warn(clippy::too_many_lines)]
 
+mod cel;
 pub mod config;
 mod decision;
 mod error;
@@ -44,6 +47,7 @@ mod patch;
 mod plan;
 mod pod_security;
 mod pod_view;
+pub mod registration;
 mod resolve;
 pub mod review;
 pub mod selection;

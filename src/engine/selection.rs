@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube_core::{Selector, SelectorExt};
+use kube_core::{Expression, Selector, SelectorExt};
 
 use super::error::ConfigError;
 use super::names;
@@ -88,6 +88,44 @@ impl Selection {
         !self.is_empty()
             && self.selector.as_ref().is_none_or(|s| s.matches(labels))
             && (self.namespaces.is_empty() || self.namespaces.iter().any(|ns| ns == namespace))
+    }
+}
+
+impl Selection {
+    /// Where the profile applies by itself, as a CEL condition over the Pod and the request (for
+    /// the webhook's `matchConditions`); `None` when it does not apply by itself.
+    pub fn cel(&self) -> Option<String> {
+        use super::cel::{has_key, list, quote, value_of};
+        if self.is_empty() {
+            return None;
+        }
+        let label = |key: &str| has_key("labels", key);
+        let value = |key: &str| value_of("labels", key);
+        let values = |set: std::collections::BTreeSet<String>| list(&set.into_iter().collect::<Vec<_>>());
+        let mut all: Vec<String> = self
+            .selector
+            .clone()
+            .into_iter()
+            .flatten()
+            .map(|requirement| match requirement {
+                Expression::In(key, set) => {
+                    format!("({} && {} in {})", label(&key), value(&key), values(set))
+                }
+                Expression::NotIn(key, set) => {
+                    format!("!({} && {} in {})", label(&key), value(&key), values(set))
+                }
+                Expression::Equal(key, v) => format!("({} && {} == {})", label(&key), value(&key), quote(&v)),
+                Expression::NotEqual(key, v) => {
+                    format!("!({} && {} == {})", label(&key), value(&key), quote(&v))
+                }
+                Expression::Exists(key) => label(&key),
+                Expression::DoesNotExist(key) => format!("!{}", label(&key)),
+            })
+            .collect();
+        if !self.namespaces.is_empty() {
+            all.push(format!("request.namespace in {}", list(&self.namespaces)));
+        }
+        Some(if all.is_empty() { "true".into() } else { all.join(" && ") })
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sidecar_injector::engine::registration::{Client, match_conditions, webhook_configuration};
 use sidecar_injector::engine::{Level, config::BUILTIN_YAML, manifests};
 use sidecar_injector::{Config, config_file, review};
 
@@ -84,6 +85,26 @@ enum Command {
     /// Check or print configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the MutatingWebhookConfiguration for a configuration, with the matchConditions that
+    /// keep Pods it would leave alone from being sent (for GitOps, and for the Lambda).
+    ///
+    /// Says on stderr when the profiles' selectors were too large to express, and every Pod the
+    /// other conditions pass is sent.
+    WebhookConfig {
+        /// The injection configuration (YAML or JSON); the built-in one when left out.
+        #[arg(short, long, value_name = "CONFIG")]
+        config: Option<PathBuf>,
+        /// Send reviews to this URL (a Lambda's Function URL with its path token) instead of the
+        /// in-cluster Service.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The namespace of the in-cluster Service.
+        #[arg(long, default_value = "sidecar-injector")]
+        service_namespace: String,
+        /// `yaml`, or `json` for a program to read.
+        #[arg(short, long, default_value = "yaml", value_parser = ["yaml", "json"])]
+        output: String,
+    },
     /// Serve the webhook over HTTPS (POST /mutate, GET /healthz, GET /readyz), with Prometheus
     /// metrics on a separate plain-HTTP port (GET /metrics).
     ///
@@ -167,6 +188,9 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Config(ConfigCommand::Check { file, require }) => config_check(&file, require),
+        Command::WebhookConfig { config, url, service_namespace, output } => {
+            webhook_config(config.as_deref(), url, service_namespace, &output)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{BUILTIN_YAML}");
             Ok(())
@@ -208,6 +232,29 @@ fn config_check(file: &Path, require: Option<Level>) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// `webhook-config`: the registration for a configuration, saying when its conditions were broadened.
+fn webhook_config(
+    config: Option<&Path>,
+    url: Option<String>,
+    service_namespace: String,
+    output: &str,
+) -> Result<(), String> {
+    let config = load_config(config)?;
+    let client = match url {
+        Some(url) => Client::Url(url),
+        None => Client::Service { namespace: service_namespace, name: "sidecar-injector".into() },
+    };
+    if let Some(why) = match_conditions(&config).broadened {
+        eprintln!("sidecar-injector: matchConditions broadened: {why}");
+    }
+    let object = webhook_configuration(&config, &client);
+    match output {
+        "json" => println!("{}", serde_json::to_string_pretty(&object).expect("JSON values serialize")),
+        _ => print!("{}", serde_saphyr::to_string(&object).map_err(|e| format!("writing YAML: {e}"))?),
+    }
+    Ok(())
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config, String> {
