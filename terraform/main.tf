@@ -162,7 +162,7 @@ resource "kubernetes_mutating_webhook_configuration_v1" "this" {
     side_effects              = "None"
     failure_policy            = var.failure_policy
     timeout_seconds           = var.webhook_timeout_seconds
-    reinvocation_policy       = "IfNeeded"
+    reinvocation_policy       = "Never"
     match_policy              = "Equivalent"
 
     client_config {

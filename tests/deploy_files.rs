@@ -150,7 +150,7 @@ fn the_webhook_is_registered_as_the_design_says() {
     assert_eq!(webhook["admissionReviewVersions"], serde_json::json!(["v1"]));
     assert_eq!(webhook["failurePolicy"], "Fail");
     assert_eq!(webhook["timeoutSeconds"], 5);
-    assert_eq!(webhook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(webhook["reinvocationPolicy"], "Never");
     assert_eq!(webhook["rules"][0]["operations"], serde_json::json!(["CREATE"]));
     assert_eq!(webhook["rules"][0]["resources"], serde_json::json!(["pods"]));
     assert_eq!(webhook["namespaceSelector"]["matchLabels"][keys::INJECT], "enabled");

@@ -11,8 +11,8 @@ It does what a user does and checks what a user sees, one PASS or FAIL line per 
 - replicas run as the Deployment's Pods would (see `Replica`): its own args, its ServiceAccount's
   token and RBAC (no admin credentials), its ConfigMap mounted where the Deployment mounts it,
   listening on the Service's ClusterIP and port, where the API server calls the webhook;
-- the article's Deployment comes up injected; direct creations, `--dry-run=server`, opt-outs, an
-  unlabelled namespace, a skipped Pod's warning;
+- the article's Deployment comes up injected; direct creations, `--dry-run=server`, opt-outs that
+  are never sent, an unlabelled namespace;
 - two replicas starting together share one CA, a restart keeps the caBundle, `apply -k` and
   `apply --server-side` keep it, and with no replica Pod creation fails closed where it should;
 - a configuration change is picked up and the API server accepts the Pods it makes;
@@ -419,9 +419,15 @@ def in_cluster(binary, work):
     owners = [m for m in get("mutatingwebhookconfiguration", CONFIGURATION, "--show-managed-fields")["metadata"]["managedFields"]
               if m["manager"] == "sidecar-injector"]
     hook_key = 'k:{"name":"%s"}' % WEBHOOK
-    only_the_bundle = {"f:webhooks": {hook_key: {".": {}, "f:clientConfig": {"f:caBundle": {}}, "f:name": {}}}}
-    check(len(owners) == 1 and owners[0]["operation"] == "Apply" and owners[0]["fieldsV1"] == only_the_bundle,
-          "server-side apply under field manager sidecar-injector owns the caBundle and nothing else")
+    generated = generated_conditions(binary, get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"], work)
+    conditions = {'k:{"name":"%s"}' % c["name"]: {".": {}, "f:expression": {}, "f:name": {}} for c in generated}
+    ours = {"f:webhooks": {hook_key: {".": {}, "f:clientConfig": {"f:caBundle": {}},
+                                      "f:matchConditions": conditions, "f:name": {}}}}
+    check(len(owners) == 1 and owners[0]["operation"] == "Apply" and owners[0]["fieldsV1"] == ours,
+          "server-side apply under field manager sidecar-injector owns the caBundle and the matchConditions, "
+          "nothing else")
+    check(live_conditions() == generated,
+          f"the live matchConditions are what `webhook-config` generates for the ConfigMap ({len(generated)})")
 
     # The article's test: the demo Deployment's ReplicaSet keeps retrying until the webhook answers.
     test_pod = wait_for("an injected Pod of the demo Deployment", injected_demo_pod, 120)
@@ -445,11 +451,11 @@ def in_cluster(binary, work):
     created, _ = create_pod(on, manifest)
     check(untouched(created, manifest) and reviews_counted(first, second) == before,
           "opt-out by label: untouched, and never sent (the objectSelector)")
-    manifest = pod("annotation-opt-out", annotations={INJECT: "false"})
-    created, warnings = create_pod(on, manifest)
-    check(untouched(created, manifest), "opt-out by annotation: untouched")
-    check("Warning: sidecar-injector: not injected: the Pod has sidecar-injector.io/inject=false" in warnings,
-          f"kubectl prints the skipped Pod's warning ({warnings.strip()!r})")
+    manifest = pod("annotation-opt-out", annotations={INJECT: " False "})
+    before = reviews_counted(first, second)
+    created, _ = create_pod(on, manifest)
+    check(untouched(created, manifest) and reviews_counted(first, second) == before,
+          "opt-out by annotation, in any case and spacing: untouched, and never sent (the matchConditions)")
     manifest = pod("elsewhere")
     before = reviews_counted(first, second)
     created, _ = create_pod(off, manifest)
@@ -482,6 +488,7 @@ def in_cluster(binary, work):
           f"the API server accepts the new configuration's Pod, with a native sidecar{said(error)}")
 
     pod_security(deployed, (first, second))
+    conditions_follow_reloads(deployed, (first, second), on, binary, work)
 
     # The API server keeps its connection to the webhook between Pods. Two Pods 6 s apart, longer
     # than the header read timeout (5 s), which in hyper also closes idle HTTP/1.1 connections
@@ -511,6 +518,12 @@ def in_cluster(binary, work):
     created, error = create_pod(on, pod("no-replica"))
     check(created is None and "failed calling webhook" in error,
           "with every replica stopped, Pod creation in an opted-in namespace fails closed")
+    manifest = pod("no-replica-host-network")
+    manifest["spec"]["hostNetwork"] = True
+    created, error = create_pod(on, manifest)
+    check(untouched(created, manifest),
+          f"with every replica stopped, a Pod no profile would change is still created there (the "
+          f"matchConditions){said(error)}")
     manifest = pod("no-replica")
     created, _ = create_pod(off, manifest)
     check(untouched(created, manifest), "with every replica stopped, other namespaces are unaffected")
@@ -548,12 +561,7 @@ def pod_security(deployed, replicas):
     original = get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
 
     def reconfigure(text, what):
-        counts = [r.metric("sidecar_injector_config_reloads_total") for r in replicas]
-        deployed.change_configuration(lambda _: text)
-        reloaded = wait_for(what, lambda: all(r.metric("sidecar_injector_config_reloads_total") > n
-                                              for r, n in zip(replicas, counts)), 30)
-        if not reloaded:
-            raise RuntimeError(f"the replicas did not reload {what}")
+        reconfigured(deployed, replicas, text, what)
 
     def restricted_sidecars(created):
         return [c for c in created["spec"].get("initContainers", []) + created["spec"]["containers"]
@@ -586,6 +594,54 @@ def pod_security(deployed, replicas):
             check(untouched(created, manifest) and lowered in error and "admitted unchanged" in error,
                   f"with onError: allow that Pod is admitted unchanged, with the warning{said(error)}")
     reconfigure(original, "the configuration as it was")
+
+
+def reconfigured(deployed, replicas, text, what):
+    """The ConfigMap's configuration replaced by `text`, once every replica has reloaded it."""
+    counts = [r.metric("sidecar_injector_config_reloads_total") for r in replicas]
+    deployed.change_configuration(lambda _: text)
+    reloaded = wait_for(what, lambda: all(r.metric("sidecar_injector_config_reloads_total") > n
+                                          for r, n in zip(replicas, counts)), 30)
+    if not reloaded:
+        raise RuntimeError(f"the replicas did not reload {what}")
+
+
+def generated_conditions(binary, config_text, work):
+    """The matchConditions `webhook-config` generates for a configuration."""
+    path = work / "conditions-config.yaml"
+    path.write_text(config_text)
+    printed = subprocess.run([binary, "webhook-config", "-c", str(path), "-o", "json"], capture_output=True,
+                             text=True, check=True).stdout
+    return json.loads(printed)["webhooks"][0].get("matchConditions", [])
+
+
+def live_conditions():
+    return get("mutatingwebhookconfiguration", CONFIGURATION)["webhooks"][0].get("matchConditions", [])
+
+
+def conditions_follow_reloads(deployed, replicas, on, binary, work):
+    """A reload that changes the generated matchConditions (the README's example configuration:
+    injectByDefault: false and selectors) changes the live ones within seconds; then a Pod it
+    selects is injected, and one it does not is never sent. The configuration is put back."""
+    original = get("configmap", SERVICE, "-n", NAMESPACE)["data"]["config.yaml"]
+    example = (DEPLOY / "examples" / "profiles.yaml").read_text()
+    wanted = generated_conditions(binary, example, work)
+    started = time.monotonic()
+    reconfigured(deployed, replicas, example, "the README's example configuration")
+    followed = wait_for("the new matchConditions", lambda: live_conditions() == wanted, 10)
+    check(bool(followed), f"a reload changes the live matchConditions to the new configuration's "
+                          f"({time.monotonic() - started:.1f} s, {[c['name'] for c in wanted]})")
+    created, error = create_pod(on, pod("selected-after-reload", labels={"logs.example.com/ship": "true"}))
+    spec = (created or {"spec": {}})["spec"]
+    names = [c["name"] for c in spec.get("initContainers", []) + spec.get("containers", [])]
+    check("log-shipper" in names, f"then a Pod the new configuration selects is injected: {names}{said(error)}")
+    before = reviews_counted(*replicas)
+    manifest = pod("unselected-after-reload")
+    created, _ = create_pod(on, manifest)
+    check(untouched(created, manifest) and reviews_counted(*replicas) == before,
+          "and a Pod it does not select is never sent")
+    reconfigured(deployed, replicas, original, "the configuration as it was")
+    wait_for("the original matchConditions", lambda: live_conditions() == generated_conditions(binary, original, work), 10)
 
 
 def with_profile(profile):

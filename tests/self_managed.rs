@@ -24,6 +24,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::{Value, json};
+use sidecar_injector::Config;
+use sidecar_injector::engine::registration::match_conditions;
 use sidecar_injector::server::certs::Ca;
 use sidecar_injector::server::certs::Loaded;
 use sidecar_injector::server::{FIELD_MANAGER, Limits, Managed, Options, SelfManaged, Server, TlsSource};
@@ -249,9 +251,13 @@ fn the_secret_race_is_lost_gracefully_and_the_bundle_applied_exactly() {
                 "apiVersion": "admissionregistration.k8s.io/v1",
                 "kind": "MutatingWebhookConfiguration",
                 "metadata": {"name": CONFIGURATION},
-                "webhooks": [{"name": WEBHOOK, "clientConfig": {"caBundle": bundle}}]
+                "webhooks": [{
+                    "name": WEBHOOK,
+                    "clientConfig": {"caBundle": bundle},
+                    "matchConditions": match_conditions(&Config::builtin()).conditions,
+                }]
             }),
-            "only the caBundle is applied, nothing a GitOps tool would fight over"
+            "only the caBundle and the configuration's matchConditions are applied, nothing a GitOps tool would fight over"
         );
 
         assert!(
@@ -368,10 +374,17 @@ async fn two_replicas_starting_together_share_one_ca() {
     assert_eq!(ours.len(), 1, "one entry for our field manager: {managed:?}");
     assert_eq!(ours[0].operation.as_deref(), Some("Apply"), "written by server-side apply");
     let key = format!("k:{{\"name\":\"{WEBHOOK}\"}}");
+    let conditions: serde_json::Map<String, Value> = match_conditions(&Config::builtin())
+        .conditions
+        .iter()
+        .map(|c| {
+            (format!("k:{{\"name\":\"{}\"}}", c.name), json!({".": {}, "f:expression": {}, "f:name": {}}))
+        })
+        .collect();
     assert_eq!(
         serde_json::to_value(&ours[0].fields_v1).unwrap(),
-        json!({"f:webhooks": {key: {".": {}, "f:clientConfig": {"f:caBundle": {}}, "f:name": {}}}}),
-        "the field manager owns the caBundle and nothing a GitOps tool would fight over"
+        json!({"f:webhooks": {key: {".": {}, "f:clientConfig": {"f:caBundle": {}}, "f:matchConditions": conditions, "f:name": {}}}}),
+        "the field manager owns the caBundle and the matchConditions, nothing a GitOps tool would fight over"
     );
     stop_a.send(()).unwrap();
     stop_b.send(()).unwrap();
@@ -385,7 +398,8 @@ async fn renewal_and_rotation_follow_the_clock() {
     let t0 = time::OffsetDateTime::now_utc();
     let mut settings = cluster.settings(Duration::from_secs(3650 * 86400)).await;
     settings.serving_validity = Duration::from_secs(30 * 86400);
-    let (mut managed, serving) = Managed::bootstrap(settings, t0).await.expect("bootstrap");
+    let (mut managed, serving) =
+        Managed::bootstrap(settings, &Config::builtin(), t0).await.expect("bootstrap");
     let first = cluster.stored_ca().await;
     assert!(signed_by(&serving, &first, &cluster.namespace, t0));
 

@@ -106,13 +106,18 @@ def main():
         "reinvocationPolicy": literal(webhook["reinvocation_policy"], variables),
         "matchPolicy": literal(webhook["match_policy"], variables),
     }
-    same = {k: v for k, v in incluster.items() if k != "clientConfig"}
+    # matchConditions follow each one's configuration (`sidecar-injector webhook-config`); the
+    # Terraform registration has none yet, and deploy-lambda's only those of any configuration.
+    same = {k: v for k, v in incluster.items() if k not in ("clientConfig", "matchConditions")}
     check("Terraform registers the webhook as deploy-incluster does", terraform == same, json.dumps([terraform, same]))
 
     with open(os.path.join(ROOT, "deploy-lambda", "mutatingwebhookconfiguration.yaml")) as f:
         lambda_webhook = yaml.safe_load(f)["webhooks"][0]
     check("deploy-lambda registers it as deploy-incluster does",
-          {k: v for k, v in lambda_webhook.items() if k != "clientConfig"} == same)
+          {k: v for k, v in lambda_webhook.items() if k not in ("clientConfig", "matchConditions")} == same)
+    conditions = lambda_webhook["matchConditions"]
+    check("deploy-lambda's matchConditions are deploy-incluster's first ones, those of any configuration",
+          conditions == incluster["matchConditions"][:len(conditions)] and len(conditions) == 2, conditions)
     check("deploy-lambda's url is the placeholder deploy.sh fills in", lambda_webhook["clientConfig"] == {"url": "WEBHOOK_URL"})
 
     # Versions.

@@ -132,7 +132,7 @@ fn first_config(path: Option<&Path>) -> Result<(Config, Option<Watched>), ServeE
 }
 
 /// The serving certificate to start with, and what keeps it fresh.
-async fn first_certificate(tls: &TlsSource) -> Result<(certs::Loaded, Renewal), ServeError> {
+async fn first_certificate(tls: &TlsSource, config: &Config) -> Result<(certs::Loaded, Renewal), ServeError> {
     Ok(match tls {
         TlsSource::Files { cert, key } => {
             let mut files = CertFiles::new(cert, key);
@@ -141,7 +141,7 @@ async fn first_certificate(tls: &TlsSource) -> Result<(certs::Loaded, Renewal), 
         }
         TlsSource::SelfManaged(settings) => {
             let now = time::OffsetDateTime::now_utc();
-            let (managed, first) = Managed::bootstrap((**settings).clone(), now).await?;
+            let (managed, first) = Managed::bootstrap((**settings).clone(), config, now).await?;
             (first, Renewal::Managed(Box::new(managed)))
         }
         TlsSource::Generated { names, ca_out } => {
@@ -195,8 +195,8 @@ impl Server {
         // brings a second one (the AWS SDK in an all-features build), there is no default.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (config, config_file) = first_config(options.config.as_deref())?;
+        let (first, renewal) = first_certificate(&options.tls, &config).await?;
         let state = Arc::new(AppState::new(config, options.liveness_window));
-        let (first, renewal) = first_certificate(&options.tls).await?;
         state.metrics.cert_expiry(first.not_after);
         tracing::info!(serial = %first.serial, not_after = first.not_after, "serving certificate loaded");
 

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use super::certs::{CertFiles, CurrentCert, Loaded};
 use super::self_managed::Managed;
 use super::state::AppState;
-use crate::config_file;
 use crate::watched::Watched;
+use crate::{Config, config_file};
 
 /// What keeps the serving certificate fresh after start.
 pub(super) enum Renewal {
@@ -35,8 +35,12 @@ impl Reloads {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tick.tick().await;
-            if let Some((path, watched)) = &mut self.config {
-                reload_config(&state, path, watched);
+            let reloaded =
+                self.config.as_mut().and_then(|(path, watched)| reload_config(&state, path, watched));
+            if let (Some(config), Renewal::Managed(managed)) = (reloaded, &mut self.renewal)
+                && let Err(error) = managed.follow_config(&config, OffsetDateTime::now_utc()).await
+            {
+                tracing::warn!(%error, "the new configuration's matchConditions were not written; the previous ones stay");
             }
             let next = match &mut self.renewal {
                 Renewal::Fixed => Ok(None),
@@ -50,23 +54,26 @@ impl Reloads {
     }
 }
 
-/// Swap in the configuration file's new content, if it changed and is valid. An invalid file is
-/// logged and counted, and the configuration in force keeps serving.
-fn reload_config(state: &AppState, path: &Path, watched: &mut Watched) {
+/// Swap in the configuration file's new content, if it changed and is valid, and give it. An
+/// invalid file is logged and counted, and the configuration in force keeps serving.
+fn reload_config(state: &AppState, path: &Path, watched: &mut Watched) -> Option<Arc<Config>> {
     let bytes = match watched.read_if_changed() {
         Ok(Some(mut contents)) => contents.remove(0),
         // Unchanged; or mid-swap of a ConfigMap symlink, or deleted: try again on the next tick.
-        Ok(None) | Err(_) => return,
+        Ok(None) | Err(_) => return None,
     };
     match config_file::parse(path, &bytes) {
         Ok(config) => {
-            state.config.store(Arc::new(config));
+            let config = Arc::new(config);
+            state.config.store(config.clone());
             state.metrics.config_reload(true);
             tracing::info!(path = %path.display(), "configuration reloaded");
+            Some(config)
         }
         Err(error) => {
             state.metrics.config_reload(false);
             tracing::error!(%error, "new configuration refused; the previous one stays in force");
+            None
         }
     }
 }

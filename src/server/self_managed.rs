@@ -6,7 +6,9 @@
 //!    the API server lets one win and answers the other 409, which then reads the winner's CA;
 //! 2. issues itself a serving certificate for `<service>.<namespace>.svc`, kept in memory only;
 //! 3. writes the CA bundle into its MutatingWebhookConfiguration by server-side apply, under its
-//!    own field manager, so that a GitOps tool owning the rest of the object does not fight it.
+//!    own field manager, so that a GitOps tool owning the rest of the object does not fight it,
+//!    and with it the `matchConditions` its configuration generates (engine/registration.rs);
+//!    these are written again whenever a reloaded configuration changes them.
 //!
 //! Then, on every tick, it renews its serving certificate when a third of its life is left, and
 //! rotates the CA when a third of the CA's life is left: the new CA goes into the
@@ -26,6 +28,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::certs::{self, Ca, CertError, Loaded, PemPair};
+use crate::Config;
+use crate::engine::registration::{MatchCondition, match_conditions};
 
 /// The field manager of our server-side apply.
 pub const FIELD_MANAGER: &str = "sidecar-injector";
@@ -84,25 +88,52 @@ pub struct Managed {
     secrets: Api<Secret>,
     configurations: Api<MutatingWebhookConfiguration>,
     stored: StoredCa,
+    /// What the configuration in force generates, applied with the bundle.
+    conditions: Vec<MatchCondition>,
     serving_not_after: OffsetDateTime,
     last_resync: OffsetDateTime,
 }
 
 impl Managed {
-    /// Steps 1 to 3 above, at `now`; the serving certificate to start with.
+    /// Steps 1 to 3 above, at `now`, with `config` in force; the serving certificate to start with.
     pub async fn bootstrap(
         settings: SelfManaged,
+        config: &Config,
         now: OffsetDateTime,
     ) -> Result<(Managed, Loaded), ManagedError> {
         let client = Client::try_from(settings.kube.clone())?;
         let secrets = Api::namespaced(client.clone(), &settings.namespace);
         let configurations = Api::all(client);
         let stored = get_or_create_ca(&secrets, &settings, now).await?;
-        let mut managed =
-            Managed { settings, secrets, configurations, stored, serving_not_after: now, last_resync: now };
+        let conditions = match_conditions(config).conditions;
+        let mut managed = Managed {
+            settings,
+            secrets,
+            configurations,
+            stored,
+            conditions,
+            serving_not_after: now,
+            last_resync: now,
+        };
         managed.apply_bundle(now).await?;
         let serving = managed.issue(now)?;
         Ok((managed, serving))
+    }
+
+    /// Follow a reloaded configuration: its `matchConditions` written when they changed, so that
+    /// a Pod it newly selects is sent within a reload interval.
+    pub async fn follow_config(&mut self, config: &Config, now: OffsetDateTime) -> Result<(), ManagedError> {
+        let conditions = match_conditions(config).conditions;
+        if conditions == self.conditions {
+            return Ok(());
+        }
+        let previous = std::mem::replace(&mut self.conditions, conditions);
+        let applied = self.apply_bundle(now).await;
+        if applied.is_err() {
+            // Tried again on the next reload that changes them.
+            self.conditions = previous;
+        }
+        applied
     }
 
     /// Renew, rotate or follow, as needed at `now`. Returns a new serving certificate when there
@@ -187,7 +218,9 @@ impl Managed {
             .settings
             .webhooks
             .iter()
-            .map(|name| json!({"name": name, "clientConfig": {"caBundle": ca_bundle}}))
+            .map(|name| {
+                json!({"name": name, "clientConfig": {"caBundle": ca_bundle}, "matchConditions": self.conditions})
+            })
             .collect();
         let patch = json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
@@ -195,12 +228,13 @@ impl Managed {
             "metadata": {"name": self.settings.webhook_configuration},
             "webhooks": webhooks,
         });
-        // force: the caBundle field is ours even if a user's `kubectl apply` once set it.
+        // force: these fields are ours even if a user's `kubectl apply` once set them.
         let params = PatchParams::apply(FIELD_MANAGER).force();
         self.configurations
             .patch(&self.settings.webhook_configuration, &params, &Patch::Apply(&patch))
             .await?;
-        tracing::info!(configuration = %self.settings.webhook_configuration, "caBundle applied");
+        let conditions = self.conditions.len();
+        tracing::info!(configuration = %self.settings.webhook_configuration, conditions, "caBundle and matchConditions applied");
         Ok(())
     }
 }
