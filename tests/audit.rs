@@ -9,6 +9,7 @@ use kube::core::Selector;
 use serde_json::{Value, json};
 use sidecar_injector::Config;
 use sidecar_injector::audit::{Class, classify};
+use sidecar_injector::engine::registration::match_conditions;
 
 /// The deploy's objectSelector: Pods labelled sidecar-injector.io/inject=false are never sent.
 fn object_selector() -> Selector {
@@ -26,8 +27,52 @@ fn injected_by(config: &Config) -> Value {
 }
 
 fn classified(pod: Value, namespace: &str, expected: Class) {
-    let (class, reason) = classify(&pod, namespace, &object_selector(), &Config::builtin());
+    let (class, reason) = classify(&pod, namespace, &object_selector(), &[], &Config::builtin());
     assert_eq!(class, expected, "{reason}");
+}
+
+/// One row under live matchConditions that are those `config` generates.
+fn classified_under_conditions(pod: Value, namespace: &str, config: Config, expected: Class, says: &str) {
+    let live: Vec<String> = match_conditions(&config).conditions.iter().map(|c| c.name.to_owned()).collect();
+    let (class, reason) = classify(&pod, namespace, &object_selector(), &live, &config);
+    assert_eq!(class, expected, "{reason}");
+    assert!(reason.contains(says), "{reason:?} should say {says:?}");
+}
+
+const OFF_BY_DEFAULT: &str =
+    "injectByDefault: false\nprofiles: {web: {selector: {matchLabels: {tier: front}}}}";
+
+fn on_the_host_network() -> Value {
+    let mut pod = small_pod();
+    pod["spec"]["hostNetwork"] = json!(true);
+    pod
+}
+
+rows! { classified_under_conditions;
+    conditions_keep_back_an_annotation_opt_out: (
+        with(small_pod(), "/metadata", json!({"name": "web", "annotations": {"sidecar-injector.io/inject": " False"}})),
+        "shop", Config::builtin(), Class::NotSelected, "matchConditions keep it back (not-opted-out)",
+    ),
+    conditions_keep_back_a_skipped_namespace: (
+        small_pod(), "kube-system", Config::builtin(), Class::NotSelected, "(namespace-not-skipped)",
+    ),
+    conditions_keep_back_a_host_network_pod: (
+        on_the_host_network(), "shop", Config::builtin(), Class::NotSelected, "(not-host-network)",
+    ),
+    conditions_keep_back_a_pod_nothing_selects: (
+        small_pod(), "shop", config(OFF_BY_DEFAULT), Class::NotSelected, "(requested)",
+    ),
+    an_empty_annotation_is_sent_and_skipped: (
+        with(small_pod(), "/metadata", json!({"name": "web", "annotations": {"sidecar-injector.io/inject": " "}})),
+        "shop", config(OFF_BY_DEFAULT), Class::Skipped, "not injected (not-requested)",
+    ),
+    a_stale_pod_stays_stale_under_conditions: (
+        injected_by(&config("labels: {foo: baz}\n")), "shop", Config::builtin(), Class::Stale, "not injected (injected-by-other-config)",
+    ),
+    a_selected_pod_is_missed_under_conditions: (
+        with(small_pod(), "/metadata/labels", json!({"tier": "front"})), "shop", config(OFF_BY_DEFAULT), Class::Missed,
+        "injected: web",
+    ),
 }
 
 fn with(mut pod: Value, pointer: &str, value: Value) -> Value {

@@ -18,6 +18,7 @@ use serde_json::json;
 use super::report::{Report, Restarted};
 use super::{Class, Scope, Target, Workload, classify};
 use crate::Config;
+use crate::engine::registration::match_conditions;
 
 /// Why the audit could not read or change the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,12 @@ pub async fn survey(
     config: &Config,
     mut progress: impl FnMut(&str),
 ) -> Result<Report, AuditError> {
-    let (namespace_selector, object_selector) = selectors(client, target).await?;
+    let (namespace_selector, object_selector, live) = selectors(client, target).await?;
+    // Conditions of another configuration than the audited one cannot be evaluated here.
+    let ours: Vec<(String, String)> =
+        match_conditions(config).conditions.into_iter().map(|c| (c.name.to_owned(), c.expression)).collect();
+    let conditions: Vec<String> =
+        if live == ours { ours.into_iter().map(|(name, _)| name).collect() } else { Vec::new() };
     let namespaces = namespaces(client, target, &namespace_selector).await?;
     let mut report = Report::new(target, namespaces.iter().filter(|(_, on)| *on).map(|(ns, _)| ns.clone()));
     for (namespace, selected) in namespaces {
@@ -67,7 +73,7 @@ pub async fn survey(
                 (Class::NotSelected, "the webhook's namespaceSelector does not match".into())
             } else {
                 match serde_json::to_value(&pod) {
-                    Ok(pod) => classify(&pod, &namespace, &object_selector, config),
+                    Ok(pod) => classify(&pod, &namespace, &object_selector, &conditions, config),
                     Err(e) => (Class::Denied, e.to_string()),
                 }
             };
@@ -136,14 +142,20 @@ where
     }
 }
 
-/// The webhook's namespaceSelector and objectSelector; absent ones select everything.
-async fn selectors(client: &Client, target: &Target) -> Result<(Selector, Selector), AuditError> {
+/// The webhook's namespaceSelector and objectSelector (absent ones select everything), and its
+/// matchConditions, each as (name, expression).
+async fn selectors(
+    client: &Client,
+    target: &Target,
+) -> Result<(Selector, Selector, Vec<(String, String)>), AuditError> {
     let api = Api::<MutatingWebhookConfiguration>::all(client.clone());
     let resource = format!("mutatingwebhookconfigurations/{}", target.configuration);
     let configuration = api.get(&target.configuration).await.map_err(failed("get", resource))?;
-    let (_, namespaces, objects) =
+    let (hook, namespaces, objects) =
         webhook_of(&configuration, &target.webhook).map_err(AuditError::Webhook)?;
-    Ok((namespaces, objects))
+    let live = hook.match_conditions.iter().flatten();
+    let live = live.map(|c| (c.name.clone(), c.expression.clone())).collect();
+    Ok((namespaces, objects, live))
 }
 
 /// The webhook named `webhook` of `configuration`, with its namespaceSelector and objectSelector

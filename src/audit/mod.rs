@@ -24,6 +24,8 @@ pub(crate) use cluster::webhook_of;
 pub use cluster::{AuditError, restart, survey};
 pub use report::{Report, Restarted};
 
+use crate::engine::config::keys;
+use crate::engine::registration::keeping_back;
 use crate::{Config, Decision, SkipReason, review_pod};
 
 /// What to audit.
@@ -55,7 +57,7 @@ pub enum Class {
     Stale,
     /// The webhook would inject it, and it carries no status annotation.
     Missed,
-    /// The webhook's objectSelector does not send it (or its namespace is not selected).
+    /// The webhook never sends it: its namespaceSelector, objectSelector or matchConditions.
     NotSelected,
     /// Its label or annotation says `sidecar-injector.io/inject: "false"`.
     OptedOut,
@@ -72,11 +74,14 @@ impl Class {
     }
 }
 
-/// The class of one Pod of `namespace`, and why, in the webhook's words.
+/// The class of one Pod of `namespace`, and why, in the webhook's words. `conditions` are the
+/// names of the webhook's live `matchConditions` when they are the ones `config` generates (empty
+/// otherwise: conditions of another configuration cannot be told from here).
 pub fn classify(
     pod: &Value,
     namespace: &str,
     object_selector: &Selector,
+    conditions: &[String],
     config: &Config,
 ) -> (Class, String) {
     let labels: BTreeMap<String, String> = pod
@@ -91,6 +96,18 @@ pub fn classify(
         Err(error) => return (Class::Denied, error.to_string()),
     };
     let decision = reviewed.summary.decision;
+    // A whitespace-only annotation is "not requested" to the engine but sent: the condition only
+    // asks whether the annotation is there.
+    let asks = pod.pointer("/metadata/annotations").and_then(|a| a.get(keys::INJECT)).is_some();
+    if let Decision::Skipped(reason) = decision
+        && let Some(condition) = keeping_back(reason).filter(|c| conditions.iter().any(|live| live == c))
+        && !(reason == SkipReason::NotRequested && asks)
+    {
+        return (
+            Class::NotSelected,
+            format!("the webhook's matchConditions keep it back ({condition}): {decision}"),
+        );
+    }
     let class = match &decision {
         Decision::Injected { .. } => Class::Missed,
         Decision::Skipped(SkipReason::AlreadyInjected) => Class::Current,

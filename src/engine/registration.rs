@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::cel::{has_key, list, value_of};
 use super::config::{Config, keys};
+use super::decision::SkipReason;
 
 /// Where the API server sends reviews.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +130,19 @@ pub fn match_conditions(config: &Config) -> Generated {
         }
     }
     Generated { conditions, broadened }
+}
+
+/// The condition that keeps back a Pod the engine skips for `reason`, when the configuration's
+/// conditions hold it (`audit` reports such a Pod as never sent). The status annotation's is left
+/// out: a Pod made again from its template does not carry it, and is sent.
+pub fn keeping_back(reason: SkipReason) -> Option<&'static str> {
+    match reason {
+        SkipReason::OptedOut => Some("not-opted-out"),
+        SkipReason::Namespace => Some("namespace-not-skipped"),
+        SkipReason::HostNetwork => Some("not-host-network"),
+        SkipReason::NotRequested => Some("requested"),
+        _ => None,
+    }
 }
 
 /// The conditions that hold whatever the configuration: a Pod opted out, or injected before (or

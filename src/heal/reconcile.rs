@@ -286,7 +286,8 @@ impl Reconciler {
             labels.and_then(|l| l.get("pod-template-hash").or_else(|| l.get("controller-revision-hash")));
         let revision = revision.cloned();
         let Ok(value) = serde_json::to_value(&pod) else { return };
-        let (class, _) = classify(&value, &namespace, &kube::core::Selector::default(), &self.loaded.config);
+        let (class, _) =
+            classify(&value, &namespace, &kube::core::Selector::default(), &[], &self.loaded.config);
         self.fleet.seen(uid, workload, class, revision.as_deref(), Instant::now());
     }
 }
