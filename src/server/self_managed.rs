@@ -105,7 +105,7 @@ impl Managed {
         let secrets = Api::namespaced(client.clone(), &settings.namespace);
         let configurations = Api::all(client);
         let stored = get_or_create_ca(&secrets, &settings, now).await?;
-        let conditions = match_conditions(config).conditions;
+        let conditions = generated(config);
         let mut managed = Managed {
             settings,
             secrets,
@@ -123,7 +123,7 @@ impl Managed {
     /// Follow a reloaded configuration: its `matchConditions` written when they changed, so that
     /// a Pod it newly selects is sent within a reload interval.
     pub async fn follow_config(&mut self, config: &Config, now: OffsetDateTime) -> Result<(), ManagedError> {
-        let conditions = match_conditions(config).conditions;
+        let conditions = generated(config);
         if conditions == self.conditions {
             return Ok(());
         }
@@ -237,6 +237,15 @@ impl Managed {
         tracing::info!(configuration = %self.settings.webhook_configuration, conditions, "caBundle and matchConditions applied");
         Ok(())
     }
+}
+
+/// The conditions `config` generates, saying in the log when they had to be broadened.
+fn generated(config: &Config) -> Vec<MatchCondition> {
+    let generated = match_conditions(config);
+    if let Some(why) = &generated.broadened {
+        tracing::warn!(%why, "matchConditions broadened");
+    }
+    generated.conditions
 }
 
 /// A configured validity as `time` counts it; one beyond `time`'s range is a day.
