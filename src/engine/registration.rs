@@ -39,6 +39,8 @@ pub enum Client {
 /// The object's and the webhook's names, as every manifest and `--self-managed` use them.
 pub const CONFIGURATION_NAME: &str = "sidecar-injector";
 pub const WEBHOOK_NAME: &str = "inject.sidecar-injector.io";
+/// The route the server serves reviews on, under a Service (the Lambda adds its path token).
+pub const MUTATE_PATH: &str = "/mutate";
 
 /// The whole `MutatingWebhookConfiguration` for `config`, as deploy-incluster/ and deploy-lambda/
 /// hold it (a test keeps them equal), for GitOps and for the Lambda's deployment.
@@ -50,7 +52,7 @@ pub const WEBHOOK_NAME: &str = "inject.sidecar-injector.io";
 pub fn webhook_configuration(config: &Config, client: &Client) -> Value {
     let client_config = match client {
         Client::Service { namespace, name } => {
-            json!({"service": {"name": name, "namespace": namespace, "path": "/mutate", "port": 443}})
+            json!({"service": {"name": name, "namespace": namespace, "path": MUTATE_PATH, "port": 443}})
         }
         Client::Url(url) => json!({ "url": url }),
     };

@@ -19,7 +19,7 @@ use crate::engine::http_answer as http;
 use crate::logging;
 
 /// The route the webhook configuration points at.
-pub const MUTATE_PATH: &str = "/mutate";
+pub use crate::engine::registration::MUTATE_PATH;
 
 pub use crate::engine::http_answer::MAX_BODY;
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use sidecar_injector::audit::{self, AuditError, Scope, Target};
+use sidecar_injector::engine::registration::{CONFIGURATION_NAME, WEBHOOK_NAME};
 use sidecar_injector::{Config, config_file};
 
 /// Nothing stale or missed.
@@ -33,10 +34,10 @@ pub struct AuditArgs {
     #[arg(short, long, value_enum, default_value_t = Output::Table)]
     output: Output,
     /// The MutatingWebhookConfiguration whose selectors say which Pods the webhook is sent.
-    #[arg(long, default_value = "sidecar-injector")]
+    #[arg(long, default_value = CONFIGURATION_NAME)]
     webhook_configuration: String,
     /// The webhook in it.
-    #[arg(long, default_value = "inject.sidecar-injector.io")]
+    #[arg(long, default_value = WEBHOOK_NAME)]
     webhook: String,
     /// Restart the Deployments, StatefulSets and DaemonSets that have stale or missed Pods, as
     /// `kubectl rollout restart` does; bare Pods and Jobs are listed, never touched.

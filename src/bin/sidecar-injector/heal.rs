@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use sidecar_injector::engine::registration::{CONFIGURATION_NAME, WEBHOOK_NAME};
 use sidecar_injector::heal::{Limits, Options, run};
 
 #[derive(Args)]
@@ -17,10 +18,10 @@ pub struct HealArgs {
     #[arg(long, default_value = "2", value_parser = positive_seconds)]
     reload_interval: Duration,
     /// The MutatingWebhookConfiguration whose selectors say which Pods the webhook is sent.
-    #[arg(long, default_value = "sidecar-injector")]
+    #[arg(long, default_value = CONFIGURATION_NAME)]
     webhook_configuration: String,
     /// The webhook in it.
-    #[arg(long, default_value = "inject.sidecar-injector.io")]
+    #[arg(long, default_value = WEBHOOK_NAME)]
     webhook: String,
     /// The reconciler's own namespace (never touched; its Lease is there).
     #[arg(long, env = "POD_NAMESPACE")]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
+use sidecar_injector::engine::registration::{CONFIGURATION_NAME, WEBHOOK_NAME};
 use sidecar_injector::server::certs::{self, Ca};
 use sidecar_injector::server::{Limits, Options, SelfManaged, Server, TlsSource};
 
@@ -91,10 +92,10 @@ struct ManagedArgs {
     #[arg(long, default_value = "sidecar-injector-ca")]
     ca_secret: String,
     /// The MutatingWebhookConfiguration to write the caBundle into.
-    #[arg(long, default_value = "sidecar-injector")]
+    #[arg(long, default_value = CONFIGURATION_NAME)]
     webhook_configuration: String,
     /// The webhooks in it (repeat for several).
-    #[arg(long = "webhook", default_value = "inject.sidecar-injector.io")]
+    #[arg(long = "webhook", default_value = WEBHOOK_NAME)]
     webhooks: Vec<String>,
     /// Days a serving certificate is valid; renewed when a third is left.
     #[arg(long, default_value_t = 30)]
