@@ -10,7 +10,7 @@ use super::fleet::Tally;
 use super::lease::Held;
 use super::notes::{LeftAlone, name, reason};
 use super::reconcile::{Loaded, Reconciler};
-use super::waves::Ended;
+use super::waves::{Ended, Outcome, Seen};
 use super::webhook;
 use super::workloads::{self, Key};
 use crate::audit::Workload;
@@ -110,21 +110,29 @@ impl Reconciler {
                 }
             };
             let tally = self.fleet.tally(&workload);
-            let key = self.key(&tally);
-            let new_pods_behind =
-                tally.needs_restart() && !workloads::healed(&observed).is_some_and(|h| h.covers(&key));
-            if observed.rolled_out && !tally.needs_restart() {
-                self.succeeded(&workload, now);
-            } else if observed.rolled_out && new_pods_behind {
-                self.failed(&workload, &observed, "its new Pods are missed or stale too").await;
-            } else if overdue {
-                let deadline = self.waves.limits().progress_deadline;
-                self.failed(
-                    &workload,
-                    &observed,
-                    &format!("its rollout did not finish within {} s", deadline.as_secs()),
-                )
-                .await;
+            let restarted_for = workloads::healed(&observed);
+            let seen = Seen {
+                rolled_out: observed.rolled_out,
+                pods_behind: tally.needs_restart(),
+                restart_covers: restarted_for.as_ref().is_some_and(|k| k.covers(&self.key(&tally))),
+                restarted_under_other: restarted_for.is_some_and(|k| k.config != self.loaded.id),
+                overdue,
+            };
+            match Outcome::of(seen) {
+                Outcome::Rolling => {}
+                Outcome::Succeeded => self.succeeded(&workload, now),
+                Outcome::PodsBehind => {
+                    self.failed(&workload, &observed, "its new Pods are missed or stale too").await;
+                }
+                Outcome::Overdue => {
+                    let deadline = self.waves.limits().progress_deadline.as_secs();
+                    let why = format!("its rollout did not finish within {deadline} s");
+                    self.failed(&workload, &observed, &why).await;
+                }
+                Outcome::Superseded => {
+                    self.waves.abandon(&workload);
+                    tracing::info!(workload = %name(&workload), "heal: a restart under an earlier configuration ended");
+                }
             }
         }
     }

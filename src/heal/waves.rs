@@ -40,6 +40,48 @@ pub enum Ended {
     Failed,
 }
 
+/// What a restarted workload's rollout has come to, from what `follow` reads of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Rolling,
+    Succeeded,
+    /// Rolled out, and its new Pods are missed or stale under the configuration it was restarted for.
+    PodsBehind,
+    /// Past the progress deadline.
+    Overdue,
+    /// Restarted under an earlier configuration and now done or overdue: its health says nothing
+    /// about this configuration, so it frees its room as neither a success nor a failure.
+    Superseded,
+}
+
+/// What `follow` reads of a restarted workload.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub rolled_out: bool,
+    /// Some of its Pods are missed or stale under this configuration.
+    pub pods_behind: bool,
+    /// The restart recorded on it was for these very Pods under this configuration.
+    pub restart_covers: bool,
+    /// The restart recorded on it was made under another configuration.
+    pub restarted_under_other: bool,
+    pub overdue: bool,
+}
+
+impl Outcome {
+    pub fn of(seen: Seen) -> Outcome {
+        let done = seen.rolled_out || seen.overdue;
+        if seen.restarted_under_other {
+            return if done { Outcome::Superseded } else { Outcome::Rolling };
+        }
+        match (seen.rolled_out, seen.pods_behind) {
+            (true, false) => Outcome::Succeeded,
+            (true, true) if !seen.restart_covers => Outcome::PodsBehind,
+            _ if seen.overdue => Outcome::Overdue,
+            _ => Outcome::Rolling,
+        }
+    }
+}
+
 const MINUTE: Duration = Duration::from_secs(60);
 
 impl<W: Ord + Clone> Waves<W> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Ended, Limits, Waves};
+use super::{Ended, Limits, Outcome, Seen, Waves};
 
 fn limits(max_concurrent: usize, per_minute: usize, max_failures: usize) -> Limits {
     Limits { max_concurrent, per_minute, max_failures, progress_deadline: Duration::from_secs(300) }
@@ -66,4 +66,55 @@ async fn progress_deadline_marks_overdue_and_adoption_keeps_the_start() {
     assert_eq!(seen, [("new", false), ("old", true)]);
     assert_eq!(waves.room(now), 0, "the adopted one does not count against the minute, the new one does");
     assert!(!waves.ended(&"gone", Ended::Failed), "an unknown workload changes nothing");
+}
+
+/// A restarted workload rolled out under this configuration, as `follow` reads it.
+fn rolled_out() -> Seen {
+    Seen {
+        rolled_out: true,
+        pods_behind: false,
+        restart_covers: true,
+        restarted_under_other: false,
+        overdue: false,
+    }
+}
+
+#[test]
+fn rolled_out_with_every_pod_current_succeeds() {
+    assert_eq!(Outcome::of(rolled_out()), Outcome::Succeeded);
+}
+
+#[test]
+fn rolled_out_with_its_new_pods_behind_fails() {
+    let seen = Seen { pods_behind: true, restart_covers: false, ..rolled_out() };
+    assert_eq!(Outcome::of(seen), Outcome::PodsBehind);
+}
+
+#[test]
+fn rolled_out_with_only_the_pods_it_was_restarted_for_left_waits_for_them_to_go() {
+    let seen = Seen { pods_behind: true, ..rolled_out() };
+    assert_eq!(Outcome::of(seen), Outcome::Rolling);
+    assert_eq!(Outcome::of(Seen { overdue: true, ..seen }), Outcome::Overdue);
+}
+
+#[test]
+fn still_rolling_within_its_deadline_waits_and_past_it_fails() {
+    let seen = Seen { rolled_out: false, pods_behind: true, ..rolled_out() };
+    assert_eq!(Outcome::of(seen), Outcome::Rolling);
+    assert_eq!(Outcome::of(Seen { overdue: true, ..seen }), Outcome::Overdue);
+}
+
+#[test]
+fn a_restart_under_an_earlier_configuration_is_neither_a_success_nor_a_failure_of_this_one() {
+    // The configuration changed while it rolled out: its Pods are stale under the new one, which
+    // is no fault of the new configuration's sidecar.
+    let earlier =
+        Seen { pods_behind: true, restart_covers: false, restarted_under_other: true, ..rolled_out() };
+    assert_eq!(Outcome::of(earlier), Outcome::Superseded);
+    assert_eq!(Outcome::of(Seen { rolled_out: false, overdue: true, ..earlier }), Outcome::Superseded);
+    assert_eq!(
+        Outcome::of(Seen { rolled_out: false, ..earlier }),
+        Outcome::Rolling,
+        "it still holds its room"
+    );
 }
