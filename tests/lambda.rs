@@ -122,8 +122,36 @@ rows! { with_the_token;
     ),
 }
 
-#[test]
-fn a_short_token_is_refused_at_cold_start() {
-    assert!(Lambda::new(Config::builtin(), "").is_err());
-    assert!(Lambda::new(Config::builtin(), "short").is_err());
+/// One row: tokens the cold start refuses, and what its error names.
+fn refused_at_cold_start(tokens: &str, names: &str) {
+    let error = Lambda::new(Config::builtin(), tokens).err().expect("refused");
+    assert!(error.contains(names), "{error:?} should name {names:?}");
+}
+
+rows! { refused_at_cold_start;
+    an_empty_parameter: ("", "found 0"),
+    only_blank_lines: ("\n \n", "found 0"),
+    a_short_token: ("short", "token 1 of 1 is shorter than 16"),
+    a_short_second_token: ("0123456789abcdef\nshort", "token 2 of 2 is shorter than 16"),
+    three_tokens: ("0123456789abcdef\n0123456789abcdeg\n0123456789abcdeh", "1 to 2 tokens"),
+}
+
+const OLD: &str = "fedcba9876543210fedcba9876543210";
+
+/// One row: which paths the tokens `tokens` let in.
+fn during_a_rotation(tokens: &str, path: &str, status: u16) {
+    let lambda = Lambda::new(Config::builtin(), tokens).unwrap();
+    let path = path.replace("{new}", TOKEN).replace("{old}", OLD);
+    let response = runtime().block_on(async {
+        call(&lambda, event(FUNCTION_URL, "POST", &path, "application/json", REVIEW, false)).await
+    });
+    assert_eq!(response.status(), status, "{path}");
+}
+
+rows! { during_a_rotation;
+    the_new_token_is_accepted: (&format!("{TOKEN}\n{OLD}"), "/mutate/{new}", 200),
+    the_old_token_is_accepted_until_retired: (&format!("{TOKEN}\n{OLD}"), "/mutate/{old}", 200),
+    the_old_token_is_refused_once_retired: (TOKEN, "/mutate/{old}", 404),
+    the_two_run_together_are_refused: (&format!("{TOKEN}\n{OLD}"), &format!("/mutate/{TOKEN}{OLD}"), 404),
+    surrounding_blank_lines_and_spaces_are_ignored: (&format!("\n {TOKEN} \n\n{OLD}\n"), "/mutate/{old}", 200),
 }

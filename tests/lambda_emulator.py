@@ -5,15 +5,20 @@ more, the function's response body must be byte for byte what `sidecar-injector 
 with the same configuration (the built-in example profile, and a log shipper with parameters
 chosen by a selector). That is the proof that the handler was written once.
 
+It also reports what a request with a wrong token costs against a real review, each timed the same
+way through the emulator: a figure for docs/lambda.md ("Concurrency"), not a check.
+
 Run by .ci/run, with `cargo lambda` on PATH. Uses only the standard library."""
 
 import json
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import urllib.error
 import urllib.request
@@ -119,6 +124,22 @@ def exchange(url, body, content_type, method, context=None):
         return error.code, error.headers.get("Allow"), error.read()
 
 
+def report_wrong_token_cost(base, token, requests=300):
+    """Median round trip through the emulator of a wrong-token request and of a review, alternated
+    so that both see the same machine."""
+    with open(os.path.join(FIXTURES, "pod-create-review.json"), "rb") as f:
+        review = f.read()
+    wrong, right = [], []
+    for _ in range(requests):
+        for url, times in ((base + "/mutate/" + "0" * len(token), wrong), (base + "/mutate/" + token, right)):
+            started = time.perf_counter()
+            post(url, review)
+            times.append(time.perf_counter() - started)
+    w, r = statistics.median(wrong) * 1000, statistics.median(right) * 1000
+    print("cost of a wrong token: median %.2f ms a request, a review %.2f ms (%.2f of a review), "
+          "%d each through cargo lambda watch" % (w, r, w / r, requests))
+
+
 def main():
     subprocess.run(["cargo", "build", "--quiet", "--bin", "sidecar-injector", "--bin", "sidecar-injector-lambda"], cwd=ROOT, check=True)
     cli = os.path.join(TARGET, "debug", "sidecar-injector")
@@ -166,6 +187,8 @@ def main():
                 passed += 1
             else:
                 failed.append("%s: got %d" % (name, status))
+
+        report_wrong_token_cost(base, token)
 
         # One HTTP edge: the server answers what is not a review exactly as the Lambda does.
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,8 +7,12 @@ use crate::{Config, config_file};
 /// - `SIDECAR_INJECTOR_CONFIG_PARAMETER`: an SSM parameter holding the configuration; else
 ///   `SIDECAR_INJECTOR_CONFIG_FILE`; else `config.yaml` beside the binary (shipped in the zip);
 ///   else the built-in configuration;
-/// - `SIDECAR_INJECTOR_TOKEN_PARAMETER`: an SSM SecureString holding the token; else
-///   `SIDECAR_INJECTOR_TOKEN`.
+/// - `SIDECAR_INJECTOR_TOKEN_PARAMETER`: an SSM SecureString holding the token (two, one per line,
+///   during a rotation); else `SIDECAR_INJECTOR_TOKEN`.
+///
+/// A parameter name may end in `:VERSION`, as Terraform and deploy.sh set them: a new version is
+/// then a new environment, which Lambda rolls out by replacing every instance, so that no warm
+/// instance keeps an old configuration or token, and a cold start never reads a newer one early.
 pub async fn cold_start() -> Result<Lambda, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let config_parameter = var("SIDECAR_INJECTOR_CONFIG_PARAMETER");
@@ -40,7 +44,7 @@ pub async fn cold_start() -> Result<Lambda, String> {
         _ => var("SIDECAR_INJECTOR_TOKEN")
             .ok_or("neither SIDECAR_INJECTOR_TOKEN_PARAMETER nor SIDECAR_INJECTOR_TOKEN is set")?,
     };
-    Lambda::new(config, token.trim()).map_err(str::to_owned)
+    Lambda::new(config, &token)
 }
 
 /// The SDK's configuration from the environment (region, credentials, endpoint), with an HTTPS

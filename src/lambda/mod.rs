@@ -3,7 +3,8 @@
 //! A Function URL with auth type NONE is public, and a webhook `url` may carry neither credentials
 //! nor a query string, so a secret token in the path is what keeps strangers out:
 //! `POST /mutate/{token}`. The token is compared in constant time and checked before anything
-//! else, so a wrong one gets 404 whatever the body, and nothing tells a prober what exists.
+//! else, so a wrong one gets 404 whatever the body, and nothing tells a prober what exists. During
+//! a rotation two tokens are accepted, the new one and the one it replaces (docs/lambda.md).
 //! Everything after the token check is [`http::answer`], the server's own code: the same status,
 //! headers and body for a review and for a wrong method, type or size.
 //!
@@ -26,26 +27,51 @@ use crate::{Config, logging};
 /// The route prefix; the token follows it.
 pub const ROUTE: &str = "/mutate/";
 
+/// At most this many tokens at once: the current one and the one a rotation retires.
+pub const MAX_TOKENS: usize = 2;
+
 /// What the function holds from cold start on.
 pub struct Lambda {
     pub config: Config,
-    token: Vec<u8>,
+    tokens: Vec<Vec<u8>>,
 }
 
 impl Lambda {
+    /// `tokens` holds one token per line: one, or during a rotation the new one and the old one.
     /// A short token could be guessed (an empty one would let `/mutate/` in), so fewer than 16
     /// characters are refused.
-    pub fn new(config: Config, token: &str) -> Result<Lambda, &'static str> {
-        if token.len() < 16 {
-            return Err("the token must be at least 16 characters");
+    ///
+    /// ```
+    /// # use sidecar_injector::{Config, lambda::Lambda};
+    /// assert!(Lambda::new(Config::builtin(), "0123456789abcdef\nfedcba9876543210").is_ok());
+    /// assert!(Lambda::new(Config::builtin(), "0123456789abcdef\nshort").is_err());
+    /// ```
+    pub fn new(config: Config, tokens: &str) -> Result<Lambda, String> {
+        let tokens: Vec<&str> = tokens.lines().map(str::trim).filter(|t| !t.is_empty()).collect();
+        if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+            return Err(format!(
+                "there must be 1 to {MAX_TOKENS} tokens, one per line; found {}",
+                tokens.len()
+            ));
         }
-        Ok(Lambda { config, token: token.as_bytes().to_vec() })
+        if let Some(line) = tokens.iter().position(|t| t.len() < 16) {
+            return Err(format!("token {} of {} is shorter than 16 characters", line + 1, tokens.len()));
+        }
+        Ok(Lambda { config, tokens: tokens.iter().map(|t| t.as_bytes().to_vec()).collect() })
+    }
+
+    /// Whether `candidate` is one of the tokens: each is compared in constant time, all of them
+    /// every time, so that the answer's timing says nothing about which one nearly matched.
+    fn accepts(&self, candidate: &[u8]) -> bool {
+        let matched =
+            self.tokens.iter().fold(subtle::Choice::from(0), |any, token| any | candidate.ct_eq(token));
+        matched.into()
     }
 
     /// Answer one Function URL request.
     pub fn handle(&self, request: &Request) -> Response<Body> {
         let token = request.uri().path().strip_prefix(ROUTE).unwrap_or_default();
-        if !bool::from(token.as_bytes().ct_eq(&self.token)) {
+        if !self.accepts(token.as_bytes()) {
             // Never log the path: it may hold a token, right or nearly right.
             tracing::warn!(status = 404, "request refused: wrong or missing token");
             return respond(404, "text/plain; charset=utf-8", b"not found\n".to_vec());
