@@ -431,3 +431,22 @@ fn heal_without_its_namespace_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--namespace"), "{}", text(&out.stderr));
 }
+
+/// deploy.sh registers the Lambda under its own NAME, and Terraform under var.name.
+#[test]
+fn webhook_config_names_the_object_and_calls_the_url() {
+    let out = run(
+        &["webhook-config", "--name", "team-a", "--url", "https://h.example/mutate/t0k3n", "-o", "json"],
+        b"",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let object: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(object["metadata"]["name"], "team-a");
+    assert_eq!(
+        object["webhooks"][0]["clientConfig"],
+        serde_json::json!({"url": "https://h.example/mutate/t0k3n"})
+    );
+    let default = run(&["webhook-config", "-o", "json"], b"");
+    let object: Value = serde_json::from_slice(&default.stdout).unwrap();
+    assert_eq!(object["metadata"]["name"], "sidecar-injector", "the in-cluster name by default");
+}

@@ -669,7 +669,7 @@ NATIVE_SIDECAR = """
 """
 
 
-def lambda_registration(work, ns, reference, config_text):
+def lambda_registration(work, binary, ns, reference, config_text):
     """The function in `cargo lambda watch`, behind a TLS terminator on loopback, registered with
     deploy-lambda's configuration rendered as deploy.sh renders it. A real Function URL has AWS's
     public certificate and needs no caBundle; this one is signed by the test's own CA, so the test
@@ -700,8 +700,9 @@ def lambda_registration(work, ns, reference, config_text):
         function_url = f"https://127.0.0.1:{tls_port}/lambda-url/sidecar-injector-lambda/"
         wait_until_answering(function_url + "mutate/" + token, watch, "cargo lambda watch", context=insecure_tls())
         # What deploy.sh registers, rendered by deploy.sh itself.
-        rendered = subprocess.run([str(ROOT / "deploy-lambda" / "deploy.sh"), "--render-webhook", function_url],
-                                  env={**os.environ, "TOKEN": token}, capture_output=True, text=True, check=True).stdout
+        rendered = subprocess.run([str(ROOT / "deploy-lambda" / "deploy.sh"), "--render-webhook", function_url, str(config)],
+                                  env={**os.environ, "TOKEN": token, "SIDECAR_INJECTOR": binary},
+                                  capture_output=True, text=True, check=True).stdout
         kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION)
         created = kubectl("create", "-f", "-", stdin=rendered, ok=False)
         registered = get("mutatingwebhookconfiguration", CONFIGURATION) if created.returncode == 0 else None
@@ -775,7 +776,7 @@ def main():
         try:
             result = in_cluster(binary, work)
             if result:
-                lambda_registration(work, *result)
+                lambda_registration(work, binary, *result)
         except RuntimeError as error:
             check(False, f"the test could not go on: {error}")
         report_latency("in total", webhook_latency_seen_by_the_api_server())

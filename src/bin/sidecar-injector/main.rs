@@ -101,6 +101,9 @@ enum Command {
         /// The namespace of the in-cluster Service.
         #[arg(long, default_value = "sidecar-injector")]
         service_namespace: String,
+        /// The object's name.
+        #[arg(long, default_value = sidecar_injector::engine::registration::CONFIGURATION_NAME)]
+        name: String,
         /// `yaml`, or `json` for a program to read.
         #[arg(short, long, default_value = "yaml", value_parser = ["yaml", "json"])]
         output: String,
@@ -188,8 +191,8 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Command::Config(ConfigCommand::Check { file, require }) => config_check(&file, require),
-        Command::WebhookConfig { config, url, service_namespace, output } => {
-            webhook_config(config.as_deref(), url, service_namespace, &output)
+        Command::WebhookConfig { config, url, service_namespace, name, output } => {
+            webhook_config(config.as_deref(), url, service_namespace, &name, &output)
         }
         Command::Config(ConfigCommand::Default) => {
             print!("{BUILTIN_YAML}");
@@ -239,6 +242,7 @@ fn webhook_config(
     config: Option<&Path>,
     url: Option<String>,
     service_namespace: String,
+    name: &str,
     output: &str,
 ) -> Result<(), String> {
     let config = load_config(config)?;
@@ -249,7 +253,8 @@ fn webhook_config(
     if let Some(why) = match_conditions(&config).broadened {
         eprintln!("sidecar-injector: matchConditions broadened: {why}");
     }
-    let object = webhook_configuration(&config, &client);
+    let mut object = webhook_configuration(&config, &client);
+    object["metadata"]["name"] = name.into();
     match output {
         "json" => println!("{}", serde_json::to_string_pretty(&object).expect("JSON values serialize")),
         _ => print!("{}", serde_saphyr::to_string(&object).map_err(|e| format!("writing YAML: {e}"))?),
