@@ -1,18 +1,41 @@
 locals {
-  config_yaml = coalesce(var.config_yaml, file("${path.module}/../src/engine/default-config.yaml"))
+  config_yaml   = coalesce(var.config_yaml, file("${path.module}/../src/engine/default-config.yaml"))
+  config_base64 = base64encode(local.config_yaml)
+  # base64 pads with "=" only: 3 bytes for every 4 characters, less one for each pad.
+  config_bytes = length(local.config_base64) / 4 * 3 - length(regexall("=", local.config_base64))
+
+  # Token rotation (var.token_rotation_step): two slots, the current one and the previous one.
+  # Rotation r regenerates slot r % 2; each slot's generation changes only when it is its turn.
+  rotations      = floor((var.token_rotation_step + 1) / 2)
+  current_slot   = tostring(local.rotations % 2)
+  previous_slot  = tostring(1 - local.rotations % 2)
+  token          = random_password.token[local.current_slot].result
+  overlapping    = var.token_rotation_step % 2 == 1
+  accepted_token = local.overlapping ? [local.token, random_password.token[local.previous_slot].result] : [local.token]
+
   # The Lambda's route is /mutate/{token}: see src/lambda/mod.rs.
-  webhook_url = "${trimsuffix(aws_lambda_function_url.this.function_url, "/")}/mutate/${random_password.token.result}"
+  webhook_url = "${trimsuffix(aws_lambda_function_url.this.function_url, "/")}/mutate/${local.token}"
 }
 
-data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 # The only secret: a Function URL with auth type NONE is public, and a webhook url may carry
 # neither credentials nor a query string, so the token is in the path.
 resource "random_password" "token" {
-  length  = 40
-  special = false
+  for_each = toset(["0", "1"])
+  length   = 40
+  special  = false
+  # Null until the slot's first rotation, so that the token made before rotation existed stays.
+  keepers = floor((local.rotations + tonumber(each.key)) / 2) == 0 ? null : {
+    generation = tostring(floor((local.rotations + tonumber(each.key)) / 2))
+  }
+}
+
+# The token before rotation existed is slot 0's.
+moved {
+  from = random_password.token
+  to   = random_password.token["0"]
 }
 
 resource "aws_ssm_parameter" "config" {
@@ -20,17 +43,25 @@ resource "aws_ssm_parameter" "config" {
   name        = "/${var.name}/config"
   description = "sidecar-injector configuration, read at cold start"
   type        = "String"
-  tier        = "Advanced" # up to 8 KB; a configuration with a few sidecars outgrows Standard's 4 KB
-  value       = local.config_yaml
-  tags        = var.tags
+  # Standard holds 4 KB; Advanced, up to 8 KB, is billed (the check below says so).
+  tier  = local.config_bytes > 4096 ? "Advanced" : "Standard"
+  value = local.config_yaml
+  tags  = var.tags
+}
+
+check "config_parameter_tier" {
+  assert {
+    condition     = local.config_bytes <= 4096
+    error_message = "The configuration is ${local.config_bytes} bytes, over Standard's 4 KB: its SSM parameter uses the Advanced tier, which is billed monthly."
+  }
 }
 
 resource "aws_ssm_parameter" "token" {
   name        = "/${var.name}/token"
-  description = "sidecar-injector path token, read at cold start"
+  description = "sidecar-injector path tokens, one per line: the current one, and during a rotation the previous one"
   type        = "SecureString"
   key_id      = var.kms_key_arn
-  value       = random_password.token.result
+  value       = join("\n", local.accepted_token)
   tags        = var.tags
 }
 
@@ -71,12 +102,23 @@ data "aws_iam_policy_document" "this" {
     resources = [aws_ssm_parameter.config.arn, aws_ssm_parameter.token.arn]
   }
 
+  # Only through SSM, and only for the token parameter (SSM's encryption context).
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
     content {
       sid       = "DecryptTheToken"
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["ssm.${data.aws_region.current.region}.${data.aws_partition.current.dns_suffix}"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = [aws_ssm_parameter.token.arn]
+      }
     }
   }
 }
@@ -93,21 +135,24 @@ resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_117: it needs no VPC, it reaches nothing but SSM and CloudWatch
   # checkov:skip=CKV_AWS_173: the environment holds only the parameter names; the token is a SecureString
   # checkov:skip=CKV_AWS_272: code signing needs a signing profile the user sets up; the zip's hash is pinned by source_code_hash
-  function_name                  = var.name
-  role                           = aws_iam_role.this.arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = [var.architecture]
-  filename                       = var.zip_path
-  source_code_hash               = filebase64sha256(var.zip_path)
-  memory_size                    = var.memory_size
-  timeout                        = var.webhook_timeout_seconds - 1
-  reserved_concurrent_executions = var.reserved_concurrency
+  function_name    = var.name
+  role             = aws_iam_role.this.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  filename         = var.zip_path
+  source_code_hash = filebase64sha256(var.zip_path)
+  memory_size      = var.memory_size
+  timeout          = var.webhook_timeout_seconds - 1
+  # -1: no reservation, the account's unreserved pool (docs/lambda.md, "Concurrency").
+  reserved_concurrent_executions = coalesce(var.reserved_concurrency, -1)
 
+  # Each parameter pinned to its version: a new configuration or token is a new environment,
+  # which Lambda rolls out by replacing every instance (src/lambda/cold_start.rs).
   environment {
     variables = {
-      SIDECAR_INJECTOR_CONFIG_PARAMETER = aws_ssm_parameter.config.name
-      SIDECAR_INJECTOR_TOKEN_PARAMETER  = aws_ssm_parameter.token.name
+      SIDECAR_INJECTOR_CONFIG_PARAMETER = "${aws_ssm_parameter.config.name}:${aws_ssm_parameter.config.version}"
+      SIDECAR_INJECTOR_TOKEN_PARAMETER  = "${aws_ssm_parameter.token.name}:${aws_ssm_parameter.token.version}"
     }
   }
 
@@ -149,7 +194,8 @@ resource "aws_lambda_permission" "invoke_via_url" {
 }
 
 # The same registration as deploy-incluster/70-mutatingwebhookconfiguration.yaml, with a url
-# instead of a Service, and no caBundle: the Function URL has AWS's public certificate.
+# instead of a Service, and no caBundle: the Function URL has AWS's public certificate. No
+# matchConditions: hashicorp/kubernetes has no block for them yet (docs/lambda.md).
 resource "kubernetes_mutating_webhook_configuration_v1" "this" {
   metadata {
     name   = var.name
@@ -190,5 +236,6 @@ resource "kubernetes_mutating_webhook_configuration_v1" "this" {
     }
   }
 
-  depends_on = [aws_lambda_permission.url, aws_lambda_permission.invoke_via_url]
+  # After the function: during a rotation it accepts the new token before the webhook sends it.
+  depends_on = [aws_lambda_function.this, aws_lambda_permission.url, aws_lambda_permission.invoke_via_url]
 }

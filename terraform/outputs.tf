@@ -15,12 +15,12 @@ output "webhook_url" {
 }
 
 output "config_parameter" {
-  description = "The SSM parameter holding the configuration; change it, then update the function to reload."
+  description = "The SSM parameter holding the configuration. Change config_yaml and apply: the new version replaces every instance."
   value       = aws_ssm_parameter.config.name
 }
 
 output "token_parameter" {
-  description = "The SSM SecureString holding the path token."
+  description = "The SSM SecureString holding the path token (two, one per line, during a rotation)."
   value       = aws_ssm_parameter.token.name
 }
 
