@@ -112,9 +112,18 @@ if $created_token; then
 else
   TOKEN_VERSION=$(aws ssm get-parameter --name "/$NAME/token" --query Parameter.Version --output text)
 fi
-# Standard holds 4 KB; a larger configuration needs the Advanced tier, which is billed.
-TIER=Standard
-if [ "$(wc -c <"$CONFIG")" -gt 4096 ]; then TIER=Advanced; echo "the configuration is over 4 KB: the Advanced tier, which is billed"; fi
+# Standard holds 4 KB; a larger configuration needs the Advanced tier, which is billed. SSM never
+# moves a parameter back to Standard, so one that is Advanced stays so.
+TIER=$(aws ssm describe-parameters --parameter-filters "Key=Name,Values=/$NAME/config" \
+  --query 'Parameters[0].Tier' --output text)
+if [ "$TIER" = Advanced ]; then
+  echo "the configuration parameter is in the Advanced tier, which is billed; SSM cannot move it back to Standard (delete it to)"
+elif [ "$(wc -c <"$CONFIG")" -gt 4096 ]; then
+  TIER=Advanced
+  echo "the configuration is over 4 KB: the Advanced tier, which is billed"
+else
+  TIER=Standard
+fi
 CONFIG_VERSION=$(aws ssm put-parameter --name "/$NAME/config" --type String --tier "$TIER" --value "file://$CONFIG" \
   --overwrite --query Version --output text)
 

@@ -205,6 +205,10 @@ def run_cases(work, endpoint):
     env, log_dir = environment(work, endpoint)
     every_argv = set()
 
+    def tier():
+        found = ssm.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": ["/sidecar-injector/config"]}])
+        return found["Parameters"][0]["Tier"]
+
     def tokens(name="sidecar-injector"):
         value = ssm.get_parameter(Name=f"/{name}/token", WithDecryption=True)["Parameter"]["Value"]
         return [t for t in value.splitlines() if t]
@@ -222,8 +226,9 @@ def run_cases(work, endpoint):
           and variables == {"SIDECAR_INJECTOR_CONFIG_PARAMETER": f"/sidecar-injector/config:{config_version}",
                             "SIDECAR_INJECTOR_TOKEN_PARAMETER": "/sidecar-injector/token:1"},
           "the function has its settings, and its environment pins each parameter's version", function)
-    check(len(token) == 40 and ssm.get_parameter(Name="/sidecar-injector/config")["Parameter"]["Value"] == config.read_text(),
-          "the token is new and 40 characters; the configuration parameter is the file")
+    stored = ssm.get_parameter(Name="/sidecar-injector/config")["Parameter"] if status == 0 else {}
+    check(len(token) == 40 and stored.get("Value") == config.read_text() and status == 0 and tier() == "Standard",
+          "the token is new and 40 characters; the configuration parameter is the file, in the Standard tier", stored)
     policy = iam.get_role_policy(RoleName="sidecar-injector", PolicyName="sidecar-injector")["PolicyDocument"]
     resources = json.dumps(policy)
     check("arn:aws:ssm:eu-west-3:123456789012:parameter/sidecar-injector/token" in resources
@@ -261,6 +266,18 @@ def run_cases(work, endpoint):
     statements = json.loads(lam.get_policy(FunctionName="sidecar-injector")["Policy"])["Statement"]
     check(tokens() == [token] and len(statements) == 2,
           "the second run keeps the token and adds no permission twice", (len(statements)))
+
+    # The tier: Standard for a small configuration, Advanced over 4 KB, and Advanced kept after.
+    tiers = []
+    for text in [config.read_text() + "# " + "x" * 4100 + "\n", config.read_text()]:
+        sized = work / "sized.yaml"
+        sized.write_text(text)
+        status, output, argv = deploy(second, str(sized))
+        every_argv |= argv
+        tiers.append((status, tier(), "billed" in output))
+    check(tiers == [(0, "Advanced", True), (0, "Advanced", True)],
+          "a configuration over 4 KB moves the parameter to the billed Advanced tier, saying so, and it stays there "
+          "(SSM cannot move it back)", tiers)
 
     # 3: a rotation.
     status, output, argv = deploy(env, "--rotate-token", str(config))
