@@ -652,10 +652,18 @@ fn certs_output_serves_the_service_name() {
 fn serve_binary(
     dir: &TempDir,
 ) -> (std::process::Child, SocketAddr, String, std::io::BufReader<std::process::ChildStderr>) {
+    serve_binary_with_metrics(dir, "127.0.0.1:0")
+}
+
+/// `serve_binary`, with its metrics on `metrics`.
+fn serve_binary_with_metrics(
+    dir: &TempDir,
+    metrics: &str,
+) -> (std::process::Child, SocketAddr, String, std::io::BufReader<std::process::ChildStderr>) {
     use std::io::{BufRead, BufReader};
     let ca_out = dir.0.join("ca.pem");
     let mut child = binary()
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--ca-out"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", metrics, "--ca-out"])
         .arg(&ca_out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -738,7 +746,9 @@ fn no_log_line_carries_the_pod() {
 fn sigterm_lets_the_binary_finish_in_flight_reviews() {
     use std::io::{BufRead, BufReader};
     let dir = TempDir::new("sigterm");
-    let (mut child, addr, ca_pem, _stderr) = serve_binary(&dir);
+    // A port of the test's own for the metrics, to see the request in flight.
+    let metrics: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (mut child, addr, ca_pem, _stderr) = serve_binary_with_metrics(&dir, &metrics.to_string());
 
     runtime().block_on(async {
         // Generated certificates are for localhost; connect by that name.
@@ -748,6 +758,14 @@ fn sigterm_lets_the_binary_finish_in_flight_reviews() {
             .await
             .unwrap();
         send_part(&mut in_flight, 100).await;
+        // In flight once the server has the headers: a request it has not read yet is not one it
+        // is answering, and a shutdown closes its connection (CI on a loaded machine saw that).
+        let counted = "\nsidecar_injector_requests_in_flight 1\n";
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !metrics_text(metrics).await.contains(counted) {
+            assert!(tokio::time::Instant::now() < deadline, "the half-sent review is never in flight");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
 
         let killed =
             std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
