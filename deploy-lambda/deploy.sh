@@ -203,21 +203,23 @@ if [ -s "$WORK/existing" ]; then
 fi
 render_webhook "$URL" "$CONFIG" | kubectl apply -f -
 
+# The function accepts exactly the tokens given: a new version of the parameter, one per line, and
+# every instance replaced by one whose environment is pinned to it.
+accept_only() {
+  (IFS=$'\n'; printf '%s' "$*") >"$WORK/tokens"
+  TOKEN_VERSION=$(put_tokens)
+  aws lambda update-function-configuration --function-name "$NAME" --environment "$(environment)" >/dev/null
+  aws lambda wait function-updated-v2 --function-name "$NAME"
+}
 if $ROTATE; then
   step "token rotation: the new token accepted beside the old one"
   OLD=$TOKEN
   TOKEN=$(new_token)
-  printf '%s\n%s' "$TOKEN" "$OLD" >"$WORK/tokens"
-  TOKEN_VERSION=$(put_tokens)
-  aws lambda update-function-configuration --function-name "$NAME" --environment "$(environment)" >/dev/null
-  aws lambda wait function-updated-v2 --function-name "$NAME"
+  accept_only "$TOKEN" "$OLD"
   step "token rotation: the new token in the webhook, then $OVERLAP_SECONDS s for every API server to use it"
   render_webhook "$URL" "$CONFIG" | kubectl apply -f -
   sleep "$OVERLAP_SECONDS"
   step "token rotation: the old token retired"
-  printf '%s' "$TOKEN" >"$WORK/tokens"
-  TOKEN_VERSION=$(put_tokens)
-  aws lambda update-function-configuration --function-name "$NAME" --environment "$(environment)" >/dev/null
-  aws lambda wait function-updated-v2 --function-name "$NAME"
+  accept_only "$TOKEN"
 fi
 echo "done: label a namespace sidecar-injector.io/inject=enabled to inject its new Pods"

@@ -21,6 +21,7 @@ test adds it as the caBundle. Shown, one PASS line each:
 """
 
 import argparse
+import base64
 import http.client
 import http.server
 import json
@@ -31,6 +32,8 @@ import ssl
 import subprocess
 import threading
 from pathlib import Path
+
+import yaml
 
 from e2e_cluster import (CONFIGURATION, LOGS, ROOT, STATUS, create_pod, get, kubectl, namespace, pod, said,
                          wait_for)
@@ -115,20 +118,23 @@ class Creator(threading.Thread):
         self.join()
 
 
-def register(rendered, cert):
-    """Replace the registration with `rendered`, trusting the front's certificate."""
-    import base64
+def trusting(rendered, cert):
+    """`rendered`, trusting the front's certificate (a real Function URL needs no caBundle)."""
     rendered["webhooks"][0]["clientConfig"]["caBundle"] = base64.b64encode(cert.read_bytes()).decode()
+    return rendered
+
+
+def register(rendered, cert):
+    """Replace the registration with `rendered`."""
     kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
-    done = kubectl("create", "-f", "-", stdin=json.dumps(rendered), ok=False)
+    done = kubectl("create", "-f", "-", stdin=json.dumps(trusting(rendered, cert)), ok=False)
     return done.returncode == 0, done.stderr
 
 
 def reregister(rendered, cert):
     """Update the registration in place, as `terraform apply` and `kubectl apply` do."""
-    import base64
     live = get("mutatingwebhookconfiguration", CONFIGURATION)
-    rendered["webhooks"][0]["clientConfig"]["caBundle"] = base64.b64encode(cert.read_bytes()).decode()
+    rendered = trusting(rendered, cert)
     rendered["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     kubectl("replace", "-f", "-", stdin=json.dumps(rendered))
 
@@ -141,7 +147,6 @@ def deploy_sh_webhook(cli, url, token):
     rendered = subprocess.run([str(ROOT / "deploy-lambda" / "deploy.sh"), "--render-webhook", url, str(CONFIG)],
                               env={**os.environ, "TOKEN": token, "SIDECAR_INJECTOR": cli},
                               capture_output=True, text=True, check=True).stdout
-    import yaml
     return yaml.safe_load(rendered)
 
 

@@ -129,7 +129,7 @@ def main():
                 stop(process)
 
     for name, ok, detail in results:
-        print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": " + detail))
+        print(("ok   " if ok else "FAIL ") + name + ("" if ok else ": %s" % (detail,)))
     failed = sum(1 for _, ok, _ in results if not ok)
     print("lambda ssm: %d passed, %d failed" % (len(results) - failed, failed))
     sys.exit(1 if failed else 0)
