@@ -375,6 +375,50 @@ rows! { malformed_pod_refused;
     ),
 }
 
+/// One row: a Pod whose app container has `lists` (`env`, `volumeMounts`), under a configuration
+/// whose profile adds `additions` to the app containers (none: the built-in one). A configuration
+/// that adds to them reads those lists and refuses an item of another shape, naming it; one that
+/// does not leaves them to the API server, which refuses such a Pod itself.
+fn app_list_items_read(lists: Value, additions: Option<&str>, refused: Option<&str>) {
+    let mut app = json!({"name": "app", "image": "x"});
+    app.as_object_mut().unwrap().extend(lists.as_object().unwrap().clone());
+    let pod = json!({"metadata": {}, "spec": {"containers": [app]}});
+    let config = match additions {
+        Some(additions) => config(&format!(
+            "defaultProfiles: [p]\nprofiles:\n  p:\n    volumes: [{{name: v, emptyDir: {{}}}}]\n    appContainers: {additions}\n"
+        )),
+        None => Config::builtin(),
+    };
+    let response = answer(&pod_review(&pod, "shop"), &config);
+    match refused {
+        Some(what) => {
+            assert!(!response.response.allowed);
+            let message = response.response.status.unwrap().message.to_string();
+            assert!(
+                message.contains(&format!("the Pod cannot be read: {what}")),
+                "{message:?} should name {what:?}"
+            );
+        }
+        None => assert_eq!(response.response.audit_annotations["decision"], "injected"),
+    }
+}
+
+rows! { app_list_items_read;
+    an_env_var_without_a_name_where_a_profile_adds_env: (
+        json!({"env": [{"name": "A", "value": "1"}, {"value": "2"}]}),
+        Some("{env: [{name: B, value: \"3\"}]}"),
+        Some("spec.containers[0].env[1].name is missing or not a string"),
+    ),
+    a_mount_without_a_path_where_a_profile_adds_mounts: (
+        json!({"volumeMounts": [{"name": "v"}]}),
+        Some("{volumeMounts: [{name: v, mountPath: /v}]}"),
+        Some("spec.containers[0].volumeMounts[0].mountPath is missing or not a string"),
+    ),
+    neither_read_where_no_profile_adds_to_app_containers: (
+        json!({"env": [{"value": "2"}], "volumeMounts": [{"name": "v"}]}), None, None,
+    ),
+}
+
 /// The small Pod's review, changed by `change`.
 fn review_with(change: impl FnOnce(&mut Value)) -> Value {
     let mut request = pod_review(&small_pod(), "shop");

@@ -66,7 +66,7 @@ pub(crate) fn decide(
     namespace: &str,
     config: &Config,
 ) -> Result<Outcome, ReviewError> {
-    let view = match PodView::read(pod) {
+    let view = match PodView::read(pod, config.adds_to_app_containers) {
         Ok(view) => view,
         Err(Malformed(what)) => {
             return Ok(failed(config.on_error, vec![format!("the Pod cannot be read: {what}")]));

@@ -83,15 +83,17 @@ pub(crate) fn add_profile<'c>(
     if plan.app_containers.is_empty() {
         plan.app_containers = view.containers.iter().map(|_| AppAdditions::default()).collect();
     }
-    for (app, added) in view.containers.iter().zip(&mut plan.app_containers) {
+    for (i, (app, added)) in view.containers.iter().zip(&mut plan.app_containers).enumerate() {
+        // Read for every configuration that gets here (`Config::adds_to_app_containers`).
+        let lists = view.app_lists.get(i);
         let env = AppField {
-            own: app.env.as_deref().unwrap_or_default(),
+            own: lists.and_then(|l| l.env.as_deref()).unwrap_or_default(),
             key: name_of,
             kept: "sets",
             what: "value",
         };
         env.add(&mut added.env, &profile.app_env, &app.name, warnings);
-        let own = app.volume_mounts.as_deref().unwrap_or_default();
+        let own = lists.and_then(|l| l.volume_mounts.as_deref()).unwrap_or_default();
         let mounts = AppField { own, key: mount_path, kept: "mounts", what: "mount" };
         mounts.add(&mut added.volume_mounts, &profile.app_volume_mounts, &app.name, warnings);
     }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::pod_security::{self, Level};
-use super::skeleton::{ContainerSkeleton, PodSkeleton, SpecSkeleton, VolumeSkeleton};
+use super::skeleton::{ContainerSkeleton, Listed, PodSkeleton, SpecSkeleton, VolumeSkeleton};
 
 /// A field of the Pod that is not the shape Kubernetes gives it. The API server never sends such a
 /// Pod; an offline manifest might. We refuse to patch what we cannot read rather than guess.
@@ -28,9 +28,32 @@ pub(crate) struct PodView<'p> {
     pub image_pull_secrets: &'p [Cow<'p, str>],
     /// The spec as read, for Pod Security.
     pub spec: &'p SpecSkeleton<'p>,
+    /// Each of `containers`' own env vars and mounts, when the configuration adds to them; empty
+    /// otherwise.
+    pub app_lists: Vec<AppLists<'p>>,
     /// Which of the maps and lists a patch may add to the Pod has (absent and `null` are the same):
     /// the patch adds to what is there and creates what is not.
     pub has: Has,
+}
+
+/// An app container's env var names and mount paths; `None` where it has no such list.
+#[derive(Debug, Default)]
+pub(crate) struct AppLists<'p> {
+    pub env: Option<Vec<Cow<'p, str>>>,
+    pub volume_mounts: Option<Vec<Cow<'p, str>>>,
+}
+
+impl<'p> AppLists<'p> {
+    fn of(container: &ContainerSkeleton<'p>, index: usize) -> Result<Self, Malformed> {
+        let read = |list: Option<Listed<'p>>, name: &str, key| {
+            let path = format!("spec.containers[{index}].{name}");
+            list.map(|list| list.keys(key, &path)).transpose().map_err(Malformed)
+        };
+        Ok(AppLists {
+            env: read(container.env, "env", "name")?,
+            volume_mounts: read(container.volume_mounts, "volumeMounts", "mountPath")?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,7 +68,9 @@ pub(crate) struct Has {
 }
 
 impl<'p> PodView<'p> {
-    pub fn read(pod: &'p PodSkeleton<'p>) -> Result<Self, Malformed> {
+    /// `app_lists`: whether to read the app containers' env vars and mounts
+    /// ([`Config::adds_to_app_containers`](crate::Config)).
+    pub fn read(pod: &'p PodSkeleton<'p>, app_lists: bool) -> Result<Self, Malformed> {
         if let Some(what) = &pod.malformed {
             return Err(Malformed(what.clone()));
         }
@@ -55,17 +80,24 @@ impl<'p> PodView<'p> {
         let metadata = pod.metadata.as_ref();
         let labels = metadata.and_then(|m| m.labels.as_deref());
         let annotations = metadata.and_then(|m| m.annotations.as_deref());
+        let containers = spec.containers.as_deref().unwrap_or_default();
+        let app_lists = if app_lists {
+            containers.iter().enumerate().map(|(i, c)| AppLists::of(c, i)).collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
         Ok(PodView {
             labels: labels.unwrap_or_default(),
             annotations: annotations.unwrap_or_default(),
             host_network: spec.host_network,
             service_account: spec.service_account_name.as_deref().filter(|n| !n.is_empty()),
-            containers: spec.containers.as_deref().unwrap_or_default(),
+            containers,
             init_containers: spec.init_containers.as_deref().unwrap_or_default(),
             ephemeral_containers: spec.ephemeral_containers.as_deref().unwrap_or_default(),
             volumes: spec.volumes.as_deref().unwrap_or_default(),
             image_pull_secrets: spec.image_pull_secrets.as_deref().unwrap_or_default(),
             spec,
+            app_lists,
             has: Has {
                 metadata: metadata.is_some(),
                 labels: labels.is_some(),

@@ -15,6 +15,10 @@
 //! every path our patches use is in the skeleton as in the Pod (see `patch::verify`). The Pod the
 //! API server keeps is never rebuilt from this: fields we leave out here are not dropped there.
 //!
+//! An app container's `env` and `volumeMounts` are kept as their JSON text ([`Listed`]): only a
+//! configuration that adds to the app containers reads their items (`PodView::read`). Most never
+//! do, and serde_json skips a list whole for less than a visit to each of its items.
+//!
 //! `copyEnv` and `shareVolumeMounts` need more: the app containers' env vars with their values and
 //! their mounts whole. Only a review whose profiles use them pays for that, with a second pass over
 //! the body ([`app_values`]); keeping them always doubled the cost of a Pod with thousands of env
@@ -25,6 +29,7 @@ use std::borrow::Cow;
 use serde::de::{DeserializeSeed, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 mod pod;
 mod read;
@@ -33,6 +38,7 @@ mod shapes;
 
 use pod::{ContainerShape, PodShape, VolumeShape};
 use read::{At, Got, Problems, Read};
+use shapes::{Key, List};
 
 /// The request's object, as far as injection reads it.
 #[derive(Debug, Default)]
@@ -78,15 +84,34 @@ pub(crate) struct SpecSkeleton<'b> {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ContainerSkeleton<'b> {
     pub name: Cow<'b, str>,
-    /// The env vars' names and the mounts' paths.
-    pub env: Option<Vec<Cow<'b, str>>>,
-    pub volume_mounts: Option<Vec<Cow<'b, str>>>,
+    /// A Pod's container's `env` and `volumeMounts`, each checked to be a list; a template's are
+    /// not read.
+    pub env: Option<Listed<'b>>,
+    pub volume_mounts: Option<Listed<'b>>,
     /// Boxed: most containers have none, and the skeleton stays small for those.
     pub security: Option<Box<SecurityContext<'b>>>,
     /// Whether any port sets a `hostPort` other than 0.
     pub host_port: bool,
     /// Whether a probe or lifecycle handler names a `host`.
     pub probe_host: bool,
+}
+
+/// A list kept as its JSON text, its items read only when asked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listed<'b>(&'b RawValue);
+
+impl<'b> Listed<'b> {
+    /// Each item's `key` (an env var's `name`, a mount's `mountPath`), or the first item of
+    /// another shape, named under `path` ("spec.containers[0].env").
+    pub fn keys(self, key: &'static str, path: &str) -> Result<Vec<Cow<'b, str>>, String> {
+        let text: &'b str = self.0.get();
+        let found = Problems::default();
+        let read = Read { shape: List(Key(key)), at: At::Field(&At::Top, path), found: &found };
+        // The text was read as JSON once already, so this cannot fail on its syntax.
+        let keys = read.deserialize(&mut serde_json::Deserializer::from_str(text));
+        let keys = keys.map_err(|e| format!("{path}: {e}"))?.value().unwrap_or_default();
+        found.0.into_inner().map_or(Ok(keys), Err)
+    }
 }
 
 /// What Pod Security reads of a container's or the Pod's `securityContext`; the two share one
@@ -197,14 +222,14 @@ pub(crate) fn object<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Optio
 /// load, so nothing is the wrong shape.
 pub(crate) fn container_of(template: &Value) -> ContainerSkeleton<'_> {
     let problems = Problems::default();
-    let read = Read { shape: ContainerShape, at: At::Top, found: &problems };
+    let read = Read { shape: ContainerShape { lists: false }, at: At::Top, found: &problems };
     read.deserialize(template).ok().and_then(Got::value).unwrap_or_default()
 }
 
 /// A container template read once, at load, for every Pod it is added to unchanged.
 pub(crate) fn owned_container(template: &Value) -> ContainerSkeleton<'static> {
     let problems = Problems::default();
-    let read = Read { shape: ContainerShape, at: At::Top, found: &problems };
+    let read = Read { shape: ContainerShape { lists: false }, at: At::Top, found: &problems };
     // An owned value gives owned strings.
     read.deserialize(template.clone()).ok().and_then(Got::value).unwrap_or_default()
 }

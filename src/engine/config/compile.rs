@@ -64,7 +64,10 @@ pub(super) fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     for profile in profiles.values_mut().filter(|p| p.parameters.is_empty() && p.built_ins.is_empty()) {
         profile.status_alone = Some(status(&digest, std::iter::once((&*profile, &[][..]))));
     }
+    let adds_to_app_containers =
+        profiles.values().any(|p| !p.app_env.is_empty() || !p.app_volume_mounts.is_empty());
     Ok(Config {
+        adds_to_app_containers,
         labels: raw.labels,
         annotations: raw.annotations,
         inject_by_default: raw.inject_by_default,

@@ -72,6 +72,8 @@ pub struct Config {
     pub(crate) skip_host_network: bool,
     /// Hash of the Pod-wide labels and annotations, part of every status annotation.
     pub(crate) digest: String,
+    /// Whether a profile adds env vars or mounts to the app containers: only then are theirs read.
+    pub(crate) adds_to_app_containers: bool,
 }
 
 /// One named set of things to add to a Pod. Templates are kept as JSON, exactly as they will be

@@ -90,12 +90,14 @@ impl<'a> PodOutline<'a> {
             pairs.iter().map(|(k, _)| (Cow::Borrowed(k.as_ref()), None)).collect()
         };
         let pods = |count: usize| vec![Item::Pods; count];
-        let containers = view.containers.iter().map(|app| {
-            let lists = !plan.app_containers.is_empty();
+        let lists = !plan.app_containers.is_empty();
+        let containers = (0..view.containers.len()).map(|i| {
+            // Not read when no profile adds to them: then a patch that does fails the check.
+            let own = view.app_lists.get(i).filter(|_| lists);
             ContainerOutline {
                 item: Item::Pods,
-                env: app.env.as_ref().filter(|_| lists).map(|env| pods(env.len())),
-                volume_mounts: app.volume_mounts.as_ref().filter(|_| lists).map(|m| pods(m.len())),
+                env: own.and_then(|o| o.env.as_ref()).map(|env| pods(env.len())),
+                volume_mounts: own.and_then(|o| o.volume_mounts.as_ref()).map(|mounts| pods(mounts.len())),
             }
         });
         PodOutline {

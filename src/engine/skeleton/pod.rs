@@ -4,11 +4,12 @@
 use std::borrow::Cow;
 
 use serde::de::{IgnoredAny, MapAccess};
+use serde_json::value::RawValue;
 
 use super::read::{At, Got, INITIAL_ROOM, Outcome, Problems, Read, Shape, object};
 use super::security::{HOST_PORTS, HandlerShape, LifecycleShape, SecurityShape};
 use super::shapes::{AnyText, Boolean, Field, Key, List, Text};
-use super::{ContainerSkeleton, MetadataSkeleton, PodSkeleton, SpecSkeleton, VolumeSkeleton};
+use super::{ContainerSkeleton, Listed, MetadataSkeleton, PodSkeleton, SpecSkeleton, VolumeSkeleton};
 
 // The shapes of the parts of a Pod injection reads, each an object of known fields but
 // `StringMap`, labels or annotations.
@@ -21,8 +22,12 @@ struct MetadataShape;
 struct StringMap;
 #[derive(Clone, Copy)]
 struct SpecShape;
+/// `lists`: whether `env` and `volumeMounts` are kept ([`Listed`]); a template read from a
+/// `Value` has no JSON text to keep them as, and nothing reads them.
 #[derive(Clone, Copy)]
-pub(super) struct ContainerShape;
+pub(super) struct ContainerShape {
+    pub lists: bool,
+}
 #[derive(Clone, Copy)]
 pub(super) struct VolumeShape;
 
@@ -104,7 +109,7 @@ impl<'de> Shape<'de> for SpecShape {
         ];
         object(map, at, &names, |spec: &mut SpecSkeleton<'de>, index, at, map| {
             let boolean = || Read { shape: Boolean, at, found };
-            let containers = || Read { shape: List(ContainerShape), at, found };
+            let containers = || Read { shape: List(ContainerShape { lists: true }), at, found };
             match index {
                 0 => spec.host_network = map.next_value_seed(boolean())?.value() == Some(true),
                 1 => spec.host_pid = map.next_value_seed(boolean())?.value() == Some(true),
@@ -157,13 +162,9 @@ impl<'de> Shape<'de> for ContainerShape {
         let container = object(map, at, &names, |container: &mut ContainerSkeleton<'de>, index, at, map| {
             match index {
                 0 => name = map.next_value_seed(Read { shape: AnyText, at, found })?.value(),
-                1 => {
-                    container.env = map.next_value_seed(Read { shape: List(Key("name")), at, found })?.value()
-                }
-                2 => {
-                    let paths = Read { shape: List(Key("mountPath")), at, found };
-                    container.volume_mounts = map.next_value_seed(paths)?.value();
-                }
+                1 if self.lists => container.env = listed(map, &at, found)?,
+                2 if self.lists => container.volume_mounts = listed(map, &at, found)?,
+                1 | 2 => map.next_value::<IgnoredAny>().map(drop)?,
                 3 => {
                     container.security =
                         map.next_value_seed(Read { shape: SecurityShape, at, found })?.value();
@@ -192,6 +193,22 @@ impl<'de> Shape<'de> for ContainerShape {
             container
         }))
     }
+}
+
+/// A list kept as its text, its items skipped by serde_json as any value it is not asked to read.
+fn listed<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    at: &At,
+    found: &Problems,
+) -> Result<Option<Listed<'de>>, A::Error> {
+    Ok(match map.next_value::<Option<&'de RawValue>>()? {
+        Some(list) if list.get().starts_with('[') => Some(Listed(list)),
+        Some(_) => {
+            found.report(|| format!("{at} is not a list"));
+            None
+        }
+        None => None,
+    })
 }
 
 impl<'de> Shape<'de> for VolumeShape {

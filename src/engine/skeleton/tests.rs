@@ -28,8 +28,9 @@ fn keeps_what_injection_reads_and_list_lengths() {
     let containers = spec.containers.unwrap();
     assert_eq!(containers.len(), 2);
     assert_eq!((containers[0].name.as_ref(), containers[1].name.as_ref()), ("app", "two"));
-    assert_eq!(containers[0].env.as_deref(), Some(&[Cow::Borrowed("A")][..]));
-    assert_eq!(containers[0].volume_mounts.as_deref(), Some(&[Cow::Borrowed("/v")][..]));
+    let keys = |list: Option<Listed<'static>>, key| list.map(|l| l.keys(key, "list").unwrap());
+    assert_eq!(keys(containers[0].env, "name"), Some(vec![Cow::Borrowed("A")]));
+    assert_eq!(keys(containers[0].volume_mounts, "mountPath"), Some(vec![Cow::Borrowed("/v")]));
     assert!(containers[1].env.is_none());
     let volumes = spec.volumes.unwrap();
     assert_eq!((volumes[0].name.as_ref(), volumes[0].source.as_deref()), ("v", Some("secret")));
@@ -65,6 +66,14 @@ fn names_the_first_field_of_the_wrong_shape() {
         ),
         (json!({"spec": {"os": "linux"}}), "spec.os is not an object"),
         (
+            json!({"spec": {"containers": [{"name": "a", "env": {"A": "1"}}]}}),
+            "spec.containers[0].env is not a list",
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a", "volumeMounts": "/v"}]}}),
+            "spec.containers[0].volumeMounts is not a list",
+        ),
+        (
             json!({"spec": {"containers": [{"name": "a", "securityContext": {"capabilities": {"drop": ["KILL", 1]}}}]}}),
             "spec.containers[0].securityContext.capabilities.drop[1] is not a string",
         ),
@@ -80,6 +89,18 @@ fn names_the_first_field_of_the_wrong_shape() {
     for (object, message) in cases {
         assert_eq!(skeleton(object.clone()).malformed.as_deref(), Some(message), "{object}");
     }
+}
+
+#[test]
+fn a_kept_list_names_its_first_item_of_another_shape() {
+    let pod =
+        skeleton(json!({"spec": {"containers": [{"name": "a", "env": [{"name": "A"}, {"value": "1"}, 5]}]}}));
+    assert_eq!(pod.malformed, None, "the items are not read with the Pod");
+    let env = pod.spec.unwrap().containers.unwrap()[0].env.unwrap();
+    assert_eq!(
+        env.keys("name", "spec.containers[0].env"),
+        Err("spec.containers[0].env[1].name is missing or not a string".into())
+    );
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn pod() -> crate::skeleton::PodSkeleton<'static> {
 fn checked_after(change: impl for<'p> FnOnce(&'p Plan<'static>, &mut Vec<Add<'p>>)) -> Result<(), String> {
     let plan = plan();
     let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
+    let view = PodView::read(&pod, true).ok().unwrap();
     let mut ops = operations(&plan, &view);
     change(&plan, &mut ops);
     verify(&view, &plan, &ops)
@@ -64,7 +64,7 @@ fn checked_after(change: impl for<'p> FnOnce(&'p Plan<'static>, &mut Vec<Add<'p>
 fn the_patch_that_operations_writes_passes_its_check_and_says_what_the_plan_says() {
     let plan = plan();
     let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
+    let view = PodView::read(&pod, true).ok().unwrap();
     let ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
     let written: Value = serde_json::from_slice(&to_json(&ops)).unwrap();
@@ -107,7 +107,7 @@ fn a_label_key_with_a_slash_and_a_tilde_is_read_back_as_the_plan_wrote_it() {
     let mut plan = plan();
     plan.labels = vec![("example.com/a~b", Cow::Borrowed("on"))];
     let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
+    let view = PodView::read(&pod, true).ok().unwrap();
     let mut ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
     // Escaped twice, the path names another key: the one a patch's reader would set.
@@ -124,7 +124,7 @@ fn init_containers_out_of_order_fail_the_check() {
     let pod = crate::skeleton::skeleton(json!({
         "spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "app"}]}
     }));
-    let view = PodView::read(&pod).ok().unwrap();
+    let view = PodView::read(&pod, true).ok().unwrap();
     let mut ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
     ops.swap(0, 1);
@@ -148,7 +148,7 @@ fn an_env_var_for_a_container_the_pod_lacks_fails_to_apply() {
         ..Plan::default()
     };
     let pod = pod();
-    let view = PodView::read(&pod).ok().unwrap();
+    let view = PodView::read(&pod, true).ok().unwrap();
     let mut ops = operations(&plan, &view);
     verify(&view, &plan, &ops).unwrap();
     assert_eq!(ops[0].path, "/spec/containers/0/env");
